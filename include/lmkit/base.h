@@ -1,0 +1,102 @@
+/* lmkit base: status codes, errors, memory, files, RNG, timers.
+ *
+ * Every library function that can fail returns lm_status. On failure the
+ * message (with file / field / value context) is kept per thread and read
+ * with lm_last_error(). The library never prints and never exits. */
+#ifndef LMKIT_BASE_H
+#define LMKIT_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum {
+    LM_OK = 0,
+    LM_ERR_IO,        /* open/read/write/rename failed */
+    LM_ERR_FORMAT,    /* file contents malformed or truncated */
+    LM_ERR_ARG,       /* bad argument / configuration value */
+    LM_ERR_NOMEM,     /* allocation failed */
+    LM_ERR_UNSUPPORTED,
+    LM_ERR_RANGE      /* value out of range (e.g. prompt longer than context) */
+} lm_status;
+
+/* Sets the thread's error message (printf-style) and returns `code`,
+ * so callers can write `return lm_error(LM_ERR_IO, "...", ...)`. */
+lm_status lm_error(lm_status code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+const char *lm_last_error(void);
+const char *lm_status_name(lm_status s);
+
+/* Propagate a failing status unchanged. */
+#define LM_TRY(expr)                         \
+    do {                                     \
+        lm_status lm_try_s_ = (expr);        \
+        if (lm_try_s_ != LM_OK) return lm_try_s_; \
+    } while (0)
+
+/* ---- memory ---- */
+/* 64-byte aligned, zeroed. Caller frees with lm_free. NULL on failure
+ * (and the error message is set). */
+void *lm_alloc(size_t bytes);
+void lm_free(void *p);
+
+/* ---- files ---- */
+/* Reads a whole file into a malloc'd, NUL-terminated buffer. Caller frees
+ * *out with free(). */
+lm_status lm_read_file(const char *path, char **out, size_t *len);
+
+/* A read-only memory map of a whole file. */
+typedef struct {
+    void *data;
+    size_t size;
+} lm_mmap;
+lm_status lm_mmap_open(const char *path, lm_mmap *m);
+void lm_mmap_close(lm_mmap *m);
+
+/* Atomic file write: data goes to "<path>.tmp.<pid>", is fsynced, then
+ * renamed over path, so a crash leaves either the old file or the new one. */
+typedef struct {
+    FILE *f;
+    char *path;
+    char *tmp_path;
+} lm_atomic_file;
+lm_status lm_atomic_open(lm_atomic_file *af, const char *path);
+lm_status lm_atomic_write(lm_atomic_file *af, const void *data, size_t n);
+lm_status lm_atomic_commit(lm_atomic_file *af); /* fsync + rename; closes */
+void lm_atomic_abort(lm_atomic_file *af);       /* removes the temp file */
+/* Convenience: write a whole buffer atomically. */
+lm_status lm_write_file_atomic(const char *path, const void *data, size_t n);
+/* fsync a directory so a rename inside it is durable. */
+lm_status lm_fsync_dir(const char *dir);
+lm_status lm_mkdir_p(const char *dir);
+int lm_file_exists(const char *path);
+/* Joins dir and name into a malloc'd string. */
+char *lm_path_join(const char *dir, const char *name);
+
+/* ---- random numbers ----
+ * Counter-based: the stream is a pure function of (seed, stream id), so
+ * training randomness can be derived from (seed, step, rank) and resume
+ * reproduces exactly. */
+typedef struct {
+    uint64_t state;
+} lm_rng;
+void lm_rng_seed(lm_rng *r, uint64_t seed, uint64_t stream);
+uint64_t lm_rng_u64(lm_rng *r);
+uint32_t lm_rng_below(lm_rng *r, uint32_t n); /* uniform in [0, n) */
+float lm_rng_uniform(lm_rng *r);              /* uniform in [0, 1) */
+float lm_rng_normal(lm_rng *r);               /* standard normal */
+
+/* ---- time ---- */
+double lm_now_seconds(void); /* monotonic */
+
+/* ---- threads ---- */
+void lm_set_threads(int n); /* <= 0: all cores */
+int lm_get_threads(void);
+
+/* ---- half precision conversion ---- */
+float lm_f16_to_f32(uint16_t h);
+uint16_t lm_f32_to_f16(float f);
+float lm_bf16_to_f32(uint16_t h);
+uint16_t lm_f32_to_bf16(float f); /* round to nearest even */
+
+#endif

@@ -1,0 +1,127 @@
+/* lmkit kernels: math on raw fp32 buffers, forward and backward.
+ *
+ * Conventions (shared by every kernel here):
+ * - Row-major. A "linear" weight is [out, in] like PyTorch's nn.Linear.
+ * - Backward kernels ACCUMULATE (+=) into gradient buffers, so gradient
+ *   accumulation over micro-batches and shared (tied) weights just work.
+ *   Callers zero gradients once per optimizer step.
+ * - Kernels never allocate; scratch memory is passed in.
+ * - Each kernel has a plain scalar reference (suffix _ref) that the fast
+ *   path is tested against on odd shapes. The public name dispatches on
+ *   the CPU's features at run time.
+ * - Multi-threaded with OpenMP; thread count from lm_set_threads(). */
+#ifndef LMKIT_KERNELS_H
+#define LMKIT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- CPU features, detected once at first use ---- */
+typedef struct {
+    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512_vnni, avx512_bf16, avx_vnni;
+} lm_cpu_features;
+const lm_cpu_features *lm_cpu(void);
+/* For tests: force the scalar path (1) or allow SIMD (0). */
+void lm_kernels_force_scalar(int on);
+
+/* ---- GEMM ----
+ * C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major, with op = transpose
+ * when trans_* is set. Leading dimensions are those of the stored matrices. */
+void lm_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+
+/* out[N,OC] = inp[N,IC] @ weight[OC,IC]^T + bias[OC] (bias may be NULL). */
+void lm_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                       int IC, int OC);
+/* dinp += dout @ weight; dweight += dout^T @ inp; dbias += sum_rows(dout).
+ * Any of dinp / dweight / dbias may be NULL to skip it. */
+void lm_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                        const float *weight, int N, int IC, int OC);
+
+/* ---- embeddings ----
+ * out[n, :] = wte[ids[n], :] + (wpe ? wpe[pos[n], :] : 0). */
+void lm_embedding_forward(float *out, const int32_t *ids, const int32_t *pos, const float *wte,
+                          const float *wpe, int N, int C);
+/* dwte[ids[n]] += dout[n]; dwpe[pos[n]] += dout[n] (dwpe may be NULL). */
+void lm_embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *ids,
+                           const int32_t *pos, int N, int C);
+
+/* ---- normalization ----
+ * LayerNorm over the last dim C with affine weight/bias; mean and rstd
+ * ([N] each) are saved for backward. */
+void lm_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                          const float *bias, int N, int C, float eps);
+void lm_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                           const float *inp, const float *weight, const float *mean,
+                           const float *rstd, int N, int C);
+/* RMSNorm: out = inp * rsqrt(mean(inp^2) + eps) * weight; rstd saved. */
+void lm_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C,
+                        float eps);
+void lm_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                         const float *weight, const float *rstd, int N, int C);
+
+/* ---- activations (elementwise over n values) ----
+ * GELU with the tanh approximation ("gelu_new", GPT-2) or exact erf (BERT). */
+void lm_gelu_tanh_forward(float *out, const float *inp, size_t n);
+void lm_gelu_tanh_backward(float *dinp, const float *inp, const float *dout, size_t n);
+void lm_gelu_erf_forward(float *out, const float *inp, size_t n);
+void lm_gelu_erf_backward(float *dinp, const float *inp, const float *dout, size_t n);
+/* SwiGLU: out = silu(gate) * up. */
+void lm_swiglu_forward(float *out, const float *gate, const float *up, size_t n);
+void lm_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                        const float *up, size_t n);
+
+/* out[i] = a[i] + b[i] */
+void lm_add(float *out, const float *a, const float *b, size_t n);
+/* acc[i] += x[i] */
+void lm_accumulate(float *acc, const float *x, size_t n);
+
+/* ---- attention ----
+ * Fused causal multi-head attention (tiled, online softmax): memory O(T).
+ * q: [B, T, q_stride] where head h of position t starts at q + (b*T+t)*q_stride + h*HS;
+ * k, v likewise with kv_stride and NKV heads (grouped-query when NKV < NH:
+ * query head h reads kv head h / (NH/NKV)).
+ * out: [B, T, NH*HS]; lse: [B, NH, T] log-sum-exp of the scaled scores,
+ * saved for backward. scale is usually 1/sqrt(HS).
+ * window > 0 limits each query to the last `window` keys (sliding window);
+ * causal = 0 gives bidirectional attention (BERT) with an optional key mask
+ * key_valid[B, T] (nonzero = attend), NULL meaning all valid. */
+typedef struct {
+    int B, T, NH, NKV, HS;
+    int q_stride, kv_stride;
+    float scale;
+    int causal;
+    int window;
+    const uint8_t *key_valid;
+} lm_attention_shape;
+void lm_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                          const lm_attention_shape *s);
+/* dq, dk, dv (same layouts/strides as q, k, v) are ACCUMULATED. scratch
+ * must hold lm_attention_backward_scratch(s) floats. */
+size_t lm_attention_backward_scratch(const lm_attention_shape *s);
+void lm_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *out, const float *lse,
+                           const lm_attention_shape *s, float *scratch);
+
+/* ---- loss ----
+ * Softmax cross-entropy over rows of logits [N, V] with targets [N]
+ * (target < 0 means "ignore this row", like PyTorch's ignore_index=-100).
+ * losses[n] receives each row's loss (0 for ignored rows). Returns the
+ * number of counted rows. If dlogits is non-NULL it is OVERWRITTEN with
+ * d(mean loss)/d(logits) scaled by grad_scale, i.e.
+ * (softmax - onehot) * grad_scale for counted rows and 0 for ignored ones;
+ * dlogits may alias logits. */
+int lm_cross_entropy_forward_backward(float *losses, float *dlogits, const float *logits,
+                                      const int32_t *targets, int N, int V, float grad_scale);
+
+/* ---- optimizer ----
+ * One AdamW step on n parameters (PyTorch semantics: decoupled weight decay
+ * p -= lr*wd*p, bias-corrected moments, eps added after sqrt). `step` is
+ * 1-based. */
+void lm_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                     float beta1, float beta2, float eps, float weight_decay, int step);
+/* Sum of squares of n values (for global-norm clipping), in double. */
+double lm_sum_squares(const float *x, size_t n);
+void lm_scale(float *x, float s, size_t n);
+
+#endif

@@ -1,0 +1,32 @@
+/* lmkit: one command, one subcommand per stage of a model's life. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} lm_command;
+
+static const lm_command lm_commands[] = {
+    {NULL, NULL, NULL},
+};
+
+static void lm_usage(FILE *out) {
+    fprintf(out, "usage: lmkit <command> [options]\n\ncommands:\n");
+    for (const lm_command *c = lm_commands; c->name; c++) fprintf(out, "  %-16s %s\n", c->name, c->summary);
+    fprintf(out, "\nRun 'lmkit <command> --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        lm_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (const lm_command *c = lm_commands; c->name; c++)
+        if (!strcmp(c->name, argv[1])) return c->run(argc - 1, argv + 1);
+    fprintf(stderr, "lmkit: error: unknown command '%s' (see lmkit --help)\n", argv[1]);
+    return 2;
+}
