@@ -12,6 +12,7 @@ Why: the C decoder (RMSNorm, SwiGLU, GQA, rotate-half RoPE incl. llama3 scaling,
 attention, q/k/v biases, untied/tied LM head, KV cache) must match transformers token-for-token.
 All use attn_implementation="eager". Format: tests/golden/llama_tiny/README.md.
 """
+import copy
 import os
 
 import torch
@@ -21,7 +22,7 @@ from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralF
 
 import golden_util as gu
 
-STD = 0.1
+STD = 0.1  # 0.08 gave a top-2 logit gap of only 8e-4 in mistral's greedy decode
 B, T = 2, 20
 PROMPT_LEN, NEW = 6, 12
 COMMON = dict(vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
@@ -109,14 +110,14 @@ def main():
 
         if name == "mistral_tiny":
             rows = attention_window_rows(model, ids)
-            model.config.sliding_window = 10 ** 6
-            big = mcls(model.config).float()
+            big_cfg = copy.deepcopy(model.config)
+            big_cfg.sliding_window = 10 ** 6
+            big = mcls(big_cfg).float()
             big.set_attn_implementation("eager")
             big.load_state_dict(model.state_dict())
             big.eval()
             with torch.no_grad():
                 l_big = big(input_ids=ids).logits
-            model.config.sliding_window = 8
             rows_big = attention_window_rows(big, ids)
             d_early = (l_big[:, :8] - logits[:, :8]).abs().max().item()
             d_late = (l_big[:, 8:] - logits[:, 8:]).abs().max().item()
