@@ -155,7 +155,7 @@ def main():
         json.dump(meta, f, indent=1)
 
     # Greedy generation (reload from disk to prove the saved checkpoint is what is tested).
-    gen_model = GPT2LMHeadModel.from_pretrained(os.path.join(OUT, "model"), torch_dtype=torch.float32)
+    gen_model = GPT2LMHeadModel.from_pretrained(os.path.join(OUT, "model"), dtype=torch.float32)
     gen_model.eval()
     gp = torch.Generator().manual_seed(100)  # chosen: smallest top-2 logit gap 0.02
     prompt = torch.randint(0, cfg.vocab_size, (1, 5), generator=gp)

@@ -143,7 +143,7 @@ def main():
             meta["max_abs_logit_diff_vs_default_rope"] = d
 
         # reload from disk with the default (sdpa) attention: same logits?
-        re = mcls.from_pretrained(mdir, torch_dtype=torch.float32).eval()
+        re = mcls.from_pretrained(mdir, dtype=torch.float32).eval()
         with torch.no_grad():
             d_re = (re(input_ids=ids).logits - logits).abs().max().item()
         meta["reload_attn_implementation"] = re.config._attn_implementation
