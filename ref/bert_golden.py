@@ -73,7 +73,7 @@ def build(cls, outdir, seed, extra_cfg):
 
 def check_sdpa_and_reload(cls, outdir, ids, tt, mask, ref_logits, valid_rows_mask):
     m2 = cls.from_pretrained(os.path.join(outdir, "model"), attn_implementation="sdpa",
-                             torch_dtype=torch.float32).eval()
+                             dtype=torch.float32).eval()
     with torch.no_grad():
         l2 = m2(input_ids=ids, token_type_ids=tt, attention_mask=mask).logits
     diff = (l2 - ref_logits)[valid_rows_mask].abs().max().item()
