@@ -16,6 +16,10 @@
 #define LM_QMATMUL_GEMM_MIN_N 16
 /* Floats of dequantized weights per SGEMM tile (8 MiB). */
 #define LM_QMATMUL_TILE_FLOATS (2u << 20)
+/* Multiply-adds below which a matmul stays on one thread: waking a team
+ * costs more than it saves, and badly so on a loaded machine where
+ * spinning workers fight for the cores. */
+#define LM_PARALLEL_MIN_WORK (1 << 18)
 
 typedef struct {
     lm_qtype t;
@@ -163,7 +167,7 @@ static lm_status check_k(lm_qtype t, int64_t k) {
 lm_status lm_quantize(lm_qtype t, const float *src, void *dst, int64_t n, int64_t k) {
     LM_TRY(check_k(t, k));
     size_t rb = lm_qtype_row_bytes(t, k);
-#pragma omp parallel for num_threads(lm_get_threads()) schedule(dynamic, 16)
+#pragma omp parallel for num_threads(lm_get_threads()) schedule(dynamic, 16) if (n * k >= LM_PARALLEL_MIN_WORK)
     for (int64_t r = 0; r < n; r++) quantize_row(t, src + r * k, (char *)dst + (size_t)r * rb, (int)k);
     return LM_OK;
 }
@@ -171,7 +175,7 @@ lm_status lm_quantize(lm_qtype t, const float *src, void *dst, int64_t n, int64_
 lm_status lm_dequantize(lm_qtype t, const void *src, float *dst, int64_t n, int64_t k) {
     LM_TRY(check_k(t, k));
     size_t rb = lm_qtype_row_bytes(t, k);
-#pragma omp parallel for num_threads(lm_get_threads()) schedule(static)
+#pragma omp parallel for num_threads(lm_get_threads()) schedule(static) if (n * k >= LM_PARALLEL_MIN_WORK)
     for (int64_t r = 0; r < n; r++) lm_dequantize_row(t, (const char *)src + (size_t)r * rb, dst + r * k, (int)k);
     return LM_OK;
 }
@@ -212,7 +216,7 @@ static void qmatmul_gemm(float *y, const void *W, lm_qtype t, int rows, int K, c
     int tr = tile_rows(K);
     for (int r0 = 0; r0 < rows; r0 += tr) {
         int nr = rows - r0 < tr ? rows - r0 : tr;
-#pragma omp parallel for num_threads(lm_get_threads()) schedule(static)
+#pragma omp parallel for num_threads(lm_get_threads()) schedule(static) if ((long)nr * K >= LM_PARALLEL_MIN_WORK)
         for (int r = 0; r < nr; r++) lm_dequantize_row(t, (const char *)W + (size_t)(r0 + r) * rb, tile + (size_t)r * K, K);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nr, K, 1.f, x, K, tile, K, 0.f, y + r0, rows);
     }
@@ -227,7 +231,7 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
     size_t rb = lm_qtype_row_bytes(t, K);
     lm_fdot_fn fdot = fdot_for(t, isa);
     if (fdot) {
-#pragma omp parallel for num_threads(lm_get_threads()) schedule(static)
+#pragma omp parallel for num_threads(lm_get_threads()) schedule(static) if ((long)rows * K * n >= LM_PARALLEL_MIN_WORK)
         for (int r = 0; r < rows; r++)
             for (int j = 0; j < n; j++) y[(size_t)j * rows + r] = fdot((const char *)W + (size_t)r * rb, x + (size_t)j * K, K);
         return;
@@ -237,7 +241,7 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
     for (int j = 0; j < n; j++) quantize_row(vt, x + (size_t)j * K, (char *)scratch + (size_t)j * xb, K);
     lm_qdot_fn qdot = qdot_for(t, isa);
     int nb = K / lm_qtype_block_elems(t);
-#pragma omp parallel for num_threads(lm_get_threads()) schedule(static)
+#pragma omp parallel for num_threads(lm_get_threads()) schedule(static) if ((long)rows * K * n >= LM_PARALLEL_MIN_WORK)
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < n; j++)
             y[(size_t)j * rows + r] = qdot((const char *)W + (size_t)r * rb, (const char *)scratch + (size_t)j * xb, nb);
