@@ -148,7 +148,7 @@ static void test_stories_gguf(void) {
     char *p = memmem(buf, n, "blk.3.ffn_up.weight", 19);
     CHECK(p != NULL);
     if (p) {
-        p[4] = '3';
+        p[4] = 'X';
         FILE *o = fopen(tmp("bad.gguf"), "wb");
         fwrite(buf, 1, n, o);
         fclose(o);
