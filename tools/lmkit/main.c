@@ -11,6 +11,11 @@ typedef struct {
 } lm_command;
 
 static const lm_command lm_commands[] = {
+    {"prepare", lm_cmd_prepare, "tokenize text files into train/val token shards"},
+    {"train", lm_cmd_train, "pretrain a GPT-2 from token shards (or --resume a run)"},
+    {"eval", lm_cmd_eval, "perplexity of a model over a text file"},
+    {"generate", lm_cmd_generate, "continue a prompt, streaming tokens"},
+    {"bench", lm_cmd_bench, "performance benchmarks (train)"},
     {NULL, NULL, NULL},
 };
 
