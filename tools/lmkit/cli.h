@@ -1,0 +1,10 @@
+/* One entry point per subcommand (tools/lmkit/cmd_<name>.c). */
+#ifndef LMKIT_CLI_H
+#define LMKIT_CLI_H
+
+int lm_cmd_quantize(int argc, char **argv);
+int lm_cmd_convert(int argc, char **argv);
+int lm_cmd_init(int argc, char **argv);
+int lm_cmd_bench(int argc, char **argv);
+
+#endif

@@ -11,6 +11,10 @@ typedef struct {
 } lm_command;
 
 static const lm_command lm_commands[] = {
+    {"bench", lm_cmd_bench, "benchmarks: bench generate (prefill/decode tok/s)"},
+    {"convert", lm_cmd_convert, "convert a LLaMA model (llama2.c .bin, GGUF) to GGUF"},
+    {"init", lm_cmd_init, "write a randomly initialized model of a preset shape"},
+    {"quantize", lm_cmd_quantize, "quantize a LLaMA model to GGUF q8_0/q4_0/q4_k/q6_k"},
     {NULL, NULL, NULL},
 };
 
