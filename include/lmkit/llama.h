@@ -78,6 +78,12 @@ lm_status lm_llama_config_check(const lm_llama_config *c);
 lm_status lm_llama_save_gguf(const lm_llama_model *m, const char *path, int type, char *const *vocab,
                              const float *scores, int n_vocab);
 
+/* Named configurations: "stories260K-shape", "1B" (TinyLlama-1.1B shape),
+ * "7B" (LLaMA-2-7B shape). */
+lm_status lm_llama_preset(const char *name, lm_llama_config *c);
+/* A model with F32 weights drawn from N(0, 0.02) (norms 1), owned by m. */
+lm_status lm_llama_init_random(const lm_llama_config *c, uint64_t seed, lm_llama_model *m);
+
 /* llama2.c tokenizer.bin: vocab_size pieces with scores. */
 typedef struct {
     int n, max_token_length;

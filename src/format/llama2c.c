@@ -47,7 +47,8 @@ lm_status lm_llama_parse_llama2c(const void *data, size_t size, lm_llama_model *
         if (size < 28) return lm_error(LM_ERR_FORMAT, "llama2.c: header truncated (%zu of 28 bytes)", size);
         memcpy(h, base, sizeof h);
         shared = h[5] > 0;
-        if (h[5] < 0) h[5] = -h[5];
+        /* INT32_MIN has no positive counterpart; leave it for the range check. */
+        if (h[5] < 0 && h[5] != INT32_MIN) h[5] = -h[5];
         off = 28;
     }
     static const char *names[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};

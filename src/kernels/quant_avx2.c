@@ -15,13 +15,6 @@ AVX2_TARGET static inline float hsum_ps(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-AVX2_TARGET static inline int hsum_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
-
 /* Signed bytes a·b summed in pairs of 4 to int32 lanes. */
 AVX2_TARGET static inline __m256i dot_i8(__m256i a, __m256i b) {
     __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));

@@ -176,6 +176,13 @@ static void test_corrupt(const char *path) {
     CHECK(lm_llama_parse_llama2c(buf, n, &m) == LM_ERR_FORMAT);
     CHECK_MSG(strstr(lm_last_error(), "n_heads") != NULL, "%s", lm_last_error());
     lm_llama_free(&m);
+    int32_t vmin = INT32_MIN; /* found by fuzz_llama2c: negating it overflowed */
+    memcpy(buf + 12, &(int32_t){8}, 4);
+    memcpy(buf + 20, &vmin, 4);
+    CHECK(lm_llama_parse_llama2c(buf, n, &m) == LM_ERR_FORMAT);
+    CHECK_MSG(strstr(lm_last_error(), "vocab_size") != NULL, "%s", lm_last_error());
+    lm_llama_free(&m);
+    memcpy(buf + 20, &(int32_t){512}, 4);
     int32_t seven = 7;
     memcpy(buf + 12, &seven, 4); /* dim 64 not divisible by 7 */
     CHECK(lm_llama_parse_llama2c(buf, n, &m) == LM_ERR_FORMAT);

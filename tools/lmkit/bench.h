@@ -3,5 +3,6 @@
 #define LMKIT_BENCH_H
 
 int lm_bench_train(int argc, char **argv);
+int lm_bench_generate(int argc, char **argv);
 
 #endif

@@ -7,5 +7,8 @@ int lm_cmd_train(int argc, char **argv);
 int lm_cmd_eval(int argc, char **argv);
 int lm_cmd_generate(int argc, char **argv);
 int lm_cmd_bench(int argc, char **argv);
+int lm_cmd_quantize(int argc, char **argv);
+int lm_cmd_convert(int argc, char **argv);
+int lm_cmd_init(int argc, char **argv);
 
 #endif
