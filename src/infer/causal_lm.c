@@ -45,6 +45,8 @@ lm_status lm_causal_lm_open(const char *path, const char *tokenizer, lm_causal_l
     memset(lm, 0, sizeof *lm);
     lm_status s;
     char model_type[64] = "";
+    if (!lm_file_exists(path))
+        return lm_error(LM_ERR_IO, "%s: no such model (expected a directory with config.json, a .gguf or a llama2.c .bin)", path);
     int dir = lm_is_dir(path);
     if (dir) lm_dir_model_type(path, model_type, sizeof model_type);
     if (dir && (!strcmp(model_type, "gpt2") || !model_type[0])) {

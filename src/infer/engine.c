@@ -109,6 +109,8 @@ lm_status lm_engine_new(const lm_llama_model *m, const lm_engine_opts *opts, lm_
 void lm_engine_reset(lm_engine *e, int seq) {
     if (seq >= 0 && seq < e->o.max_seqs) e->len[seq] = 0;
 }
+int lm_engine_ctx_len(const lm_engine *e) { return e->o.ctx_len; }
+int lm_engine_vocab_size(const lm_engine *e) { return e->m->cfg.vocab_size; }
 int lm_engine_seq_len(const lm_engine *e, int seq) { return seq >= 0 && seq < e->o.max_seqs ? e->len[seq] : 0; }
 
 static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
