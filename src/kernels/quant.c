@@ -201,13 +201,21 @@ static int tile_rows(int K) {
 }
 
 size_t lm_qmatmul_scratch(lm_qtype t, int n, int K) {
-    if (n >= LM_QMATMUL_GEMM_MIN_N) return t == LM_QT_F32 ? 0 : (size_t)tile_rows(K) * K * sizeof(float);
+    if (n >= LM_QMATMUL_GEMM_MIN_N) {
+        if (t == LM_QT_F32) return 0;
+        size_t tile = (size_t)tile_rows(K) * K * sizeof(float), q = lm_qgemm_supported(t) ? lm_qgemm_scratch(n, K) : 0;
+        return tile > q ? tile : q;
+    }
     lm_qtype vt = lm_qtype_vec_type(t);
     return vt == LM_QT_F32 ? 0 : (size_t)n * lm_qtype_row_bytes(vt, K);
 }
 
 static void qmatmul_gemm(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n,
                          float *tile) {
+    if (lm_quant_isa() == LM_ISA_AVX512 && lm_qgemm_supported(t)) {
+        lm_qgemm_avx512(y, W, t, rows, K, x, n, tile);
+        return;
+    }
     if (t == LM_QT_F32) {
         lm_sgemm(0, 1, n, rows, K, 1.f, x, K, W, K, 0.f, y, rows);
         return;
