@@ -136,6 +136,7 @@ typedef struct {
     lm_shard train, val;
     lm_metrics metrics;
     long start_step;
+    char *resumed_data_dir; /* strdup'd by lm_checkpoint_read_state */
 } lm_trainer;
 
 static lm_status lm_trainer_setup(lm_trainer *tr, const lm_train_options *opts) {
@@ -145,6 +146,7 @@ static lm_status lm_trainer_setup(lm_trainer *tr, const lm_train_options *opts) 
         /* The run's own options win, except the step budget. */
         lm_train_options stored = *opts;
         LM_TRY(lm_checkpoint_read_state(opts->out_dir, &stored, &tr->start_step, &ckpt_dir));
+        if (stored.data_dir != opts->data_dir) tr->resumed_data_dir = (char *)stored.data_dir;
         stored.out_dir = opts->out_dir;
         stored.resume = 1;
         if (opts->steps > 0 && opts->steps != stored.steps) {
@@ -199,6 +201,7 @@ static void lm_trainer_teardown(lm_trainer *tr) {
     lm_gpt2_free(tr->model);
     lm_shard_close(&tr->train);
     lm_shard_close(&tr->val);
+    free(tr->resumed_data_dir);
 }
 
 lm_status lm_train_run(const lm_train_options *opts, lm_train_callback cb, void *user) {
