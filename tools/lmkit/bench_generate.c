@@ -22,13 +22,22 @@ static double proc_status_mib(const char *key) {
 
 int lm_bench_generate(int argc, char **argv) {
     const char *model = NULL;
-    int pp = 512, tg = 128, threads = 0, par = 1;
+    int pp = 512, tg = 128, threads = 0, par = 1, kv_f16 = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(argv[i], "--prompt-tokens") && i + 1 < argc) pp = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--gen-tokens") && i + 1 < argc) tg = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--parallel") && i + 1 < argc) par = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--kv") && i + 1 < argc) {
+            /* F16 by default, as llama.cpp's cache, so the two read the same bytes. */
+            const char *k = argv[++i];
+            if (strcmp(k, "f16") && strcmp(k, "f32")) {
+                fprintf(stderr, "lmkit: error: --kv '%s': expected f16 or f32\n", k);
+                return 2;
+            }
+            kv_f16 = !strcmp(k, "f16");
+        }
         else {
             fprintf(stderr, "lmkit: error: unknown option '%s' for bench generate\n", argv[i]);
             return 2;
@@ -44,7 +53,7 @@ int lm_bench_generate(int argc, char **argv) {
         fprintf(stderr, "lmkit: error: %s\n", lm_last_error());
         return 1;
     }
-    lm_engine_opts o = {.max_seqs = par, .ctx_len = pp + tg, .max_batch = 512};
+    lm_engine_opts o = {.max_seqs = par, .ctx_len = pp + tg, .max_batch = 512, .kv_f16 = kv_f16};
     lm_engine *e;
     if (pp + tg > m.cfg.max_seq_len || lm_engine_new(&m, &o, &e) != LM_OK) {
         fprintf(stderr, "lmkit: error: %s\n", pp + tg > m.cfg.max_seq_len ? "prompt + gen tokens exceed the model's context" : lm_last_error());
@@ -81,7 +90,7 @@ int lm_bench_generate(int argc, char **argv) {
         printf("prefill: %d x %d tokens in %.3f s = %.1f tok/s\n", par, pp, t_pp, par * pp / t_pp);
         printf("decode:  %d x %d tokens in %.3f s = %.1f tok/s (%.1f steps/s, %.1f GB/s of weights)\n", par, tg, t_tg,
                par * tg / t_tg, tg / t_tg, gb * tg / t_tg);
-        printf("memory: resident %.0f MiB now, peak %.0f MiB (KV cache %.0f MiB)\n", proc_status_mib("VmRSS"), proc_status_mib("VmHWM"),
+        printf("memory: resident %.0f MiB now, peak %.0f MiB (KV cache %s %.0f MiB)\n", proc_status_mib("VmRSS"), proc_status_mib("VmHWM"), kv_f16 ? "f16" : "f32",
                (double)lm_engine_kv_bytes(e) / (1 << 20));
     }
     free(want);
