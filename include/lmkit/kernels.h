@@ -83,9 +83,12 @@ void lm_accumulate(float *acc, const float *x, size_t n);
  * query head h reads kv head h / (NH/NKV)).
  * out: [B, T, NH*HS]; lse: [B, NH, T] log-sum-exp of the scaled scores,
  * saved for backward. scale is usually 1/sqrt(HS).
- * window > 0 limits each query to the last `window` keys (sliding window);
+ * window > 0 limits each query to the last `window` keys (sliding window;
+ * query i sees keys j with |i - j| < window, so i-window < j <= i when causal);
  * causal = 0 gives bidirectional attention (BERT) with an optional key mask
- * key_valid[B, T] (nonzero = attend), NULL meaning all valid. */
+ * key_valid[B, T] (nonzero = attend), NULL meaning all valid (the mask is
+ * honoured when causal, too). A query with no key to attend to gets out = 0
+ * and lse = -inf. */
 typedef struct {
     int B, T, NH, NKV, HS;
     int q_stride, kv_stride;

@@ -1,0 +1,107 @@
+/* lmkit training: token shards, learning-rate schedule, AdamW with global
+ * norm clipping, and the pretraining loop (eval, checkpoints, resume). */
+#ifndef LMKIT_TRAIN_H
+#define LMKIT_TRAIN_H
+
+#include "lmkit/base.h"
+#include "lmkit/model.h"
+
+/* ---- token shards ----
+ * A shard file is a 32-byte little-endian header followed by the tokens:
+ *   u32 magic 0x544B4D4C ("LMKT"), u32 version (1), u32 token width in bytes
+ *   (2 or 4), u32 vocab size, u64 token count, u64 reserved (0).
+ * Tokens are unsigned, width bytes each. `lmkit prepare` writes train.bin
+ * and val.bin plus meta.json and tokenizer.json into one directory. */
+#define LM_SHARD_MAGIC 0x544B4D4Cu
+#define LM_SHARD_VERSION 1u
+#define LM_SHARD_HEADER_BYTES 32
+
+typedef struct {
+    lm_mmap map;
+    const uint8_t *tokens;
+    int width;
+    int vocab_size;
+    uint64_t n_tokens;
+} lm_shard;
+
+/* Writes tokens atomically; width 2 when vocab_size <= 65536, else 4. */
+lm_status lm_shard_write(const char *path, const int32_t *tokens, uint64_t n, int vocab_size);
+/* Maps and validates a shard (header fields, size, every token < vocab). */
+lm_status lm_shard_open(const char *path, lm_shard *s);
+void lm_shard_close(lm_shard *s);
+static inline int32_t lm_shard_token(const lm_shard *s, uint64_t i) {
+    if (s->width == 2) return (int32_t)(s->tokens[2 * i] | (s->tokens[2 * i + 1] << 8));
+    const uint8_t *p = s->tokens + 4 * i;
+    return (int32_t)((uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24));
+}
+
+/* ---- schedule ----
+ * Linear warmup from max_lr/warmup to max_lr over `warmup` steps, then a
+ * cosine decay to min_lr at step `total`, min_lr afterwards. Step is
+ * 0-based. */
+typedef struct {
+    float max_lr, min_lr;
+    long warmup, total;
+} lm_lr_schedule;
+float lm_lr_at(const lm_lr_schedule *s, long step);
+
+/* ---- AdamW ---- */
+typedef struct {
+    float beta1, beta2, eps, weight_decay;
+    float *m, *v; /* flat, like the parameters */
+    size_t n;
+    long t; /* number of updates applied so far */
+} lm_adamw;
+
+lm_status lm_adamw_init(lm_adamw *opt, size_t n_params, float beta1, float beta2, float eps, float weight_decay);
+void lm_adamw_free(lm_adamw *opt);
+/* One update over every tensor of the table; weight decay only where the
+ * table marks it (matrices and embeddings, not biases or norms). */
+void lm_adamw_step(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr);
+/* Global L2 norm of the gradients; if above max_norm (> 0) they are scaled
+ * by max_norm / (norm + 1e-6), as torch.nn.utils.clip_grad_norm_ does.
+ * Returns the norm before clipping. */
+double lm_clip_grad_norm(float *grads, size_t n, float max_norm);
+
+/* ---- the pretraining loop ---- */
+typedef struct {
+    const char *data_dir;  /* from lmkit prepare */
+    const char *out_dir;   /* the run directory (an HF checkpoint dir) */
+    lm_model_config model; /* ignored when resuming */
+    int batch, seq_len, grad_accum;
+    long steps;
+    lm_lr_schedule lr;
+    float weight_decay, beta1, beta2, eps, clip;
+    long eval_every, save_every, log_every;
+    int eval_batches;
+    uint64_t seed;
+    int resume;
+    long stop_at_step; /* > 0: stop after this step (checkpointed); the schedule still spans `steps` */
+} lm_train_options;
+
+void lm_train_options_default(lm_train_options *o);
+
+typedef struct {
+    long step, total_steps;
+    float loss, lr;
+    double grad_norm;
+    double tokens_per_sec;
+    double elapsed_s, eta_s;
+    int has_val;
+    float val_loss;
+    int saved;
+} lm_train_event;
+
+/* Called after every optimizer step (for progress bars / logs). */
+typedef void (*lm_train_callback)(const lm_train_event *ev, void *user);
+
+/* Runs (or, with opts->resume, continues) a training run. On resume the
+ * options stored in the run are used, except `steps`, which may extend it;
+ * data order and RNG streams depend only on (seed, step), so the losses
+ * equal those of an uninterrupted run bit for bit. */
+lm_status lm_train_run(const lm_train_options *opts, lm_train_callback cb, void *user);
+
+/* Mean validation loss over `batches` fixed batches of a shard. */
+lm_status lm_eval_shard_loss(lm_gpt2 *m, const lm_shard *s, int batch, int seq_len, int batches, uint64_t seed, float *loss);
+
+#endif

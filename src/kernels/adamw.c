@@ -1,0 +1,78 @@
+/* AdamW with torch.optim.AdamW semantics, and the helpers for global-norm
+ * gradient clipping. */
+#include "kernels/kernels_ref.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The per-element operations follow torch.optim.AdamW's single-tensor path
+ * (fp32 tensors, Python-float hyperparameters):
+ *   p *= 1 - lr*wd
+ *   m.lerp_(g, 1-b1)            -> m + (1-b1)*(g-m)
+ *   v = v*b2 + (1-b2)*g*g
+ *   denom = sqrt(v) / sqrt(1-b2^t) + eps
+ *   p -= (lr / (1-b1^t)) * m / denom
+ * Scalars are formed in double, like Python floats, then used in fp32. */
+typedef struct {
+    float decay, w1, b2, w2, step_size, bc2_sqrt, eps;
+} adamw_consts;
+
+/* The double a user meant by a float hyperparameter: the shortest decimal
+ * that rounds to it (0.999f -> 0.999). PyTorch forms 1 - beta2 from the
+ * Python float 0.999; from the float 0.99900001 it would be off by 1.3e-5
+ * relative, which shows in v and the update. */
+static double intended(float f) {
+    char buf[32];
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        if (strtof(buf, NULL) == f) return strtod(buf, NULL);
+    }
+    return f;
+}
+
+static adamw_consts adamw_setup(float lr_f, float beta1_f, float beta2_f, float eps, float wd_f, int step) {
+    adamw_consts c;
+    double lr = intended(lr_f), beta1 = intended(beta1_f), beta2 = intended(beta2_f), wd = intended(wd_f);
+    double bc1 = 1.0 - pow(beta1, step), bc2 = 1.0 - pow(beta2, step);
+    c.decay = (float)(1.0 - lr * wd);
+    c.w1 = (float)(1.0 - beta1);
+    c.b2 = beta2_f;
+    c.w2 = (float)(1.0 - beta2);
+    c.step_size = (float)(lr / bc1);
+    c.bc2_sqrt = (float)sqrt(bc2);
+    c.eps = eps;
+    return c;
+}
+
+void lm_adamw_update_ref(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                         float beta1, float beta2, float eps, float weight_decay, int step) {
+    adamw_consts c = adamw_setup(lr, beta1, beta2, eps, weight_decay, step);
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i];
+        float p = param[i] * c.decay;
+        float mi = m[i] + c.w1 * (g - m[i]);
+        float vi = v[i] * c.b2 + c.w2 * g * g;
+        float denom = sqrtf(vi) / c.bc2_sqrt + c.eps;
+        param[i] = p - c.step_size * (mi / denom);
+        m[i] = mi;
+        v[i] = vi;
+    }
+}
+
+double lm_sum_squares_ref(const float *x, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
+void lm_scale_ref(float *x, float s, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+void lm_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                     float beta1, float beta2, float eps, float weight_decay, int step) {
+    lm_adamw_update_ref(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step);
+}
+double lm_sum_squares(const float *x, size_t n) { return lm_sum_squares_ref(x, n); }
+void lm_scale(float *x, float s, size_t n) { lm_scale_ref(x, s, n); }

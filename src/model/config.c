@@ -1,0 +1,104 @@
+/* Model configuration <-> Hugging Face config.json. */
+#include "lmkit/model.h"
+
+#include <jansson.h>
+#include <string.h>
+
+lm_status lm_config_validate(const lm_model_config *c) {
+    if (c->vocab_size < 1 || c->vocab_size > (1 << 24)) return lm_error(LM_ERR_ARG, "config: vocab_size %d out of range [1, 16777216]", c->vocab_size);
+    if (c->n_ctx < 1 || c->n_ctx > (1 << 20)) return lm_error(LM_ERR_ARG, "config: n_positions %d out of range [1, 1048576]", c->n_ctx);
+    if (c->n_layer < 1 || c->n_layer > 1024) return lm_error(LM_ERR_ARG, "config: n_layer %d out of range [1, 1024]", c->n_layer);
+    if (c->n_head < 1) return lm_error(LM_ERR_ARG, "config: n_head %d must be >= 1", c->n_head);
+    if (c->n_embd < 1 || c->n_embd > (1 << 16)) return lm_error(LM_ERR_ARG, "config: n_embd %d out of range [1, 65536]", c->n_embd);
+    if (c->n_embd % c->n_head) return lm_error(LM_ERR_ARG, "config: n_embd %d is not divisible by n_head %d", c->n_embd, c->n_head);
+    if (c->n_inner < 1 || c->n_inner > (1 << 18)) return lm_error(LM_ERR_ARG, "config: n_inner %d out of range", c->n_inner);
+    if (!(c->layer_norm_eps > 0 && c->layer_norm_eps < 1)) return lm_error(LM_ERR_ARG, "config: layer_norm_epsilon %g out of range (0, 1)", c->layer_norm_eps);
+    return LM_OK;
+}
+
+static lm_status lm_json_int(json_t *root, const char *path, const char *key, int *out, int required) {
+    json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) {
+        if (required) return lm_error(LM_ERR_FORMAT, "%s: missing field '%s'", path, key);
+        return LM_OK;
+    }
+    if (!json_is_integer(v)) return lm_error(LM_ERR_FORMAT, "%s: field '%s' must be an integer", path, key);
+    json_int_t x = json_integer_value(v);
+    if (x < 0 || x > (1 << 30)) return lm_error(LM_ERR_FORMAT, "%s: field '%s' = %lld out of range", path, key, (long long)x);
+    *out = (int)x;
+    return LM_OK;
+}
+
+lm_status lm_config_load(const char *path, lm_model_config *c) {
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (!root) {
+        if (!lm_file_exists(path)) return lm_error(LM_ERR_IO, "%s: no such file", path);
+        return lm_error(LM_ERR_FORMAT, "%s: invalid JSON: %s (line %d)", path, jerr.text, jerr.line);
+    }
+    memset(c, 0, sizeof *c);
+    lm_status s = LM_OK;
+    json_t *mt = json_object_get(root, "model_type");
+    if (!json_is_string(mt)) s = lm_error(LM_ERR_FORMAT, "%s: missing string field 'model_type'", path);
+    else if (strcmp(json_string_value(mt), "gpt2") != 0)
+        s = lm_error(LM_ERR_UNSUPPORTED, "%s: model_type '%s' is not supported here (expected 'gpt2')", path, json_string_value(mt));
+    c->arch = LM_ARCH_GPT2;
+    if (s == LM_OK) s = lm_json_int(root, path, "vocab_size", &c->vocab_size, 1);
+    if (s == LM_OK) s = lm_json_int(root, path, "n_positions", &c->n_ctx, 1);
+    if (s == LM_OK) s = lm_json_int(root, path, "n_embd", &c->n_embd, 1);
+    if (s == LM_OK) s = lm_json_int(root, path, "n_layer", &c->n_layer, 1);
+    if (s == LM_OK) s = lm_json_int(root, path, "n_head", &c->n_head, 1);
+    if (s == LM_OK) {
+        c->n_inner = 4 * c->n_embd;
+        s = lm_json_int(root, path, "n_inner", &c->n_inner, 0);
+    }
+    c->layer_norm_eps = 1e-5f;
+    json_t *eps = json_object_get(root, "layer_norm_epsilon");
+    if (s == LM_OK && eps) {
+        if (!json_is_number(eps)) s = lm_error(LM_ERR_FORMAT, "%s: field 'layer_norm_epsilon' must be a number", path);
+        else c->layer_norm_eps = (float)json_number_value(eps);
+    }
+    json_t *act = json_object_get(root, "activation_function");
+    if (s == LM_OK && act && (!json_is_string(act) || (strcmp(json_string_value(act), "gelu_new") != 0 &&
+                                                       strcmp(json_string_value(act), "gelu_pytorch_tanh") != 0)))
+        s = lm_error(LM_ERR_UNSUPPORTED, "%s: activation_function '%s' is not supported (expected gelu_new)", path,
+                     json_is_string(act) ? json_string_value(act) : "?");
+    json_t *tie = json_object_get(root, "tie_word_embeddings");
+    if (s == LM_OK && tie && json_is_false(tie))
+        s = lm_error(LM_ERR_UNSUPPORTED, "%s: tie_word_embeddings=false is not supported for gpt2", path);
+    json_decref(root);
+    if (s == LM_OK) {
+        s = lm_config_validate(c);
+        if (s != LM_OK) s = lm_error(s, "%s: %s", path, lm_last_error());
+    }
+    return s;
+}
+
+lm_status lm_config_save(const lm_model_config *c, const char *path) {
+    json_t *root = json_object();
+    json_object_set_new(root, "architectures", json_pack("[s]", "GPT2LMHeadModel"));
+    json_object_set_new(root, "model_type", json_string("gpt2"));
+    json_object_set_new(root, "vocab_size", json_integer(c->vocab_size));
+    json_object_set_new(root, "n_positions", json_integer(c->n_ctx));
+    json_object_set_new(root, "n_ctx", json_integer(c->n_ctx));
+    json_object_set_new(root, "n_embd", json_integer(c->n_embd));
+    json_object_set_new(root, "n_layer", json_integer(c->n_layer));
+    json_object_set_new(root, "n_head", json_integer(c->n_head));
+    json_object_set_new(root, "n_inner", json_integer(c->n_inner));
+    json_object_set_new(root, "activation_function", json_string("gelu_new"));
+    json_object_set_new(root, "layer_norm_epsilon", json_real(c->layer_norm_eps));
+    json_object_set_new(root, "resid_pdrop", json_real(0));
+    json_object_set_new(root, "embd_pdrop", json_real(0));
+    json_object_set_new(root, "attn_pdrop", json_real(0));
+    json_object_set_new(root, "initializer_range", json_real(0.02));
+    json_object_set_new(root, "scale_attn_weights", json_true());
+    json_object_set_new(root, "tie_word_embeddings", json_true());
+    json_object_set_new(root, "use_cache", json_true());
+    json_object_set_new(root, "torch_dtype", json_string("float32"));
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!text) return lm_error(LM_ERR_NOMEM, "%s: cannot serialize config", path);
+    lm_status s = lm_write_file_atomic(path, text, strlen(text));
+    free(text);
+    return s;
+}

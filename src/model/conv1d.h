@@ -1,0 +1,12 @@
+/* Internal: GPT-2's "Conv1D" layer, a linear layer whose weight is stored
+ * [in, out] (out = inp @ W + b), as in Hugging Face checkpoints. */
+#ifndef LMKIT_CONV1D_H
+#define LMKIT_CONV1D_H
+
+/* out[N,OC] = inp[N,IC] @ W[IC,OC] + bias[OC] */
+void lm_conv1d_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC, int OC);
+/* dinp += dout @ W^T; dw += inp^T @ dout; dbias += column sums of dout. */
+void lm_conv1d_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int N,
+                        int IC, int OC);
+
+#endif

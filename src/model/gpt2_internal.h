@@ -1,0 +1,30 @@
+/* Internal: the GPT-2 model struct, shared by its forward/backward,
+ * checkpoint I/O and KV-cache decoding files. */
+#ifndef LMKIT_GPT2_INTERNAL_H
+#define LMKIT_GPT2_INTERNAL_H
+
+#include "lmkit/model.h"
+
+/* Activations of one (B, T) forward, all carved from one allocation.
+ * Per-layer buffers hold n_layer slices. */
+typedef struct {
+    float *encoded, *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *lse, *res2, *ln2, *ln2_mean, *ln2_rstd;
+    float *fch, *fch_gelu, *res3, *lnf, *lnf_mean, *lnf_rstd, *logits, *losses, *proj;
+    float *dres, *dln, *dqkv, *datty, *dfch, *dfch_gelu, *attn_scratch;
+} lm_gpt2_acts;
+
+struct lm_gpt2 {
+    lm_model_config cfg;
+    lm_param_table table;
+    float *params, *grads;
+    float *act_mem;
+    lm_gpt2_acts acts;
+    int act_B, act_T; /* capacity of the activation buffers */
+    int B, T;         /* shape of the last forward */
+    int32_t *ids, *targets, *pos;
+    int has_targets;
+    double last_loss_sum;
+    int last_counted;
+};
+
+#endif

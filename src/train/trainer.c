@@ -1,0 +1,278 @@
+/* The pretraining loop: sample batches, forward/backward with gradient
+ * accumulation, clip, AdamW under the LR schedule, evaluate, checkpoint.
+ *
+ * Every random choice is a pure function of (seed, step, micro-step), so a
+ * resumed run draws exactly the batches an uninterrupted run would. */
+#include "lmkit/train.h"
+
+#include "train/checkpoint.h"
+#include "train/metrics.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* RNG streams: training batches use stream step * accum + micro; the
+ * validation set uses its own fixed streams above this offset. */
+#define LM_VAL_STREAM_BASE (1ull << 48)
+
+void lm_train_options_default(lm_train_options *o) {
+    memset(o, 0, sizeof *o);
+    o->model.arch = LM_ARCH_GPT2;
+    o->model.layer_norm_eps = 1e-5f;
+    o->batch = 8;
+    o->seq_len = 64;
+    o->grad_accum = 1;
+    o->steps = 1000;
+    o->lr = (lm_lr_schedule){6e-4f, 6e-5f, 100, 1000};
+    o->weight_decay = 0.1f;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.99f;
+    o->eps = 1e-8f;
+    o->clip = 1.0f;
+    o->eval_every = 250;
+    o->save_every = 0; /* 0: at eval steps and at the end */
+    o->log_every = 1;
+    o->eval_batches = 20;
+    o->seed = 1337;
+}
+
+/* Fills ids/targets[B*T] with B random windows of the shard. */
+static void lm_sample_batch(const lm_shard *sh, lm_rng *r, int B, int T, int32_t *ids, int32_t *targets) {
+    uint64_t span = sh->n_tokens - (uint64_t)T; /* windows need T + 1 tokens */
+    for (int b = 0; b < B; b++) {
+        uint64_t start = ((lm_rng_u64(r) >> 11) % span);
+        for (int t = 0; t < T; t++) {
+            ids[b * T + t] = lm_shard_token(sh, start + (uint64_t)t);
+            targets[b * T + t] = lm_shard_token(sh, start + (uint64_t)t + 1);
+        }
+    }
+}
+
+lm_status lm_eval_shard_loss(lm_gpt2 *m, const lm_shard *s, int batch, int seq_len, int batches, uint64_t seed, float *loss) {
+    if (s->n_tokens < (uint64_t)seq_len + 2)
+        return lm_error(LM_ERR_ARG, "validation shard has %llu tokens, need more than seq_len + 1 = %d",
+                        (unsigned long long)s->n_tokens, seq_len + 1);
+    int32_t *ids = malloc((size_t)batch * seq_len * sizeof *ids), *tg = malloc((size_t)batch * seq_len * sizeof *tg);
+    if (!ids || !tg) {
+        free(ids);
+        free(tg);
+        return lm_error(LM_ERR_NOMEM, "out of memory");
+    }
+    double sum = 0;
+    long count = 0;
+    lm_status st = LM_OK;
+    for (int i = 0; i < batches && st == LM_OK; i++) {
+        lm_rng r;
+        lm_rng_seed(&r, seed, LM_VAL_STREAM_BASE + (uint64_t)i);
+        lm_sample_batch(s, &r, batch, seq_len, ids, tg);
+        st = lm_gpt2_forward(m, ids, tg, batch, seq_len, NULL);
+        int counted = 0;
+        sum += lm_gpt2_last_loss_sum(m, &counted);
+        count += counted;
+    }
+    free(ids);
+    free(tg);
+    if (st == LM_OK) *loss = count ? (float)(sum / (double)count) : 0.0f;
+    return st;
+}
+
+static lm_status lm_open_shards(const char *data_dir, lm_shard *train, lm_shard *val, int seq_len) {
+    char *tp = lm_path_join(data_dir, "train.bin"), *vp = lm_path_join(data_dir, "val.bin");
+    lm_status s = lm_shard_open(tp, train);
+    if (s == LM_OK) {
+        s = lm_shard_open(vp, val);
+        if (s != LM_OK) lm_shard_close(train);
+    }
+    if (s == LM_OK && train->n_tokens < (uint64_t)seq_len + 2) {
+        s = lm_error(LM_ERR_ARG, "%s: %llu tokens is too few for --seq-len %d", tp, (unsigned long long)train->n_tokens, seq_len);
+        lm_shard_close(train);
+        lm_shard_close(val);
+    }
+    free(tp);
+    free(vp);
+    return s;
+}
+
+/* Copies DATA/tokenizer.json into the run so the checkpoint is a complete
+ * Hugging Face directory. */
+static lm_status lm_copy_tokenizer(const char *data_dir, const char *run_dir) {
+    const char *files[] = {"tokenizer.json", "tokenizer_config.json"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char *src = lm_path_join(data_dir, files[i]), *dst = lm_path_join(run_dir, files[i]);
+        lm_status s = LM_OK;
+        if (lm_file_exists(src)) {
+            char *buf = NULL;
+            size_t n = 0;
+            s = lm_read_file(src, &buf, &n);
+            if (s == LM_OK) s = lm_write_file_atomic(dst, buf, n);
+            free(buf);
+        }
+        free(src);
+        free(dst);
+        LM_TRY(s);
+    }
+    return LM_OK;
+}
+
+static lm_status lm_validate_options(const lm_train_options *o) {
+    if (o->batch < 1) return lm_error(LM_ERR_ARG, "--batch %d must be >= 1", o->batch);
+    if (o->seq_len < 1) return lm_error(LM_ERR_ARG, "--seq-len %d must be >= 1", o->seq_len);
+    if (o->grad_accum < 1) return lm_error(LM_ERR_ARG, "--grad-accum %d must be >= 1", o->grad_accum);
+    if (o->steps < 1) return lm_error(LM_ERR_ARG, "--steps %ld must be >= 1", o->steps);
+    if (!(o->lr.max_lr > 0)) return lm_error(LM_ERR_ARG, "--lr %g must be > 0", o->lr.max_lr);
+    if (o->lr.min_lr < 0 || o->lr.min_lr > o->lr.max_lr) return lm_error(LM_ERR_ARG, "--min-lr %g must be in [0, --lr]", o->lr.min_lr);
+    if (o->lr.warmup < 0) return lm_error(LM_ERR_ARG, "--warmup %ld must be >= 0", o->lr.warmup);
+    if (o->weight_decay < 0) return lm_error(LM_ERR_ARG, "--weight-decay %g must be >= 0", o->weight_decay);
+    if (o->clip < 0) return lm_error(LM_ERR_ARG, "--clip %g must be >= 0 (0 disables)", o->clip);
+    if (o->eval_batches < 1) return lm_error(LM_ERR_ARG, "--eval-batches %d must be >= 1", o->eval_batches);
+    return LM_OK;
+}
+
+typedef struct {
+    lm_train_options o;
+    lm_gpt2 *model;
+    lm_adamw opt;
+    lm_shard train, val;
+    lm_metrics metrics;
+    long start_step;
+} lm_trainer;
+
+static lm_status lm_trainer_setup(lm_trainer *tr, const lm_train_options *opts) {
+    tr->o = *opts;
+    char *ckpt_dir = NULL;
+    if (opts->resume) {
+        /* The run's own options win, except the step budget. */
+        lm_train_options stored = *opts;
+        LM_TRY(lm_checkpoint_read_state(opts->out_dir, &stored, &tr->start_step, &ckpt_dir));
+        stored.out_dir = opts->out_dir;
+        stored.resume = 1;
+        if (opts->steps > 0 && opts->steps != stored.steps) {
+            stored.steps = opts->steps;
+            stored.lr.total = opts->steps; /* the cosine spans the new budget */
+        }
+        tr->o = stored;
+        if (tr->start_step >= tr->o.steps) {
+            free(ckpt_dir);
+            return lm_error(LM_ERR_ARG, "%s: already at step %ld; pass --steps N > %ld to continue", opts->out_dir,
+                            tr->start_step, tr->start_step);
+        }
+    }
+    lm_status s = lm_validate_options(&tr->o);
+    if (s == LM_OK) s = lm_open_shards(tr->o.data_dir, &tr->train, &tr->val, tr->o.seq_len);
+    if (s != LM_OK) {
+        free(ckpt_dir);
+        return s;
+    }
+    lm_model_config cfg = tr->o.model;
+    char *cfg_path = lm_path_join(tr->o.out_dir, "config.json");
+    if (opts->resume) {
+        s = lm_config_load(cfg_path, &cfg);
+    } else {
+        cfg.vocab_size = tr->train.vocab_size;
+        if (cfg.n_ctx == 0) cfg.n_ctx = tr->o.seq_len;
+        if (cfg.n_inner == 0) cfg.n_inner = 4 * cfg.n_embd;
+        tr->o.model = cfg;
+        s = lm_mkdir_p(tr->o.out_dir);
+        if (s == LM_OK) s = lm_config_validate(&cfg);
+        if (s == LM_OK) s = lm_config_save(&cfg, cfg_path);
+        if (s == LM_OK) s = lm_copy_tokenizer(tr->o.data_dir, tr->o.out_dir);
+    }
+    free(cfg_path);
+    if (s == LM_OK && tr->o.seq_len > cfg.n_ctx)
+        s = lm_error(LM_ERR_ARG, "--seq-len %d exceeds the model context %d", tr->o.seq_len, cfg.n_ctx);
+    if (s == LM_OK && cfg.vocab_size != tr->train.vocab_size)
+        s = lm_error(LM_ERR_ARG, "%s: data vocabulary %d does not match the model's %d", tr->o.data_dir, tr->train.vocab_size,
+                     cfg.vocab_size);
+    if (s == LM_OK) s = lm_gpt2_create(&cfg, 1, tr->o.seed, &tr->model);
+    if (s == LM_OK)
+        s = lm_adamw_init(&tr->opt, lm_gpt2_params(tr->model)->total, tr->o.beta1, tr->o.beta2, tr->o.eps, tr->o.weight_decay);
+    if (s == LM_OK && ckpt_dir) s = lm_checkpoint_load(ckpt_dir, tr->model, &tr->opt);
+    free(ckpt_dir);
+    if (s == LM_OK) s = lm_metrics_open(&tr->metrics, tr->o.out_dir, opts->resume ? tr->start_step : -1);
+    return s;
+}
+
+static void lm_trainer_teardown(lm_trainer *tr) {
+    lm_metrics_close(&tr->metrics);
+    lm_adamw_free(&tr->opt);
+    lm_gpt2_free(tr->model);
+    lm_shard_close(&tr->train);
+    lm_shard_close(&tr->val);
+}
+
+lm_status lm_train_run(const lm_train_options *opts, lm_train_callback cb, void *user) {
+    lm_trainer tr;
+    memset(&tr, 0, sizeof tr);
+    lm_status s = lm_trainer_setup(&tr, opts);
+    if (s != LM_OK) {
+        lm_trainer_teardown(&tr);
+        return s;
+    }
+    const lm_train_options *o = &tr.o;
+    int B = o->batch, T = o->seq_len, K = o->grad_accum;
+    int32_t *ids = malloc((size_t)B * T * sizeof *ids), *tg = malloc((size_t)B * T * sizeof *tg);
+    if (!ids || !tg) s = lm_error(LM_ERR_NOMEM, "out of memory");
+    const lm_param_table *tab = lm_gpt2_params(tr.model);
+    double t_start = lm_now_seconds(), step_time_sum = 0;
+    long steps_timed = 0;
+    /* --stop-at ends this invocation early (after a checkpoint) while the
+     * schedule still spans all of --steps: a time-boxed job, or a test of resume. */
+    long stop = o->steps;
+    if (opts->stop_at_step > tr.start_step && opts->stop_at_step < stop) stop = opts->stop_at_step;
+    for (long step = tr.start_step; step < stop && s == LM_OK; step++) {
+        double t0 = lm_now_seconds();
+        lm_gpt2_zero_grad(tr.model);
+        float loss_sum = 0;
+        for (int k = 0; k < K && s == LM_OK; k++) {
+            lm_rng r;
+            lm_rng_seed(&r, o->seed, (uint64_t)step * (uint64_t)K + (uint64_t)k);
+            lm_sample_batch(&tr.train, &r, B, T, ids, tg);
+            float loss = 0;
+            s = lm_gpt2_forward(tr.model, ids, tg, B, T, &loss);
+            if (s == LM_OK) s = lm_gpt2_backward(tr.model, 1.0f / (float)K);
+            loss_sum += loss;
+        }
+        if (s != LM_OK) break;
+        float loss = loss_sum / (float)K;
+        if (!isfinite(loss)) {
+            s = lm_error(LM_ERR_RANGE, "loss became %g at step %ld; lower --lr or raise --warmup", loss, step + 1);
+            break;
+        }
+        double norm = lm_clip_grad_norm(lm_gpt2_grad_data(tr.model), tab->total, o->clip);
+        float lr = lm_lr_at(&o->lr, step);
+        lm_adamw_step(&tr.opt, tab, lm_gpt2_param_data(tr.model), lm_gpt2_grad_data(tr.model), lr);
+        double dt = lm_now_seconds() - t0;
+        step_time_sum += dt;
+        steps_timed++;
+
+        long done = step + 1;
+        int last = done == stop;
+        lm_train_event ev = {0};
+        ev.step = done;
+        ev.total_steps = o->steps;
+        ev.loss = loss;
+        ev.lr = lr;
+        ev.grad_norm = norm;
+        ev.tokens_per_sec = (double)B * T * K / dt;
+        ev.elapsed_s = lm_now_seconds() - t_start;
+        ev.eta_s = step_time_sum / (double)steps_timed * (double)(o->steps - done);
+        if ((o->eval_every > 0 && done % o->eval_every == 0) || done == o->steps) {
+            s = lm_eval_shard_loss(tr.model, &tr.val, B, T, o->eval_batches, o->seed, &ev.val_loss);
+            ev.has_val = s == LM_OK;
+        }
+        if (s == LM_OK && (ev.has_val || done % (o->log_every > 0 ? o->log_every : 1) == 0 || last))
+            s = lm_metrics_log(&tr.metrics, done, loss, lr, norm, ev.tokens_per_sec, ev.elapsed_s, ev.has_val, ev.val_loss);
+        int save = last || (o->save_every > 0 ? done % o->save_every == 0 : ev.has_val);
+        if (s == LM_OK && save) {
+            s = lm_checkpoint_save(o->out_dir, tr.model, &tr.opt, done, o);
+            if (s == LM_OK) s = lm_metrics_plot(&tr.metrics);
+            ev.saved = s == LM_OK;
+        }
+        if (cb && s == LM_OK) cb(&ev, user);
+    }
+    free(ids);
+    free(tg);
+    lm_trainer_teardown(&tr);
+    return s;
+}
