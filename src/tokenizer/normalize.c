@@ -4,6 +4,7 @@
  * padding and so on. Unicode data comes from utf8proc. */
 #include "tokenizer/tok_internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -12,6 +13,10 @@ int lm_char_is_whitespace(uint32_t c);
 
 lm_status lm_nstr_push(lm_nstr *ns, const char *b, size_t n, uint32_t o0, uint32_t o1) {
     if (!n) return LM_OK;
+    /* b may point into ns->s itself (a stage copying a piece to the end):
+     * keep it valid across the realloc */
+    size_t self_off = SIZE_MAX;
+    if (ns->s && b >= ns->s && b < ns->s + ns->len) self_off = (size_t)(b - ns->s);
     if (ns->len + n > ns->cap) {
         size_t nc = ns->cap ? ns->cap * 2 : 256;
         while (nc < ns->len + n) nc *= 2;
@@ -26,6 +31,7 @@ lm_status lm_nstr_push(lm_nstr *ns, const char *b, size_t n, uint32_t o0, uint32
         ns->a1 = a1;
         ns->cap = nc;
     }
+    if (self_off != SIZE_MAX) b = ns->s + self_off;
     memcpy(ns->s + ns->len, b, n);
     for (size_t i = 0; i < n; i++) {
         ns->a0[ns->len + i] = o0;
