@@ -151,6 +151,7 @@ typedef struct {
     lm_shard train, val;
     lm_metrics metrics;
     long start_step;
+    char *resumed_data_dir; /* owned copy when the options came from a checkpoint */
 } lm_trainer;
 
 static lm_status lm_trainer_setup(lm_trainer *tr, const lm_train_options *opts) {
@@ -160,6 +161,7 @@ static lm_status lm_trainer_setup(lm_trainer *tr, const lm_train_options *opts) 
         /* The run's own options win, except the step budget. */
         lm_train_options stored = *opts;
         LM_TRY(lm_checkpoint_read_state(opts->out_dir, &stored, &tr->start_step, &ckpt_dir));
+        tr->resumed_data_dir = (char *)stored.data_dir;
         stored.out_dir = opts->out_dir;
         stored.resume = 1;
         if (opts->steps > 0 && opts->steps != stored.steps) {
@@ -210,6 +212,7 @@ static lm_status lm_trainer_setup(lm_trainer *tr, const lm_train_options *opts) 
 }
 
 static void lm_trainer_teardown(lm_trainer *tr) {
+    free(tr->resumed_data_dir);
     lm_metrics_close(&tr->metrics);
     lm_adamw_free(&tr->opt);
     lm_gpt2_free(tr->model);

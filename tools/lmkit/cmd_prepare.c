@@ -81,7 +81,7 @@ int lm_cmd_prepare(int argc, char **argv) {
             all = g;
         }
         if (n_all > 0 && eos >= 0 && n > 0) all[n_all++] = eos;
-        memcpy(all + n_all, ids, n * sizeof *ids);
+        if (n) memcpy(all + n_all, ids, n * sizeof *ids);
         n_all += n;
         free(ids);
     }
