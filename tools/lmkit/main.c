@@ -19,6 +19,7 @@ static const lm_command lm_commands[] = {
     {"quantize", lm_cmd_quantize, "quantize a LLaMA model to GGUF q8_0/q4_0/q4_k/q6_k"},
     {"init", lm_cmd_init, "write a randomly initialized model of a preset shape"},
     {"tokenize", lm_cmd_tokenize, "encode text lines to ids / tokens, or decode lines of ids"},
+    {"train-tokenizer", lm_cmd_train_tokenizer, "train a byte-level BPE or WordPiece tokenizer.json from text"},
     {"bench", lm_cmd_bench, "benchmarks: train (step time, GFLOP/s), generate (prefill/decode tok/s)"},
     {NULL, NULL, NULL},
 };
