@@ -11,7 +11,7 @@ import json, os, subprocess, sys, time
 os.environ["RAYON_NUM_THREADS"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 import tiktoken, tiktoken.load, tiktoken_ext.openai_public as oai
-from tokenizers import Tokenizer
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 lmkit = sys.argv[1] if len(sys.argv) > 1 else "build/lmkit"
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,14 +37,19 @@ def lm(spec, threads):
     return json.loads(out)["mb_per_s"]
 
 
+# every peer reads the repo's copies (data/tokenizers/, see data/PROVENANCE.md)
+g2 = f"{root}/data/tokenizers/gpt2"
 gpt2 = tiktoken.Encoding("gpt2", pat_str=oai.r50k_pat_str,
-                         mergeable_ranks=tiktoken.load.load_tiktoken_bpe("/work/shared/data/tokenizers/gpt2/r50k_base.tiktoken"),
+                         mergeable_ranks=tiktoken.load.data_gym_to_mergeable_bpe_ranks(f"{g2}/vocab.bpe",
+                                                                                       f"{g2}/encoder.json"),
                          special_tokens={"<|endoftext|>": 50256})
 cl = tiktoken.Encoding("cl100k_base", pat_str=oai.cl100k_base.__code__ and
                        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
                        mergeable_ranks=tiktoken.load.load_tiktoken_bpe(f"{root}/data/tokenizers/tiktoken/cl100k_base.tiktoken"),
                        special_tokens={})
-hf = Tokenizer.from_file("/work/shared/data/tokenizers/gpt2/tokenizer.json")
+hf = Tokenizer(models.BPE.from_file(f"{g2}/encoder.json", f"{g2}/vocab.bpe"))
+hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+hf.decoder = decoders.ByteLevel()
 hf.no_truncation()
 rows = []
 rows.append(("gpt2", "lmkit 1 thread", lm("gpt2", 1)))
