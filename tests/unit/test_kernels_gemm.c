@@ -154,8 +154,7 @@ int main(void) {
     gemm_large("lm_sgemm", lm_sgemm);
     gemm_large("openblas", lm_sgemm_openblas);
     if (lm_cpu()->avx512f && lm_cpu()->avx512bw && lm_cpu()->avx512vl && lm_cpu()->fma) {
-        gemm_suite("sgemm_avx512", lm_sgemm_avx512);
-        gemm_large("sgemm_avx512", lm_sgemm_avx512);
+        gemm_suite("sgemm_avx512", lm_sgemm_avx512); /* large shapes: via lm_sgemm above */
     }
     linear_tests();
     lm_kernels_force_scalar(1);
