@@ -57,43 +57,6 @@ static pack_bufs *thread_bufs(void) {
     return p;
 }
 
-/* ---- packing ----
- * A block: rows [i0, i0+mc) x k [p0, p0+kc) of op(A) -> panels of MR rows,
- * each laid out [k][MR], zero-padded past mc. */
-AVX512 static void pack_a(float *dst, const float *A, int lda, int trans_a, int i0, int mc, int p0, int kc) {
-    for (int ir = 0; ir < mc; ir += MR) {
-        int mr = mc - ir < MR ? mc - ir : MR;
-        float *d = dst + (size_t)ir * kc;
-        if (trans_a) { /* op(A)[i][k] = A[k][i]: MR contiguous floats per k */
-            __mmask16 m = (__mmask16)((1u << mr) - 1);
-            const float *s = A + (size_t)p0 * lda + i0 + ir;
-            for (int k = 0; k < kc; k++) {
-                __m512 v = _mm512_maskz_loadu_ps(m, s + (size_t)k * lda);
-                _mm512_mask_storeu_ps(d + (size_t)k * MR, 0x0fff, v);
-            }
-        } else { /* op(A)[i][k] = A[i][k]: gather one k across MR rows */
-            const float *s = A + (size_t)(i0 + ir) * lda + p0;
-            __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 0, 0, 0),
-                                             _mm512_set1_epi32(lda));
-            __mmask16 m = (__mmask16)((1u << mr) - 1);
-            int k = 0;
-            if (mr == MR) {
-                /* 16 k at a time: 12 row loads, scalar transpose through L1 */
-                for (; k + 16 <= kc; k += 16) {
-                    float tile[MR][16];
-                    for (int r = 0; r < MR; r++) _mm512_storeu_ps(tile[r], _mm512_loadu_ps(s + (size_t)r * lda + k));
-                    for (int kk = 0; kk < 16; kk++)
-                        for (int r = 0; r < MR; r++) d[(size_t)(k + kk) * MR + r] = tile[r][kk];
-                }
-            }
-            for (; k < kc; k++) {
-                __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, s + k, 4);
-                _mm512_mask_storeu_ps(d + (size_t)k * MR, 0x0fff, v);
-            }
-        }
-    }
-}
-
 /* 16x16 transpose of r[0..15] in registers. */
 AVX512 static inline void transpose16(__m512 r[16]) {
     __m512 t[16];
@@ -121,6 +84,43 @@ AVX512 static inline void transpose16(__m512 r[16]) {
         t[12 + s] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0xdd); /* lane 3 */
     }
     for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* ---- packing ----
+ * A block: rows [i0, i0+mc) x k [p0, p0+kc) of op(A) -> panels of MR rows,
+ * each laid out [k][MR], zero-padded past mc. */
+AVX512 static void pack_a(float *dst, const float *A, int lda, int trans_a, int i0, int mc, int p0, int kc) {
+    for (int ir = 0; ir < mc; ir += MR) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        float *d = dst + (size_t)ir * kc;
+        if (trans_a) { /* op(A)[i][k] = A[k][i]: MR contiguous floats per k */
+            __mmask16 m = (__mmask16)((1u << mr) - 1);
+            const float *s = A + (size_t)p0 * lda + i0 + ir;
+            for (int k = 0; k < kc; k++) {
+                __m512 v = _mm512_maskz_loadu_ps(m, s + (size_t)k * lda);
+                _mm512_mask_storeu_ps(d + (size_t)k * MR, 0x0fff, v);
+            }
+        } else { /* op(A)[i][k] = A[i][k]: gather one k across MR rows */
+            const float *s = A + (size_t)(i0 + ir) * lda + p0;
+            __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 0, 0, 0),
+                                             _mm512_set1_epi32(lda));
+            __mmask16 m = (__mmask16)((1u << mr) - 1);
+            int k = 0;
+            /* 16 k at a time: mr row loads, an in-register transpose, and
+             * 16 stores of MR lanes (each overlapping the next: ascending) */
+            for (; k + 16 <= kc; k += 16) {
+                __m512 r[16];
+                for (int i = 0; i < 16; i++)
+                    r[i] = i < mr ? _mm512_loadu_ps(s + (size_t)i * lda + k) : _mm512_setzero_ps();
+                transpose16(r);
+                for (int kk = 0; kk < 16; kk++) _mm512_mask_storeu_ps(d + (size_t)(k + kk) * MR, 0x0fff, r[kk]);
+            }
+            for (; k < kc; k++) {
+                __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, s + k, 4);
+                _mm512_mask_storeu_ps(d + (size_t)k * MR, 0x0fff, v);
+            }
+        }
+    }
 }
 
 /* B block: k [p0, p0+kc) x columns [j0, j0+nc) of op(B) -> panels of NR

@@ -327,26 +327,52 @@ int LM_SFX(lm_cross_entropy_forward_backward)(float *losses, float *dlogits, con
             if (dx) memset(dx, 0, (size_t)V * sizeof(float));
             continue;
         }
-        vf mv = vset1(-INFINITY);
+        vf m0 = vset1(-INFINITY), m1 = m0;
         int i = 0;
-        for (; i + LM_VW <= V; i += LM_VW) mv = vmax(mv, vload(x + i));
-        float mx = vhmax(mv);
-        for (int j = i; j < V; j++) mx = x[j] > mx ? x[j] : mx;
-        vf s0 = {0}, s1 = {0};
-        for (i = 0; i + 2 * LM_VW <= V; i += 2 * LM_VW) {
-            s0 += vexp(vload(x + i) - mx);
-            s1 += vexp(vload(x + i + LM_VW) - mx);
+        for (; i + 2 * LM_VW <= V; i += 2 * LM_VW) {
+            m0 = vmax(m0, vload(x + i));
+            m1 = vmax(m1, vload(x + i + LM_VW));
         }
-        for (; i + LM_VW <= V; i += LM_VW) s0 += vexp(vload(x + i) - mx);
-        double sum = (double)vhsum(s0) + vhsum(s1);
-        for (; i < V; i++) sum += exp((double)x[i] - mx);
-        double lse = mx + log(sum);
+        for (; i + LM_VW <= V; i += LM_VW) m0 = vmax(m0, vload(x + i));
+        float mx = vhmax(vmax(m0, m1));
+        for (int j = i; j < V; j++) mx = x[j] > mx ? x[j] : mx;
         float xt = x[t];
+        /* pass 2: e = exp(x - max), summed; with dlogits, e is kept there
+         * (x[i] is read before dx[i] is written, so aliasing is fine) */
+        vf s0 = {0}, s1 = {0};
+        if (dx) {
+            for (i = 0; i + 2 * LM_VW <= V; i += 2 * LM_VW) {
+                vf e0 = vexp(vload(x + i) - mx), e1 = vexp(vload(x + i + LM_VW) - mx);
+                vstore(dx + i, e0);
+                vstore(dx + i + LM_VW, e1);
+                s0 += e0;
+                s1 += e1;
+            }
+            for (; i + LM_VW <= V; i += LM_VW) {
+                vf e0 = vexp(vload(x + i) - mx);
+                vstore(dx + i, e0);
+                s0 += e0;
+            }
+        } else {
+            for (i = 0; i + 2 * LM_VW <= V; i += 2 * LM_VW) {
+                s0 += vexp(vload(x + i) - mx);
+                s1 += vexp(vload(x + i + LM_VW) - mx);
+            }
+            for (; i + LM_VW <= V; i += LM_VW) s0 += vexp(vload(x + i) - mx);
+        }
+        int vend = i;
+        double sum = (double)vhsum(s0) + vhsum(s1);
+        for (; i < V; i++) {
+            double e = exp((double)x[i] - mx);
+            sum += e;
+            if (dx) dx[i] = (float)e;
+        }
+        double lse = mx + log(sum);
         losses[n] = (float)(lse - xt);
-        if (dx) { /* dx may alias x: each element is read before it is written */
-            float l = (float)lse;
-            for (i = 0; i + LM_VW <= V; i += LM_VW) vstore(dx + i, vexp(vload(x + i) - l) * grad_scale);
-            for (; i < V; i++) dx[i] = (float)(exp((double)x[i] - lse) * grad_scale);
+        if (dx) { /* pass 3: p = e / sum, times grad_scale */
+            float f = (float)(grad_scale / sum);
+            for (i = 0; i < vend; i += LM_VW) vstore(dx + i, vload(dx + i) * f);
+            for (; i < V; i++) dx[i] *= f;
             dx[t] = (float)((exp((double)xt - lse) - 1.0) * grad_scale);
         }
     }

