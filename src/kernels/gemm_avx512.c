@@ -8,8 +8,9 @@
  * stays in L1 while the B micro-panels stream from L2.
  * Threads: C is split into a grid of rectangles, one per thread, each run
  * independently with its own packing buffers (no barriers).
- * Packing buffers are per OS thread, allocated on first use and kept (the
- * kernels' no-allocation rule holds from the second call on). */
+ * Packing buffers are per OS thread (3 MiB), allocated on its first call
+ * and freed when it exits (the kernels' no-allocation rule holds from the
+ * second call on). */
 #include "kernels/kernels_ref.h"
 
 #include <immintrin.h>
@@ -27,19 +28,39 @@
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 
 /* ---- per-thread packing buffers ----
- * A registry keeps every buffer reachable (so leak checkers stay quiet) and
- * lets threads find their own through a thread-local pointer. */
+ * Found through a pthread key (freed when the thread exits); a registry
+ * keeps every live buffer reachable from a global, so leak checkers do not
+ * flag the ones of threads still alive at exit (OpenMP's pool). */
 typedef struct pack_bufs {
     float *a, *b;
-    struct pack_bufs *next;
+    struct pack_bufs *prev, *next;
 } pack_bufs;
 static pack_bufs *g_bufs_head;
 static pthread_mutex_t g_bufs_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Thread_local pack_bufs *t_bufs;
+static pthread_key_t g_bufs_key;
+static pthread_once_t g_bufs_once = PTHREAD_ONCE_INIT;
+static int g_bufs_key_ok;
+
+static void bufs_destroy(void *arg) {
+    pack_bufs *p = arg;
+    pthread_mutex_lock(&g_bufs_lock);
+    if (p->prev) p->prev->next = p->next;
+    else g_bufs_head = p->next;
+    if (p->next) p->next->prev = p->prev;
+    pthread_mutex_unlock(&g_bufs_lock);
+    free(p->a);
+    free(p->b);
+    free(p);
+}
+
+static void bufs_key_init(void) { g_bufs_key_ok = pthread_key_create(&g_bufs_key, bufs_destroy) == 0; }
 
 static pack_bufs *thread_bufs(void) {
-    if (t_bufs) return t_bufs;
-    pack_bufs *p = calloc(1, sizeof *p);
+    pthread_once(&g_bufs_once, bufs_key_init);
+    if (!g_bufs_key_ok) return NULL;
+    pack_bufs *p = pthread_getspecific(g_bufs_key);
+    if (p) return p;
+    p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->a = aligned_alloc(64, (size_t)MB * KC * sizeof(float));
     p->b = aligned_alloc(64, (size_t)NB * KC * sizeof(float));
@@ -51,9 +72,13 @@ static pack_bufs *thread_bufs(void) {
     }
     pthread_mutex_lock(&g_bufs_lock);
     p->next = g_bufs_head;
+    if (g_bufs_head) g_bufs_head->prev = p;
     g_bufs_head = p;
     pthread_mutex_unlock(&g_bufs_lock);
-    t_bufs = p;
+    if (pthread_setspecific(g_bufs_key, p) != 0) {
+        bufs_destroy(p);
+        return NULL;
+    }
     return p;
 }
 
