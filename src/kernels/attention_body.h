@@ -105,6 +105,25 @@ static inline void pack_rows(float *dst, int HSP, const float *src, size_t strid
 static inline void mm_rows(float *S, int lds, int R, const float *X, int ldx, const float *Yt, int ldy, int HS,
                            int nv) {
     int r = 0;
+    if (nv <= 2) /* narrow tiles: four rows at a time keep 8 FMA chains going */
+        for (; r + 4 <= R; r += 4) {
+            vf a[4][2];
+            for (int q = 0; q < 4; q++) a[q][0] = a[q][1] = vset1(0.0f);
+            const float *x0 = X + (size_t)r * ldx;
+            for (int d = 0; d < HS; d++) {
+                const float *y = Yt + (size_t)d * ldy;
+                vf y0 = vload(y), y1 = nv > 1 ? vload(y + LM_VW) : vset1(0.0f);
+                for (int q = 0; q < 4; q++) {
+                    float sq = x0[(size_t)q * ldx + d];
+                    a[q][0] += sq * y0;
+                    a[q][1] += sq * y1;
+                }
+            }
+            for (int q = 0; q < 4; q++) {
+                vstore(S + (size_t)(r + q) * lds, a[q][0]);
+                if (nv > 1) vstore(S + (size_t)(r + q) * lds + LM_VW, a[q][1]);
+            }
+        }
     for (; r + 2 <= R; r += 2) {
         vf a0[4], a1[4];
         for (int c = 0; c < 4; c++) a0[c] = a1[c] = vset1(0.0f);
