@@ -45,6 +45,14 @@ void lm_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
         lm_sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+    /* The own AVX-512 kernel wherever it runs: Debian's OpenBLAS 0.3.21
+     * picks its SSE3 ("Prescott") kernels on recent Xeons (about 33 GFLOP/s
+     * per core against 150 here, see bench/bench_gemm.c); OpenBLAS stays the
+     * path for CPUs without AVX-512. */
+    if (lm_simd_level() == LM_SIMD_AVX512) {
+        lm_sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     lm_sgemm_openblas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

@@ -68,6 +68,9 @@ static void gemm_large(const char *name, gemm_fn fn) {
     check_gemm(name, fn, 0, 1, 300, 777, 650, 1.0f, 0.0f);
     check_gemm(name, fn, 0, 0, 259, 1030, 300, 1.0f, 1.0f);
     check_gemm(name, fn, 1, 0, 771, 300, 258, 1.0f, 1.0f);
+    /* more rows than one packed A block (1536), K over two KC blocks */
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) check_gemm(name, fn, ta, tb, 1601, 70, 400, 0.5f, -1.0f);
 }
 
 /* d/dW, d/dinp, d/dbias of L = sum(out * R), by central differences on a
@@ -150,12 +153,10 @@ int main(void) {
     gemm_suite("openblas", lm_sgemm_openblas);
     gemm_large("lm_sgemm", lm_sgemm);
     gemm_large("openblas", lm_sgemm_openblas);
-#ifdef LMKIT_HAVE_OWN_SGEMM
-    if (lm_cpu()->avx512f) {
+    if (lm_cpu()->avx512f && lm_cpu()->avx512bw && lm_cpu()->avx512vl && lm_cpu()->fma) {
         gemm_suite("sgemm_avx512", lm_sgemm_avx512);
         gemm_large("sgemm_avx512", lm_sgemm_avx512);
     }
-#endif
     linear_tests();
     lm_kernels_force_scalar(1);
     linear_tests();

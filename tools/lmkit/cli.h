@@ -1,0 +1,14 @@
+/* The subcommands of the lmkit tool; each lives in cmd_<name>.c. */
+#ifndef LMKIT_CLI_H
+#define LMKIT_CLI_H
+
+int lm_cmd_prepare(int argc, char **argv);
+int lm_cmd_train(int argc, char **argv);
+int lm_cmd_eval(int argc, char **argv);
+int lm_cmd_generate(int argc, char **argv);
+int lm_cmd_bench(int argc, char **argv);
+int lm_cmd_quantize(int argc, char **argv);
+int lm_cmd_convert(int argc, char **argv);
+int lm_cmd_init(int argc, char **argv);
+
+#endif

@@ -11,6 +11,14 @@ typedef struct {
 } lm_command;
 
 static const lm_command lm_commands[] = {
+    {"prepare", lm_cmd_prepare, "tokenize text files into train/val token shards"},
+    {"train", lm_cmd_train, "pretrain a GPT-2 from token shards (or --resume a run)"},
+    {"eval", lm_cmd_eval, "perplexity of a model over a text file"},
+    {"generate", lm_cmd_generate, "continue a prompt, streaming tokens"},
+    {"convert", lm_cmd_convert, "convert a LLaMA model (llama2.c .bin, GGUF) to GGUF"},
+    {"quantize", lm_cmd_quantize, "quantize a LLaMA model to GGUF q8_0/q4_0/q4_k/q6_k"},
+    {"init", lm_cmd_init, "write a randomly initialized model of a preset shape"},
+    {"bench", lm_cmd_bench, "benchmarks: train (step time, GFLOP/s), generate (prefill/decode tok/s)"},
     {NULL, NULL, NULL},
 };
 

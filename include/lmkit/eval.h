@@ -1,0 +1,20 @@
+/* Evaluation: perplexity of a causal LM over a long token sequence. */
+#ifndef LMKIT_EVAL_H
+#define LMKIT_EVAL_H
+
+#include "lmkit/model.h"
+
+typedef struct {
+    double nll_sum;   /* total negative log-likelihood, nats */
+    long tokens;      /* tokens scored */
+    int windows;
+} lm_perplexity_result;
+
+/* Strided sliding windows (the method of transformers' perplexity guide,
+ * with exact per-token totals): windows of up to n_ctx input tokens start
+ * every `stride` tokens; each token is scored once, by the first window
+ * that predicts it with at least n_ctx - stride tokens of context (all
+ * preceding tokens in the first window). Token 0 has no prediction. */
+lm_status lm_gpt2_perplexity(lm_gpt2 *m, const int32_t *ids, long n, int stride, lm_perplexity_result *out);
+
+#endif

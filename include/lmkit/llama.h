@@ -1,0 +1,100 @@
+/* LLaMA-family models (LLaMA 1/2/3, Mistral, Qwen2): configuration and
+ * weights, loaded from llama2.c .bin (legacy and v1 headers) or GGUF, with
+ * the weights left in the file's memory map in whatever type the file
+ * stores them (F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q6_K). */
+#ifndef LMKIT_LLAMA_H
+#define LMKIT_LLAMA_H
+
+#include <stdint.h>
+
+#include "lmkit/base.h"
+#include "lmkit/gguf.h"
+#include "lmkit/quant.h"
+
+typedef struct {
+    int dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim, vocab_size, max_seq_len;
+    float rope_theta, rms_eps;
+    /* 1: rotate the two halves of each head (HF checkpoints, Qwen2 GGUF);
+     * 0: rotate adjacent pairs (Meta, llama2.c, llama.cpp's llama GGUF). */
+    int rope_neox;
+    /* LLaMA 3.1 frequency scaling (factor 0 = off). */
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_orig_ctx;
+    int sliding_window; /* 0: full attention */
+    int qkv_bias;
+    int bos_id, eos_id;
+} lm_llama_config;
+
+/* A [rows, cols] matrix (or a vector with rows = 1) of any lm_qtype. */
+typedef struct {
+    const void *data;
+    lm_qtype type;
+    int rows, cols;
+} lm_weight;
+
+typedef struct {
+    const float *attn_norm, *ffn_norm;
+    lm_weight wq, wk, wv, wo, w_gate, w_down, w_up;
+    const float *bq, *bk, *bv; /* NULL unless qkv_bias */
+} lm_llama_layer;
+
+typedef struct {
+    lm_llama_config cfg;
+    lm_weight tok_emb, output; /* output aliases tok_emb when tied */
+    const float *out_norm;
+    /* Per-frequency RoPE divisors (GGUF rope_freqs.weight, LLaMA 3), or NULL. */
+    const float *rope_freq_factors;
+    lm_llama_layer *layers;
+    /* Vocabulary when the file carries one (GGUF tokenizer.ggml.*). */
+    int n_vocab_strings;
+    char **vocab;
+    float *vocab_scores;
+    /* Owned storage: the mapping, a parsed GGUF, converted small tensors. */
+    lm_mmap map;
+    lm_gguf *gguf;
+    void **owned;
+    int n_owned;
+    double load_seconds;
+    size_t weight_bytes;
+} lm_llama_model;
+
+/* Loads a model, choosing the reader by the file's first bytes (GGUF,
+ * llama2.c v1 "ak42", else llama2.c legacy). Free with lm_llama_free. */
+lm_status lm_llama_load(const char *path, lm_llama_model *m);
+lm_status lm_llama_load_llama2c(const char *path, lm_llama_model *m);
+lm_status lm_llama_load_gguf(const char *path, lm_llama_model *m);
+/* The same, over a buffer the caller keeps alive (fuzzing, tests). */
+lm_status lm_llama_parse_llama2c(const void *data, size_t size, lm_llama_model *m);
+lm_status lm_llama_from_gguf(lm_gguf *g, lm_llama_model *m); /* takes ownership of nothing */
+void lm_llama_free(lm_llama_model *m);
+
+/* Validates a configuration (dims, heads divide, ranges); names the field. */
+lm_status lm_llama_config_check(const lm_llama_config *c);
+
+/* Writes m as a llama-architecture GGUF, converting every 2-D weight to
+ * `type` (pass -1 to keep each tensor's type). Weights whose row length is
+ * not a multiple of the block size fall back to Q8_0, then F16 (as
+ * llama.cpp does). vocab/scores may be NULL. */
+lm_status lm_llama_save_gguf(const lm_llama_model *m, const char *path, int type, char *const *vocab,
+                             const float *scores, int n_vocab);
+
+/* Named configurations: "stories260K-shape", "1B" (TinyLlama-1.1B shape),
+ * "7B" (LLaMA-2-7B shape). */
+lm_status lm_llama_preset(const char *name, lm_llama_config *c);
+/* A model with F32 weights drawn from N(0, 0.02) (norms 1), owned by m. */
+lm_status lm_llama_init_random(const lm_llama_config *c, uint64_t seed, lm_llama_model *m);
+
+/* llama2.c tokenizer.bin: vocab_size pieces with scores. */
+typedef struct {
+    int n, max_token_length;
+    char **pieces;
+    float *scores;
+} lm_llama2c_vocab;
+lm_status lm_llama2c_vocab_load(const char *path, int vocab_size, lm_llama2c_vocab *v);
+lm_status lm_llama2c_vocab_parse(const void *data, size_t size, int vocab_size, lm_llama2c_vocab *v);
+void lm_llama2c_vocab_free(lm_llama2c_vocab *v);
+/* The text of token `tok` following token `prev`, as llama2.c prints it
+ * (leading space dropped after BOS, "<0xNN>" pieces as raw bytes). */
+const char *lm_llama2c_vocab_piece(const lm_llama2c_vocab *v, int prev, int tok, char buf[2]);
+
+#endif

@@ -1,0 +1,100 @@
+/* One entry point for every generating model (see causal_lm.h). */
+#include "lmkit/causal_lm.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int lm_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The tokenizer that travels with a model file: tokenizer.bin or
+ * tokenizer.json in the same directory. */
+static char *lm_sibling_tokenizer(const char *path) {
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path) : 1;
+    char *dir = slash ? strndup(path, dl) : strdup(".");
+    const char *names[] = {"tokenizer.json", "tokenizer.bin"};
+    char *found = NULL;
+    for (size_t i = 0; i < 2 && !found; i++) {
+        char *p = lm_path_join(dir, names[i]);
+        if (lm_file_exists(p)) found = p;
+        else free(p);
+    }
+    free(dir);
+    return found;
+}
+
+lm_status lm_causal_lm_open(const char *path, const char *tokenizer, lm_causal_lm *lm) {
+    memset(lm, 0, sizeof *lm);
+    lm_status s;
+    if (lm_is_dir(path)) {
+        lm->kind = "gpt2";
+        s = lm_gpt2_open_dir(path, 0, &lm->gpt2);
+        if (s == LM_OK) s = lm_tokenizer_load(tokenizer ? tokenizer : path, &lm->tok);
+        if (s == LM_OK) s = lm_decoder_gpt2(lm->gpt2, &lm->decoder);
+    } else {
+        lm->kind = "llama";
+        lm->add_bos = 1;
+        lm->llama = calloc(1, sizeof *lm->llama);
+        if (!lm->llama) return lm_error(LM_ERR_NOMEM, "out of memory");
+        s = lm_llama_load(path, lm->llama);
+        if (s != LM_OK) {
+            free(lm->llama);
+            lm->llama = NULL;
+            return s;
+        }
+        char *tok_path = tokenizer ? strdup(tokenizer) : lm_sibling_tokenizer(path);
+        if (!tok_path)
+            s = lm_error(LM_ERR_ARG, "%s: no tokenizer found beside the model; pass --tokenizer PATH", path);
+        else
+            s = lm_tokenizer_load(tok_path, &lm->tok);
+        free(tok_path);
+        if (s == LM_OK) s = lm_engine_new(lm->llama, NULL, &lm->engine);
+        if (s == LM_OK) s = lm_decoder_engine(lm->engine, lm->llama->cfg.vocab_size, lm->llama->cfg.max_seq_len, &lm->decoder);
+    }
+    if (s == LM_OK && lm->tok && lm_tokenizer_vocab_size(lm->tok) > lm->decoder.vocab_size)
+        s = lm_error(LM_ERR_FORMAT, "%s: tokenizer has %d tokens but the model only %d", path, lm_tokenizer_vocab_size(lm->tok),
+                     lm->decoder.vocab_size);
+    if (s == LM_OK) lm->decoder.eos_id = lm_tokenizer_eos_id(lm->tok);
+    if (s != LM_OK) lm_causal_lm_close(lm);
+    return s;
+}
+
+void lm_causal_lm_close(lm_causal_lm *lm) {
+    if (lm->gpt2) lm_decoder_gpt2_free(&lm->decoder);
+    lm_engine_free(lm->engine);
+    if (lm->llama) {
+        lm_llama_free(lm->llama);
+        free(lm->llama);
+    }
+    lm_gpt2_free(lm->gpt2);
+    lm_tokenizer_free(lm->tok);
+    memset(lm, 0, sizeof *lm);
+}
+
+lm_status lm_causal_lm_encode(const lm_causal_lm *lm, const char *text, int32_t **ids, size_t *n) {
+    int32_t *raw = NULL;
+    size_t k = 0;
+    LM_TRY(lm_tokenizer_encode(lm->tok, text, strlen(text), 0, &raw, &k));
+    int bos = lm->add_bos && lm->llama ? lm->llama->cfg.bos_id : -1;
+    if (bos < 0) {
+        *ids = raw;
+        *n = k;
+        return LM_OK;
+    }
+    /* LLaMA models were trained with BOS opening every text. */
+    int32_t *with = malloc((k + 1) * sizeof *with);
+    if (!with) {
+        free(raw);
+        return lm_error(LM_ERR_NOMEM, "out of memory");
+    }
+    with[0] = bos;
+    memcpy(with + 1, raw, k * sizeof *raw);
+    free(raw);
+    *ids = with;
+    *n = k + 1;
+    return LM_OK;
+}

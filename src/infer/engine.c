@@ -1,0 +1,290 @@
+/* The LLaMA forward pass over a batch of (sequence, token) pairs.
+ *
+ * Every matmul takes all tokens of the step at once, so the weights are
+ * read once per step whatever mix of prefill and decode it holds. K and V
+ * of all tokens are written to the cache before attention runs, so a
+ * token attends to earlier tokens of its own sequence from the same step. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmkit/engine.h"
+
+/* Upper bound on tokens per internal step (bounds a stack array). */
+#define LM_ENGINE_MAX_BATCH 4096
+
+struct lm_engine {
+    const lm_llama_model *m;
+    lm_engine_opts o;
+    int kv_dim, q_dim;
+    void *kcache, *vcache; /* [seq][layer][pos][kv_dim] */
+    int *len;
+    float *inv_freq;       /* [head_dim / 2] */
+    /* activations, max_batch rows each */
+    float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;
+    float *scores; /* [threads][ctx_len] */
+    int n_threads;
+    int *pos, *seq;
+    void *mm_scratch;
+};
+
+static size_t kv_index(const lm_engine *e, int seq, int layer, int pos) {
+    const lm_llama_config *c = &e->m->cfg;
+    return (((size_t)seq * c->n_layers + layer) * e->o.ctx_len + pos) * e->kv_dim;
+}
+
+size_t lm_engine_kv_bytes(const lm_engine *e) {
+    return 2 * kv_index(e, e->o.max_seqs, 0, 0) * (e->o.kv_f16 ? 2 : 4);
+}
+
+static void compute_inv_freq(const lm_llama_model *m, float *inv) {
+    const lm_llama_config *c = &m->cfg;
+    int half = c->head_dim / 2;
+    for (int j = 0; j < half; j++) {
+        /* Written as llama2.c does (float pow of i/head_dim) so greedy
+         * output matches it token for token. */
+        float f = 1.0f / powf(c->rope_theta, (float)(2 * j) / (float)c->head_dim);
+        if (c->rope_factor > 0) {
+            float lo_wl = c->rope_orig_ctx / c->rope_low_freq_factor, hi_wl = c->rope_orig_ctx / c->rope_high_freq_factor;
+            float wl = 2.f * (float)M_PI / f;
+            if (wl > lo_wl) f /= c->rope_factor;
+            else if (wl >= hi_wl) {
+                float sm = (c->rope_orig_ctx / wl - c->rope_low_freq_factor) / (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                f = (1 - sm) * f / c->rope_factor + sm * f;
+            }
+        }
+        if (m->rope_freq_factors) f /= m->rope_freq_factors[j];
+        inv[j] = f;
+    }
+}
+
+void lm_engine_free(lm_engine *e) {
+    if (!e) return;
+    void *bufs[] = {e->kcache, e->vcache, e->len, e->inv_freq, e->x, e->xb, e->xb2, e->q, e->k, e->v,
+                    e->att, e->hb, e->hb2, e->scores, e->pos, e->seq, e->mm_scratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lm_free(bufs[i]);
+    free(e);
+}
+
+static size_t max_scratch(const lm_llama_model *m, int n) {
+    size_t s = 0;
+    const lm_weight *ws[2] = {&m->tok_emb, &m->output};
+    for (int i = 0; i < 2; i++) {
+        size_t t = lm_qmatmul_scratch(ws[i]->type, n, ws[i]->cols);
+        if (t > s) s = t;
+    }
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const lm_llama_layer *ly = &m->layers[l];
+        const lm_weight *lw[7] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_down, &ly->w_up};
+        for (int i = 0; i < 7; i++) {
+            size_t t = lm_qmatmul_scratch(lw[i]->type, n, lw[i]->cols);
+            if (t > s) s = t;
+        }
+    }
+    return s;
+}
+
+lm_status lm_engine_new(const lm_llama_model *m, const lm_engine_opts *opts, lm_engine **out) {
+    const lm_llama_config *c = &m->cfg;
+    lm_engine *e = calloc(1, sizeof *e);
+    if (!e) return lm_error(LM_ERR_NOMEM, "engine: out of memory");
+    e->m = m;
+    if (opts) e->o = *opts;
+    if (e->o.max_seqs <= 0) e->o.max_seqs = 1;
+    if (e->o.ctx_len <= 0 || e->o.ctx_len > c->max_seq_len) e->o.ctx_len = c->max_seq_len;
+    if (e->o.max_batch <= 0) e->o.max_batch = 512;
+    if (e->o.max_batch > LM_ENGINE_MAX_BATCH) e->o.max_batch = LM_ENGINE_MAX_BATCH;
+    e->kv_dim = c->n_kv_heads * c->head_dim;
+    e->q_dim = c->n_heads * c->head_dim;
+    e->n_threads = lm_get_threads();
+    int B = e->o.max_batch;
+    size_t kv = kv_index(e, e->o.max_seqs, 0, 0) * (e->o.kv_f16 ? 2 : 4);
+    e->kcache = lm_alloc(kv);
+    e->vcache = lm_alloc(kv);
+    e->len = lm_alloc(sizeof(int) * (size_t)e->o.max_seqs);
+    e->inv_freq = lm_alloc(sizeof(float) * (size_t)c->head_dim / 2);
+    e->x = lm_alloc(sizeof(float) * (size_t)B * c->dim);
+    e->xb = lm_alloc(sizeof(float) * (size_t)B * (c->dim > e->q_dim ? c->dim : e->q_dim));
+    e->xb2 = lm_alloc(sizeof(float) * (size_t)B * c->dim);
+    e->q = lm_alloc(sizeof(float) * (size_t)B * e->q_dim);
+    e->k = lm_alloc(sizeof(float) * (size_t)B * e->kv_dim);
+    e->v = lm_alloc(sizeof(float) * (size_t)B * e->kv_dim);
+    e->att = lm_alloc(sizeof(float) * (size_t)B * e->q_dim);
+    e->hb = lm_alloc(sizeof(float) * (size_t)B * c->hidden_dim);
+    e->hb2 = lm_alloc(sizeof(float) * (size_t)B * c->hidden_dim);
+    e->scores = lm_alloc(sizeof(float) * (size_t)e->n_threads * e->o.ctx_len);
+    e->pos = lm_alloc(sizeof(int) * (size_t)B);
+    e->seq = lm_alloc(sizeof(int) * (size_t)B);
+    e->mm_scratch = lm_alloc(max_scratch(m, B) + 64);
+    if (!e->kcache || !e->vcache || !e->len || !e->inv_freq || !e->x || !e->xb || !e->xb2 || !e->q || !e->k || !e->v ||
+        !e->att || !e->hb || !e->hb2 || !e->scores || !e->pos || !e->seq || !e->mm_scratch) {
+        lm_engine_free(e);
+        return lm_error(LM_ERR_NOMEM, "engine: cannot allocate KV cache (%zu bytes) and activations", 2 * kv);
+    }
+    compute_inv_freq(m, e->inv_freq);
+    *out = e;
+    return LM_OK;
+}
+
+void lm_engine_reset(lm_engine *e, int seq) {
+    if (seq >= 0 && seq < e->o.max_seqs) e->len[seq] = 0;
+}
+int lm_engine_seq_len(const lm_engine *e, int seq) { return seq >= 0 && seq < e->o.max_seqs ? e->len[seq] : 0; }
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
+    float ss = 0;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    ss = 1.0f / sqrtf(ss / n + eps);
+    for (int i = 0; i < n; i++) o[i] = w[i] * (ss * x[i]);
+}
+
+static void rope(float *v, int n_heads, int hd, int pos, const float *inv, int neox) {
+    int half = hd / 2;
+    for (int h = 0; h < n_heads; h++, v += hd)
+        for (int j = 0; j < half; j++) {
+            float a = pos * inv[j], cr = cosf(a), ci = sinf(a);
+            int i0 = neox ? j : 2 * j, i1 = neox ? j + half : 2 * j + 1;
+            float v0 = v[i0], v1 = v[i1];
+            v[i0] = v0 * cr - v1 * ci;
+            v[i1] = v0 * ci + v1 * cr;
+        }
+}
+
+static void mm(lm_engine *e, float *y, const lm_weight *w, const float *x, int n) {
+    lm_qmatmul(y, w->data, w->type, w->rows, w->cols, x, n, e->mm_scratch);
+}
+
+static void store_kv(lm_engine *e, void *cache, size_t idx, const float *src) {
+    if (e->o.kv_f16) {
+        uint16_t *d = (uint16_t *)cache + idx;
+        for (int i = 0; i < e->kv_dim; i++) d[i] = lm_f32_to_f16(src[i]);
+    } else {
+        memcpy((float *)cache + idx, src, sizeof(float) * (size_t)e->kv_dim);
+    }
+}
+
+static inline float kv_at(const lm_engine *e, const void *cache, size_t idx) {
+    return e->o.kv_f16 ? lm_f16_to_f32(((const uint16_t *)cache)[idx]) : ((const float *)cache)[idx];
+}
+
+static void attention(lm_engine *e, int layer, int n) {
+    const lm_llama_config *c = &e->m->cfg;
+    int hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    long work = 0; /* multiply-adds, to decide whether threads pay off */
+    for (int i = 0; i < n; i++) work += (long)(e->pos[i] + 1) * hd * c->n_heads * 2;
+#pragma omp parallel for num_threads(e->n_threads) schedule(dynamic, 1) if (work >= (1 << 18))
+    for (int ih = 0; ih < n * c->n_heads; ih++) {
+        int i = ih / c->n_heads, h = ih % c->n_heads, kvh = h / group;
+        float *sc = e->scores + (size_t)omp_get_thread_num() * e->o.ctx_len;
+        const float *q = e->q + (size_t)i * e->q_dim + h * hd;
+        float *out = e->att + (size_t)i * e->q_dim + h * hd;
+        int p = e->pos[i], start = 0;
+        if (c->sliding_window > 0 && p - c->sliding_window + 1 > 0) start = p - c->sliding_window + 1;
+        float mx = -INFINITY;
+        for (int t = start; t <= p; t++) {
+            size_t base = kv_index(e, e->seq[i], layer, t) + (size_t)kvh * hd;
+            float s = 0;
+            if (e->o.kv_f16)
+                for (int d = 0; d < hd; d++) s += q[d] * kv_at(e, e->kcache, base + d);
+            else {
+                const float *kr = (const float *)e->kcache + base;
+                for (int d = 0; d < hd; d++) s += q[d] * kr[d];
+            }
+            s *= scale;
+            sc[t] = s;
+            if (s > mx) mx = s;
+        }
+        float sum = 0;
+        for (int t = start; t <= p; t++) sum += (sc[t] = expf(sc[t] - mx));
+        memset(out, 0, sizeof(float) * (size_t)hd);
+        for (int t = start; t <= p; t++) {
+            size_t base = kv_index(e, e->seq[i], layer, t) + (size_t)kvh * hd;
+            float a = sc[t] / sum;
+            if (e->o.kv_f16)
+                for (int d = 0; d < hd; d++) out[d] += a * kv_at(e, e->vcache, base + d);
+            else {
+                const float *vr = (const float *)e->vcache + base;
+                for (int d = 0; d < hd; d++) out[d] += a * vr[d];
+            }
+        }
+    }
+}
+
+static void forward_chunk(lm_engine *e, int n, const int32_t *tokens, const int *seqs, const uint8_t *want,
+                          float *logits, int *n_out) {
+    const lm_llama_model *m = e->m;
+    const lm_llama_config *c = &m->cfg;
+    int D = c->dim, H = c->hidden_dim;
+    for (int i = 0; i < n; i++) {
+        e->seq[i] = seqs ? seqs[i] : 0;
+        e->pos[i] = e->len[e->seq[i]]++;
+        const char *row = (const char *)m->tok_emb.data + (size_t)tokens[i] * lm_qtype_row_bytes(m->tok_emb.type, D);
+        lm_dequantize(m->tok_emb.type, row, e->x + (size_t)i * D, 1, D);
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        const lm_llama_layer *ly = &m->layers[l];
+        for (int i = 0; i < n; i++) rmsnorm(e->xb + (size_t)i * D, e->x + (size_t)i * D, ly->attn_norm, D, c->rms_eps);
+        mm(e, e->q, &ly->wq, e->xb, n);
+        mm(e, e->k, &ly->wk, e->xb, n);
+        mm(e, e->v, &ly->wv, e->xb, n);
+        for (int i = 0; i < n; i++) {
+            float *q = e->q + (size_t)i * e->q_dim, *k = e->k + (size_t)i * e->kv_dim, *v = e->v + (size_t)i * e->kv_dim;
+            if (ly->bq) {
+                for (int j = 0; j < e->q_dim; j++) q[j] += ly->bq[j];
+                for (int j = 0; j < e->kv_dim; j++) k[j] += ly->bk[j], v[j] += ly->bv[j];
+            }
+            rope(q, c->n_heads, c->head_dim, e->pos[i], e->inv_freq, c->rope_neox);
+            rope(k, c->n_kv_heads, c->head_dim, e->pos[i], e->inv_freq, c->rope_neox);
+            size_t idx = kv_index(e, e->seq[i], l, e->pos[i]);
+            store_kv(e, e->kcache, idx, k);
+            store_kv(e, e->vcache, idx, v);
+        }
+        attention(e, l, n);
+        mm(e, e->xb2, &ly->wo, e->att, n);
+        for (size_t j = 0; j < (size_t)n * D; j++) e->x[j] += e->xb2[j];
+        for (int i = 0; i < n; i++) rmsnorm(e->xb + (size_t)i * D, e->x + (size_t)i * D, ly->ffn_norm, D, c->rms_eps);
+        mm(e, e->hb, &ly->w_gate, e->xb, n);
+        mm(e, e->hb2, &ly->w_up, e->xb, n);
+        for (size_t j = 0; j < (size_t)n * H; j++) {
+            float g = e->hb[j];
+            e->hb[j] = g / (1.0f + expf(-g)) * e->hb2[j];
+        }
+        mm(e, e->xb2, &ly->w_down, e->hb, n);
+        for (size_t j = 0; j < (size_t)n * D; j++) e->x[j] += e->xb2[j];
+    }
+    int r = 0;
+    for (int i = 0; i < n; i++)
+        if (want[i]) rmsnorm(e->xb + (size_t)r++ * D, e->x + (size_t)i * D, m->out_norm, D, c->rms_eps);
+    if (r) mm(e, logits, &m->output, e->xb, r);
+    *n_out = r;
+}
+
+lm_status lm_engine_forward(lm_engine *e, int n, const int32_t *tokens, const int *seqs, const uint8_t *want_logits,
+                            float *logits) {
+    const lm_llama_config *c = &e->m->cfg;
+    /* Validate the whole batch before touching any state. */
+    for (int i = 0; i < n; i++) {
+        int s = seqs ? seqs[i] : 0;
+        if (s < 0 || s >= e->o.max_seqs)
+            return lm_error(LM_ERR_ARG, "engine: sequence %d out of range [0, %d)", s, e->o.max_seqs);
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return lm_error(LM_ERR_ARG, "engine: token id %d out of range [0, %d)", tokens[i], c->vocab_size);
+    }
+    for (int i = 0; i < n; i++) {
+        int s = seqs ? seqs[i] : 0, extra = 0;
+        for (int j = 0; j <= i; j++) extra += (seqs ? seqs[j] : 0) == s;
+        if (e->len[s] + extra > e->o.ctx_len)
+            return lm_error(LM_ERR_RANGE, "engine: sequence %d would exceed the context length %d", s, e->o.ctx_len);
+    }
+    uint8_t last_only[1] = {1};
+    for (int i0 = 0; i0 < n; i0 += e->o.max_batch) {
+        int nb = n - i0 < e->o.max_batch ? n - i0 : e->o.max_batch, got;
+        uint8_t want[LM_ENGINE_MAX_BATCH];
+        for (int i = 0; i < nb; i++) want[i] = want_logits ? want_logits[i0 + i] : (i0 + i == n - 1 ? last_only[0] : 0);
+        forward_chunk(e, nb, tokens + i0, seqs ? seqs + i0 : NULL, want, logits, &got);
+        logits += (size_t)got * c->vocab_size;
+    }
+    return LM_OK;
+}

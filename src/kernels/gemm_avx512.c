@@ -1,0 +1,306 @@
+/* Own packed AVX-512 sgemm (BLIS-style): C[M,N] = alpha*op(A)op(B) + beta*C.
+ *
+ * Micro-kernel: a 12 x 32 tile of C in 24 zmm accumulators; per k it loads
+ * two vectors of the packed B panel (32 columns) and broadcasts 12 values of
+ * the packed A panel (12 rows) into 24 FMAs.
+ * Blocking: KC = 384 (k), MB = 1536 (rows of packed A per block, L3),
+ * NB = 480 (columns of packed B per block, L2); the 12 x KC A micro-panel
+ * stays in L1 while the B micro-panels stream from L2.
+ * Threads: C is split into a grid of rectangles, one per thread, each run
+ * independently with its own packing buffers (no barriers).
+ * Packing buffers are per OS thread, allocated on first use and kept (the
+ * kernels' no-allocation rule holds from the second call on). */
+#include "kernels/kernels_ref.h"
+
+#include <immintrin.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MR 12
+#define NR 32
+#define KC 384
+#define MB 1536 /* multiple of MR */
+#define NB 480  /* multiple of NR */
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+
+/* ---- per-thread packing buffers ----
+ * A registry keeps every buffer reachable (so leak checkers stay quiet) and
+ * lets threads find their own through a thread-local pointer. */
+typedef struct pack_bufs {
+    float *a, *b;
+    struct pack_bufs *next;
+} pack_bufs;
+static pack_bufs *g_bufs_head;
+static pthread_mutex_t g_bufs_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local pack_bufs *t_bufs;
+
+static pack_bufs *thread_bufs(void) {
+    if (t_bufs) return t_bufs;
+    pack_bufs *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->a = aligned_alloc(64, (size_t)MB * KC * sizeof(float));
+    p->b = aligned_alloc(64, (size_t)NB * KC * sizeof(float));
+    if (!p->a || !p->b) {
+        free(p->a);
+        free(p->b);
+        free(p);
+        return NULL;
+    }
+    pthread_mutex_lock(&g_bufs_lock);
+    p->next = g_bufs_head;
+    g_bufs_head = p;
+    pthread_mutex_unlock(&g_bufs_lock);
+    t_bufs = p;
+    return p;
+}
+
+/* ---- packing ----
+ * A block: rows [i0, i0+mc) x k [p0, p0+kc) of op(A) -> panels of MR rows,
+ * each laid out [k][MR], zero-padded past mc. */
+AVX512 static void pack_a(float *dst, const float *A, int lda, int trans_a, int i0, int mc, int p0, int kc) {
+    for (int ir = 0; ir < mc; ir += MR) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        float *d = dst + (size_t)ir * kc;
+        if (trans_a) { /* op(A)[i][k] = A[k][i]: MR contiguous floats per k */
+            __mmask16 m = (__mmask16)((1u << mr) - 1);
+            const float *s = A + (size_t)p0 * lda + i0 + ir;
+            for (int k = 0; k < kc; k++) {
+                __m512 v = _mm512_maskz_loadu_ps(m, s + (size_t)k * lda);
+                _mm512_mask_storeu_ps(d + (size_t)k * MR, 0x0fff, v);
+            }
+        } else { /* op(A)[i][k] = A[i][k]: gather one k across MR rows */
+            const float *s = A + (size_t)(i0 + ir) * lda + p0;
+            __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 0, 0, 0),
+                                             _mm512_set1_epi32(lda));
+            __mmask16 m = (__mmask16)((1u << mr) - 1);
+            int k = 0;
+            if (mr == MR) {
+                /* 16 k at a time: 12 row loads, scalar transpose through L1 */
+                for (; k + 16 <= kc; k += 16) {
+                    float tile[MR][16];
+                    for (int r = 0; r < MR; r++) _mm512_storeu_ps(tile[r], _mm512_loadu_ps(s + (size_t)r * lda + k));
+                    for (int kk = 0; kk < 16; kk++)
+                        for (int r = 0; r < MR; r++) d[(size_t)(k + kk) * MR + r] = tile[r][kk];
+                }
+            }
+            for (; k < kc; k++) {
+                __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, s + k, 4);
+                _mm512_mask_storeu_ps(d + (size_t)k * MR, 0x0fff, v);
+            }
+        }
+    }
+}
+
+/* 16x16 transpose of r[0..15] in registers. */
+AVX512 static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    /* r[4q + s] now holds, for rows 4q..4q+3, element 4*lane128 + s of each
+     * 128-bit lane; combine 128-bit lanes across the four groups. */
+    for (int s = 0; s < 4; s++) {
+        __m512 a = r[s], b = r[4 + s], c = r[8 + s], d = r[12 + s];
+        __m512 ab_lo = _mm512_shuffle_f32x4(a, b, 0x88); /* a.l0 a.l2 b.l0 b.l2 */
+        __m512 ab_hi = _mm512_shuffle_f32x4(a, b, 0xdd); /* a.l1 a.l3 b.l1 b.l3 */
+        __m512 cd_lo = _mm512_shuffle_f32x4(c, d, 0x88);
+        __m512 cd_hi = _mm512_shuffle_f32x4(c, d, 0xdd);
+        t[s] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0x88);      /* lane 0 of a,b,c,d */
+        t[4 + s] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0x88);  /* lane 1 */
+        t[8 + s] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0xdd);  /* lane 2 */
+        t[12 + s] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0xdd); /* lane 3 */
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* B block: k [p0, p0+kc) x columns [j0, j0+nc) of op(B) -> panels of NR
+ * columns, each laid out [k][NR], zero-padded past nc. */
+AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int j0, int nc, int p0, int kc) {
+    for (int jr = 0; jr < nc; jr += NR) {
+        int nr = nc - jr < NR ? nc - jr : NR;
+        float *d = dst + (size_t)jr * kc;
+        if (!trans_b) { /* op(B)[k][j] = B[k][j]: rows are contiguous */
+            __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
+            __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+            const float *s = B + (size_t)p0 * ldb + j0 + jr;
+            for (int k = 0; k < kc; k++) {
+                const float *row = s + (size_t)k * ldb;
+                _mm512_store_ps(d + (size_t)k * NR, _mm512_maskz_loadu_ps(m0, row));
+                _mm512_store_ps(d + (size_t)k * NR + 16, _mm512_maskz_loadu_ps(m1, row + 16));
+            }
+        } else { /* op(B)[k][j] = B[j][k]: transpose 16x16 blocks */
+            const float *s = B + (size_t)(j0 + jr) * ldb + p0;
+            for (int half = 0; half < 2; half++) {
+                int cols = nr - half * 16;
+                if (cols > 16) cols = 16;
+                const float *sh = s + (size_t)half * 16 * ldb;
+                float *dh = d + half * 16;
+                if (cols <= 0) {
+                    for (int k = 0; k < kc; k++) _mm512_store_ps(dh + (size_t)k * NR, _mm512_setzero_ps());
+                    continue;
+                }
+                int k = 0;
+                for (; k + 16 <= kc; k += 16) {
+                    __m512 r[16];
+                    for (int c = 0; c < 16; c++)
+                        r[c] = c < cols ? _mm512_loadu_ps(sh + (size_t)c * ldb + k) : _mm512_setzero_ps();
+                    transpose16(r);
+                    for (int kk = 0; kk < 16; kk++) _mm512_store_ps(dh + (size_t)(k + kk) * NR, r[kk]);
+                }
+                if (k < kc) {
+                    __mmask16 mk = (__mmask16)((1u << (kc - k)) - 1);
+                    __m512 r[16];
+                    for (int c = 0; c < 16; c++)
+                        r[c] = c < cols ? _mm512_maskz_loadu_ps(mk, sh + (size_t)c * ldb + k) : _mm512_setzero_ps();
+                    transpose16(r);
+                    for (int kk = 0; k + kk < kc; kk++) _mm512_store_ps(dh + (size_t)(k + kk) * NR, r[kk]);
+                }
+            }
+        }
+    }
+}
+
+/* ---- micro-kernel ----
+ * C[0:mr, 0:nr] = alpha * (a_panel . b_panel) + beta * C (beta == 0: C is
+ * not read). */
+#define ROW(i)                                                                   \
+    do {                                                                         \
+        __m512 av = _mm512_set1_ps(a[i]);                                        \
+        c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);                              \
+        c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);                              \
+    } while (0)
+
+#define STORE(i)                                                                 \
+    do {                                                                         \
+        if (i < mr) {                                                            \
+            float *cr = C + (size_t)(i) * ldc;                                   \
+            __m512 x0 = _mm512_mul_ps(c##i##0, va), x1 = _mm512_mul_ps(c##i##1, va); \
+            if (beta != 0.0f) {                                                  \
+                x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), x0);     \
+                x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), x1); \
+            }                                                                    \
+            _mm512_mask_storeu_ps(cr, m0, x0);                                   \
+            _mm512_mask_storeu_ps(cr + 16, m1, x1);                              \
+        }                                                                        \
+    } while (0)
+
+AVX512 static void ukernel(int kc, const float *restrict a, const float *restrict b, float *C, int ldc, int mr,
+                           int nr, float alpha, float beta) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
+           c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00,
+           c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00,
+           c111 = c00;
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        _mm_prefetch((const char *)(b + 8 * NR), _MM_HINT_T0);
+        ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5);
+        ROW(6); ROW(7); ROW(8); ROW(9); ROW(10); ROW(11);
+        a += MR;
+        b += NR;
+    }
+    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
+    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    STORE(0); STORE(1); STORE(2); STORE(3); STORE(4); STORE(5);
+    STORE(6); STORE(7); STORE(8); STORE(9); STORE(10); STORE(11);
+}
+
+/* One thread's rectangle C[m0:m1, n0:n1]. */
+AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, int n0, int n1, int K,
+                               float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                               float *C, int ldc) {
+    for (int mb = m0; mb < m1; mb += MB) {
+        int mc = m1 - mb < MB ? m1 - mb : MB;
+        for (int p0 = 0; p0 < K; p0 += KC) {
+            int kc = K - p0 < KC ? K - p0 : KC;
+            float bk = p0 == 0 ? beta : 1.0f;
+            pack_a(bufs->a, A, lda, ta, mb, mc, p0, kc);
+            for (int nb = n0; nb < n1; nb += NB) {
+                int nc = n1 - nb < NB ? n1 - nb : NB;
+                pack_b(bufs->b, B, ldb, tb, nb, nc, p0, kc);
+                for (int ir = 0; ir < mc; ir += MR) {
+                    const float *ap = bufs->a + (size_t)ir * kc;
+                    int mr = mc - ir < MR ? mc - ir : MR;
+                    for (int jr = 0; jr < nc; jr += NR) {
+                        int nr = nc - jr < NR ? nc - jr : NR;
+                        ukernel(kc, ap, bufs->b + (size_t)jr * kc, C + (size_t)(mb + ir) * ldc + nb + jr, ldc,
+                                mr, nr, alpha, bk);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* C = beta * C (the K == 0 or alpha == 0 case). */
+static void scale_c(int M, int N, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+}
+
+/* Split M x N over nt threads as a tm x tn grid of MR/NR-aligned blocks,
+ * minimizing the largest block (plus a little for duplicated packing). */
+static void choose_grid(int M, int N, int K, int nt, int *tm, int *tn) {
+    int mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
+    double best = 1e300;
+    *tm = 1;
+    *tn = 1;
+    for (int a = 1; a <= nt; a++) {
+        if (nt % a) continue;
+        int b = nt / a;
+        if (a > mp || b > np) continue;
+        double rows = (double)((mp + a - 1) / a) * MR, cols = (double)((np + b - 1) / b) * NR;
+        /* compute per thread, plus packing of its A rows and B columns */
+        double cost = rows * cols * K + 8.0 * K * (rows + cols);
+        if (cost < best) {
+            best = cost;
+            *tm = a;
+            *tn = b;
+        }
+    }
+}
+
+void lm_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    double flops = 2.0 * M * N * K;
+    if (flops < 4e6) nt = 1; /* not worth waking threads */
+    int tm, tn;
+    choose_grid(M, N, K, nt, &tm, &tn);
+    nt = tm * tn;
+    int mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int t = omp_get_thread_num();
+        int ti = t / tn, tj = t % tn;
+        int pm0 = (int)((long)mp * ti / tm), pm1 = (int)((long)mp * (ti + 1) / tm);
+        int pn0 = (int)((long)np * tj / tn), pn1 = (int)((long)np * (tj + 1) / tn);
+        int m0 = pm0 * MR, m1 = pm1 * MR < M ? pm1 * MR : M;
+        int n0 = pn0 * NR, n1 = pn1 * NR < N ? pn1 * NR : N;
+        pack_bufs *bufs = thread_bufs();
+        if (m0 < m1 && n0 < n1) {
+            if (bufs)
+                gemm_region(bufs, trans_a, trans_b, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            else /* no memory for packing buffers: OpenBLAS does this rectangle */
+                lm_sgemm_openblas(trans_a, trans_b, m1 - m0, n1 - n0, K, alpha,
+                                  trans_a ? A + m0 : A + (size_t)m0 * lda, lda,
+                                  trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta,
+                                  C + (size_t)m0 * ldc + n0, ldc);
+        }
+    }
+}

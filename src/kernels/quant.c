@@ -1,0 +1,248 @@
+/* Quantized types: metadata, run-time kernel dispatch, whole-tensor
+ * conversion, and the matmul used by inference.
+ *
+ * Why two matmul strategies: decoding multiplies each weight row with one
+ * (or a few) activation rows, so it is bound by reading the weights and
+ * the integer dot kernels read the fewest bytes. Prefill multiplies with
+ * hundreds of rows; there dequantizing a tile of W to F32 once and handing
+ * it to SGEMM amortizes the conversion and runs at GEMM speed. */
+#include <cblas.h>
+#include <ctype.h>
+#include <string.h>
+
+#include "kernels/quant_blocks.h"
+
+/* Batch size from which lm_qmatmul switches to dequantize + SGEMM. */
+#define LM_QMATMUL_GEMM_MIN_N 16
+/* Floats of dequantized weights per SGEMM tile (8 MiB). */
+#define LM_QMATMUL_TILE_FLOATS (2u << 20)
+/* Multiply-adds below which a matmul stays on one thread: waking a team
+ * costs more than it saves, and badly so on a loaded machine where
+ * spinning workers fight for the cores. */
+#define LM_PARALLEL_MIN_WORK (1 << 18)
+
+typedef struct {
+    lm_qtype t;
+    const char *name;
+    int block_elems;
+    size_t block_bytes;
+} qtype_info;
+
+static const qtype_info infos[] = {
+    {LM_QT_F32, "f32", 1, 4},
+    {LM_QT_F16, "f16", 1, 2},
+    {LM_QT_BF16, "bf16", 1, 2},
+    {LM_QT_Q8_0, "q8_0", QK8_0, sizeof(lm_block_q8_0)},
+    {LM_QT_Q4_0, "q4_0", QK4_0, sizeof(lm_block_q4_0)},
+    {LM_QT_Q4_K, "q4_k", QK_K, sizeof(lm_block_q4_k)},
+    {LM_QT_Q6_K, "q6_k", QK_K, sizeof(lm_block_q6_k)},
+    {LM_QT_Q8_K, "q8_k", QK_K, sizeof(lm_block_q8_k)},
+};
+
+static const qtype_info *info_of(int t) {
+    for (size_t i = 0; i < sizeof infos / sizeof infos[0]; i++)
+        if ((int)infos[i].t == t) return &infos[i];
+    return NULL;
+}
+
+int lm_qtype_valid(int t) { return info_of(t) != NULL; }
+const char *lm_qtype_name(lm_qtype t) {
+    const qtype_info *i = info_of(t);
+    return i ? i->name : "unknown";
+}
+int lm_qtype_block_elems(lm_qtype t) {
+    const qtype_info *i = info_of(t);
+    return i ? i->block_elems : 0;
+}
+size_t lm_qtype_block_bytes(lm_qtype t) {
+    const qtype_info *i = info_of(t);
+    return i ? i->block_bytes : 0;
+}
+size_t lm_qtype_row_bytes(lm_qtype t, int64_t k) {
+    const qtype_info *i = info_of(t);
+    return i ? (size_t)(k / i->block_elems) * i->block_bytes : 0;
+}
+
+lm_status lm_qtype_from_name(const char *name, lm_qtype *out) {
+    char low[16];
+    size_t n = strlen(name);
+    if (n >= sizeof low) return lm_error(LM_ERR_ARG, "unknown tensor type '%s'", name);
+    for (size_t i = 0; i <= n; i++) low[i] = (char)tolower((unsigned char)name[i]);
+    for (size_t i = 0; i < sizeof infos / sizeof infos[0]; i++)
+        if (!strcmp(infos[i].name, low)) {
+            *out = infos[i].t;
+            return LM_OK;
+        }
+    return lm_error(LM_ERR_ARG, "unknown tensor type '%s' (expected f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)",
+                    name);
+}
+
+lm_qtype lm_qtype_vec_type(lm_qtype t) {
+    switch (t) {
+    case LM_QT_Q8_0:
+    case LM_QT_Q4_0: return LM_QT_Q8_0;
+    case LM_QT_Q4_K:
+    case LM_QT_Q6_K: return LM_QT_Q8_K;
+    default: return LM_QT_F32;
+    }
+}
+
+/* ---------------- dispatch ---------------- */
+
+static lm_isa requested_isa = LM_ISA_BEST;
+
+static lm_isa hardware_isa(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+            cached = LM_ISA_AVX512;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            cached = LM_ISA_AVX2;
+        else
+            cached = LM_ISA_SCALAR;
+    }
+    return (lm_isa)cached;
+}
+
+void lm_quant_set_isa(lm_isa isa) { requested_isa = isa; }
+lm_isa lm_quant_isa(void) {
+    lm_isa hw = hardware_isa();
+    return requested_isa < hw ? requested_isa : hw;
+}
+const char *lm_isa_name(lm_isa isa) {
+    static const char *names[] = {"scalar", "avx2", "avx512-vnni", "best"};
+    return isa <= LM_ISA_BEST ? names[isa] : "unknown";
+}
+
+static lm_qdot_fn qdot_for(lm_qtype t, lm_isa isa) {
+    static const lm_qdot_fn table[3][4] = {
+        {lm_dot_q8_0_ref, lm_dot_q4_0_ref, lm_dot_q4_k_ref, lm_dot_q6_k_ref},
+        {lm_dot_q8_0_avx2, lm_dot_q4_0_avx2, lm_dot_q4_k_avx2, lm_dot_q6_k_avx2},
+        {lm_dot_q8_0_avx512, lm_dot_q4_0_avx512, lm_dot_q4_k_avx512, lm_dot_q6_k_avx512},
+    };
+    int col = t == LM_QT_Q8_0 ? 0 : t == LM_QT_Q4_0 ? 1 : t == LM_QT_Q4_K ? 2 : t == LM_QT_Q6_K ? 3 : -1;
+    return col < 0 ? NULL : table[isa][col];
+}
+
+static lm_fdot_fn fdot_for(lm_qtype t, lm_isa isa) {
+    static const lm_fdot_fn table[3][3] = {
+        {lm_fdot_f32_ref, lm_fdot_f16_ref, lm_fdot_bf16_ref},
+        {lm_fdot_f32_avx2, lm_fdot_f16_avx2, lm_fdot_bf16_avx2},
+        {lm_fdot_f32_avx512, lm_fdot_f16_avx512, lm_fdot_bf16_avx512},
+    };
+    int col = t == LM_QT_F32 ? 0 : t == LM_QT_F16 ? 1 : t == LM_QT_BF16 ? 2 : -1;
+    return col < 0 ? NULL : table[isa][col];
+}
+
+/* ---------------- conversion ---------------- */
+
+static void quantize_row(lm_qtype t, const float *x, void *y, int k) {
+    switch (t) {
+    case LM_QT_F32: memcpy(y, x, (size_t)k * 4); break;
+    case LM_QT_F16:
+        for (int i = 0; i < k; i++) ((uint16_t *)y)[i] = lm_f32_to_f16(x[i]);
+        break;
+    case LM_QT_BF16:
+        for (int i = 0; i < k; i++) ((uint16_t *)y)[i] = lm_f32_to_bf16(x[i]);
+        break;
+    case LM_QT_Q8_0: lm_quantize_row_q8_0(x, y, k); break;
+    case LM_QT_Q4_0: lm_quantize_row_q4_0(x, y, k); break;
+    case LM_QT_Q4_K: lm_quantize_row_q4_k(x, y, k); break;
+    case LM_QT_Q6_K: lm_quantize_row_q6_k(x, y, k); break;
+    case LM_QT_Q8_K: lm_quantize_row_q8_k(x, y, k); break;
+    }
+}
+
+static lm_status check_k(lm_qtype t, int64_t k) {
+    if (!lm_qtype_valid(t)) return lm_error(LM_ERR_ARG, "unsupported tensor type id %d", (int)t);
+    int be = lm_qtype_block_elems(t);
+    if (k <= 0 || k % be || k > INT32_MAX)
+        return lm_error(LM_ERR_ARG, "row length %lld is not a positive multiple of %s's block size %d",
+                        (long long)k, lm_qtype_name(t), be);
+    return LM_OK;
+}
+
+lm_status lm_quantize(lm_qtype t, const float *src, void *dst, int64_t n, int64_t k) {
+    LM_TRY(check_k(t, k));
+    size_t rb = lm_qtype_row_bytes(t, k);
+#pragma omp parallel for num_threads(lm_get_threads()) schedule(dynamic, 16) if (n * k >= LM_PARALLEL_MIN_WORK)
+    for (int64_t r = 0; r < n; r++) quantize_row(t, src + r * k, (char *)dst + (size_t)r * rb, (int)k);
+    return LM_OK;
+}
+
+lm_status lm_dequantize(lm_qtype t, const void *src, float *dst, int64_t n, int64_t k) {
+    LM_TRY(check_k(t, k));
+    size_t rb = lm_qtype_row_bytes(t, k);
+#pragma omp parallel for num_threads(lm_get_threads()) schedule(static) if (n * k >= LM_PARALLEL_MIN_WORK)
+    for (int64_t r = 0; r < n; r++) lm_dequantize_row(t, (const char *)src + (size_t)r * rb, dst + r * k, (int)k);
+    return LM_OK;
+}
+
+void lm_quantize_vec(lm_qtype wt, const float *x, void *xq, int K) {
+    lm_qtype vt = lm_qtype_vec_type(wt);
+    if (vt == LM_QT_F32) memcpy(xq, x, (size_t)K * 4);
+    else quantize_row(vt, x, xq, K);
+}
+
+float lm_qdot(lm_qtype t, const void *wrow, const void *xq, int K) {
+    lm_isa isa = lm_quant_isa();
+    lm_fdot_fn f = fdot_for(t, isa);
+    if (f) return f(wrow, xq, K);
+    return qdot_for(t, isa)(wrow, xq, K / lm_qtype_block_elems(t));
+}
+
+/* ---------------- matmul ---------------- */
+
+static int tile_rows(int K) {
+    int r = (int)(LM_QMATMUL_TILE_FLOATS / (unsigned)K);
+    return r < 16 ? 16 : r;
+}
+
+size_t lm_qmatmul_scratch(lm_qtype t, int n, int K) {
+    if (n >= LM_QMATMUL_GEMM_MIN_N) return t == LM_QT_F32 ? 0 : (size_t)tile_rows(K) * K * sizeof(float);
+    lm_qtype vt = lm_qtype_vec_type(t);
+    return vt == LM_QT_F32 ? 0 : (size_t)n * lm_qtype_row_bytes(vt, K);
+}
+
+static void qmatmul_gemm(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n,
+                         float *tile) {
+    if (t == LM_QT_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, K, 1.f, x, K, W, K, 0.f, y, rows);
+        return;
+    }
+    size_t rb = lm_qtype_row_bytes(t, K);
+    int tr = tile_rows(K);
+    for (int r0 = 0; r0 < rows; r0 += tr) {
+        int nr = rows - r0 < tr ? rows - r0 : tr;
+#pragma omp parallel for num_threads(lm_get_threads()) schedule(static) if ((long)nr * K >= LM_PARALLEL_MIN_WORK)
+        for (int r = 0; r < nr; r++) lm_dequantize_row(t, (const char *)W + (size_t)(r0 + r) * rb, tile + (size_t)r * K, K);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nr, K, 1.f, x, K, tile, K, 0.f, y + r0, rows);
+    }
+}
+
+void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n, void *scratch) {
+    if (n >= LM_QMATMUL_GEMM_MIN_N) {
+        qmatmul_gemm(y, W, t, rows, K, x, n, scratch);
+        return;
+    }
+    lm_isa isa = lm_quant_isa();
+    size_t rb = lm_qtype_row_bytes(t, K);
+    lm_fdot_fn fdot = fdot_for(t, isa);
+    if (fdot) {
+#pragma omp parallel for num_threads(lm_get_threads()) schedule(static) if ((long)rows * K * n >= LM_PARALLEL_MIN_WORK)
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < n; j++) y[(size_t)j * rows + r] = fdot((const char *)W + (size_t)r * rb, x + (size_t)j * K, K);
+        return;
+    }
+    lm_qtype vt = lm_qtype_vec_type(t);
+    size_t xb = lm_qtype_row_bytes(vt, K);
+    for (int j = 0; j < n; j++) quantize_row(vt, x + (size_t)j * K, (char *)scratch + (size_t)j * xb, K);
+    lm_qdot_fn qdot = qdot_for(t, isa);
+    int nb = K / lm_qtype_block_elems(t);
+#pragma omp parallel for num_threads(lm_get_threads()) schedule(static) if ((long)rows * K * n >= LM_PARALLEL_MIN_WORK)
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < n; j++)
+            y[(size_t)j * rows + r] = qdot((const char *)W + (size_t)r * rb, (const char *)scratch + (size_t)j * xb, nb);
+}

@@ -1,0 +1,107 @@
+/* Block layouts of ggml's quantized types, bit-exact (GGUF stores these
+ * structs as they are). Internal to the quant kernels. */
+#ifndef LMKIT_QUANT_BLOCKS_H
+#define LMKIT_QUANT_BLOCKS_H
+
+#include <stdint.h>
+
+#include "lmkit/quant.h"
+
+#define QK8_0 32
+#define QK4_0 32
+#define QK_K 256
+
+/* 34 bytes: value = d * qs[i]. */
+typedef struct {
+    uint16_t d; /* f16 */
+    int8_t qs[QK8_0];
+} lm_block_q8_0;
+
+/* 18 bytes: element j in the low nibble of qs[j], element j+16 in the high
+ * nibble; value = d * (q - 8). */
+typedef struct {
+    uint16_t d;
+    uint8_t qs[QK4_0 / 2];
+} lm_block_q4_0;
+
+/* 144 bytes: 8 sub-blocks of 32, each with a 6-bit scale and 6-bit min
+ * packed into scales[12]; value = d*sc*q - dmin*m. Sub-block pair (2i,
+ * 2i+1) shares qs[32i .. 32i+31]: low nibbles then high nibbles. */
+typedef struct {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[12];
+    uint8_t qs[QK_K / 2];
+} lm_block_q4_k;
+
+/* 210 bytes: 16 sub-blocks of 16 with int8 scales; 6-bit quants split into
+ * 4 low bits (ql) and 2 high bits (qh); value = d * sc * (q - 32). */
+typedef struct {
+    uint8_t ql[QK_K / 2];
+    uint8_t qh[QK_K / 4];
+    int8_t scales[QK_K / 16];
+    uint16_t d;
+} lm_block_q6_k;
+
+/* Activations for the K types: float scale, quants, and sums of each 16
+ * quants (so a weight's min / offset term needs no pass over qs). */
+typedef struct {
+    float d;
+    int8_t qs[QK_K];
+    int16_t bsums[QK_K / 16];
+} lm_block_q8_k;
+
+_Static_assert(sizeof(lm_block_q8_0) == 34, "q8_0 size");
+_Static_assert(sizeof(lm_block_q4_0) == 18, "q4_0 size");
+_Static_assert(sizeof(lm_block_q4_k) == 144, "q4_k size");
+_Static_assert(sizeof(lm_block_q6_k) == 210, "q6_k size");
+_Static_assert(sizeof(lm_block_q8_k) == 292, "q8_k size");
+
+/* The 6-bit scale and min of sub-block j of a Q4_K block. */
+static inline void lm_q4k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* A dot kernel: weight row (n_blocks blocks) · quantized activations. */
+typedef float (*lm_qdot_fn)(const void *w, const void *x, int n_blocks);
+/* F32-activation dot for float weight types. */
+typedef float (*lm_fdot_fn)(const void *w, const float *x, int k);
+
+/* Scalar reference kernels (quant_ref.c). */
+float lm_dot_q8_0_ref(const void *w, const void *x, int nb);
+float lm_dot_q4_0_ref(const void *w, const void *x, int nb);
+float lm_dot_q4_k_ref(const void *w, const void *x, int nb);
+float lm_dot_q6_k_ref(const void *w, const void *x, int nb);
+float lm_fdot_f32_ref(const void *w, const float *x, int k);
+float lm_fdot_f16_ref(const void *w, const float *x, int k);
+float lm_fdot_bf16_ref(const void *w, const float *x, int k);
+void lm_quantize_row_q8_0(const float *x, void *y, int k);
+void lm_quantize_row_q8_k(const float *x, void *y, int k);
+void lm_quantize_row_q4_0(const float *x, void *y, int k);
+void lm_quantize_row_q4_k(const float *x, void *y, int k);
+void lm_quantize_row_q6_k(const float *x, void *y, int k);
+void lm_dequantize_row(lm_qtype t, const void *x, float *y, int k);
+
+/* SIMD kernels (quant_avx2.c, quant_avx512.c). */
+float lm_dot_q8_0_avx2(const void *w, const void *x, int nb);
+float lm_dot_q4_0_avx2(const void *w, const void *x, int nb);
+float lm_dot_q4_k_avx2(const void *w, const void *x, int nb);
+float lm_dot_q6_k_avx2(const void *w, const void *x, int nb);
+float lm_fdot_f32_avx2(const void *w, const float *x, int k);
+float lm_fdot_f16_avx2(const void *w, const float *x, int k);
+float lm_fdot_bf16_avx2(const void *w, const float *x, int k);
+float lm_dot_q8_0_avx512(const void *w, const void *x, int nb);
+float lm_dot_q4_0_avx512(const void *w, const void *x, int nb);
+float lm_dot_q4_k_avx512(const void *w, const void *x, int nb);
+float lm_dot_q6_k_avx512(const void *w, const void *x, int nb);
+float lm_fdot_f32_avx512(const void *w, const float *x, int k);
+float lm_fdot_f16_avx512(const void *w, const float *x, int k);
+float lm_fdot_bf16_avx512(const void *w, const float *x, int k);
+
+#endif

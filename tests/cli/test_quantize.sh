@@ -1,0 +1,25 @@
+#!/bin/bash
+# lmkit quantize / convert / init / bench generate end to end on stories260K.
+set -u
+B="$LMKIT_BIN"; S="$LMKIT_SOURCE_DIR"; T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+M="$S/data/models/stories260K/stories260K.bin"; V="$S/data/models/stories260K/tok512.bin"
+for t in q8_0 q4_0 q4_k q6_k f16 bf16; do
+  "$B" quantize --type $t "$M" "$T/m_$t.gguf" --vocab "$V" >/dev/null || fail "quantize $t"
+  out=$("$B" bench generate --model "$T/m_$t.gguf" --prompt-tokens 20 --gen-tokens 8 --parallel 2) || fail "bench $t"
+  echo "$out" | grep -q "decode:  2 x 8 tokens" || fail "bench output $t: $out"
+done
+"$B" convert "$M" "$T/m.gguf" >/dev/null || fail convert
+"$B" convert "$T/m.gguf" "$T/m2.gguf" >/dev/null || fail "convert gguf->gguf"
+cmp -s "$T/m.gguf" "$T/m2.gguf" || fail "gguf -> gguf conversion is not byte-identical"
+"$B" init --arch llama --preset stories260K-shape --type q8_0 --out "$T/r.gguf" >/dev/null || fail init
+"$B" bench generate --model "$T/r.gguf" --prompt-tokens 4 --gen-tokens 2 >/dev/null || fail "bench init model"
+# Errors: one line, names the culprit, non-zero exit.
+err=$("$B" quantize --type q5_1 "$M" "$T/x.gguf" 2>&1) && fail "bad type accepted"
+echo "$err" | grep -q "^lmkit: error: --type 'q5_1'" || fail "bad type message: $err"
+head -c 3000 "$T/m.gguf" > "$T/trunc.gguf"
+err=$("$B" convert "$T/trunc.gguf" "$T/y.gguf" 2>&1) && fail "truncated gguf accepted"
+echo "$err" | grep -q "^lmkit: error: .*trunc.gguf: gguf:" || fail "truncated message: $err"
+err=$("$B" bench generate --model "$M" --bogus 2>&1) && fail "unknown flag accepted"
+echo "$err" | grep -q "unknown option '--bogus'" || fail "unknown flag message: $err"
+echo ok

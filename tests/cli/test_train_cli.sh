@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# End to end: prepare -> train -> resume (bit-identical) -> eval -> generate,
+# and the bad inputs of each step.
+. "$(dirname "$0")/lib.sh"
+
+head -c 60000 "$SRC/data/tinyshakespeare/input.txt" > "$TMP/corpus.txt"
+expect_ok "prepare bytes" "$LMKIT" prepare "$TMP/corpus.txt" --tokenizer bytes --val-fraction 0.1 --out "$TMP/data"
+for f in train.bin val.bin meta.json tokenizer.json; do
+    [ -s "$TMP/data/$f" ] && ok || bad "prepare did not write $f"
+done
+
+TRAIN=(--data "$TMP/data" --n-layer 2 --n-head 2 --n-embd 32 --seq-len 32 --batch 4 --lr 3e-3 --warmup 2 --eval-every 4 --eval-batches 2 --threads 2)
+expect_ok "train 8 steps" "$LMKIT" train "${TRAIN[@]}" --steps 8 --out "$TMP/runA"
+for f in config.json model.safetensors tokenizer.json metrics.jsonl loss.svg latest_checkpoint; do
+    [ -s "$TMP/runA/$f" ] && ok || bad "train did not write $f"
+done
+[ "$(wc -l < "$TMP/runA/metrics.jsonl")" -eq 8 ] && ok || bad "metrics.jsonl should have 8 lines"
+grep -q '"val_loss"' "$TMP/runA/metrics.jsonl" && ok || bad "metrics.jsonl lacks val_loss"
+grep -q '"tokens_per_sec"' "$TMP/runA/metrics.jsonl" && ok || bad "metrics.jsonl lacks tokens_per_sec"
+# loss must go down from the first step
+first=$(head -1 "$TMP/runA/metrics.jsonl" | sed 's/.*"loss": \([0-9.e+-]*\).*/\1/')
+last=$(tail -1 "$TMP/runA/metrics.jsonl" | sed 's/.*"loss": \([0-9.e+-]*\).*/\1/')
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }' && ok || bad "loss did not decrease ($first -> $last)"
+
+# Interrupted at step 4, then resumed to 8: identical losses, bit for bit.
+expect_ok "train stop at 4" "$LMKIT" train "${TRAIN[@]}" --steps 8 --stop-at 4 --out "$TMP/runB"
+[ "$(wc -l < "$TMP/runB/metrics.jsonl")" -eq 4 ] && ok || bad "stopped run should have 4 metric lines"
+expect_ok "resume" "$LMKIT" train --resume "$TMP/runB" --threads 2
+strip() { sed 's/"tokens_per_sec": [0-9.]*, "elapsed_s": [0-9.]*//' "$1"; }
+if diff <(strip "$TMP/runA/metrics.jsonl") <(strip "$TMP/runB/metrics.jsonl") >/dev/null; then ok; else bad "resumed losses differ from the uninterrupted run"; fi
+cmp -s "$TMP/runA/model.safetensors" "$TMP/runB/model.safetensors" && ok || bad "resumed weights differ"
+expect_error "resume finished run" "already at step 8" "$LMKIT" train --resume "$TMP/runB"
+
+# A save killed midway leaves the previous checkpoint usable: simulate the
+# leftovers of a killed save (a half-written temp dir) and resume past them.
+mkdir -p "$TMP/runB/checkpoint-9.tmp" && head -c 100 "$TMP/runB/model.safetensors" > "$TMP/runB/checkpoint-9.tmp/model.safetensors"
+expect_ok "resume after torn save" "$LMKIT" train --resume "$TMP/runB" --steps 10 --threads 2
+[ -d "$TMP/runB/checkpoint-10" ] && [ ! -e "$TMP/runB/checkpoint-9.tmp" ] && ok || bad "torn checkpoint not cleaned up"
+
+head -c 3000 "$TMP/corpus.txt" > "$TMP/small.txt"
+expect_ok "eval json" "$LMKIT" eval --model "$TMP/runA" --perplexity "$TMP/small.txt" --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {"loss","perplexity","tokens"} <= d.keys() and d["tokens"] > 0' "$TMP/out" 2>/dev/null && ok || bad "eval --json output: $(cat "$TMP/out")"
+expect_ok "generate" "$LMKIT" generate --model "$TMP/runA" --prompt "ROMEO:" --max-tokens 20 --seed 3
+out1=$(cat "$TMP/out")
+"$LMKIT" generate --model "$TMP/runA" --prompt "ROMEO:" --max-tokens 20 --seed 3 > "$TMP/out2" 2>/dev/null
+[ "$out1" = "$(cat "$TMP/out2")" ] && ok || bad "same seed gave different text"
+case "$out1" in ROMEO:*) ok ;; *) bad "generate output does not start with the prompt" ;; esac
+
+# Bad input
+expect_error "unknown flag" "unknown option '--bogus'" "$LMKIT" train --bogus 1
+expect_error "bad number" "'abc' is not an integer" "$LMKIT" train --steps abc
+expect_error "missing data" "train.bin" "$LMKIT" train --data "$TMP/nope" --out "$TMP/x" --steps 1
+: > "$TMP/empty.txt"
+expect_error "empty corpus" "corpus is empty" "$LMKIT" prepare "$TMP/empty.txt" --tokenizer bytes --out "$TMP/d2"
+[ ! -e "$TMP/d2/train.bin" ] && ok || bad "empty corpus left a shard behind"
+expect_error "missing text" "cannot open" "$LMKIT" prepare "$TMP/none.txt" --tokenizer bytes --out "$TMP/d3"
+cp -r "$TMP/data" "$TMP/trunc" && head -c 1000 "$TMP/data/train.bin" > "$TMP/trunc/train.bin"
+expect_error "truncated shard" "train.bin: header says" "$LMKIT" train --data "$TMP/trunc" --out "$TMP/x2" --steps 1
+printf 'XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX' > "$TMP/trunc/train.bin"
+expect_error "corrupt shard" "bad magic" "$LMKIT" train --data "$TMP/trunc" --out "$TMP/x2" --steps 1
+cp -r "$TMP/runA" "$TMP/broken"
+rm -f "$TMP/broken/model.safetensors"; head -c 5000 "$TMP/runA/checkpoint-8/model.safetensors" > "$TMP/broken/model.safetensors"
+expect_error "truncated safetensors" "model.safetensors" "$LMKIT" generate --model "$TMP/broken" --prompt hi
+sed 's/"n_embd": 32/"n_embd": 64/' "$TMP/runA/config.json" > "$TMP/broken/config.json"
+cp "$TMP/runA/model.safetensors" "$TMP/broken/model.safetensors"
+expect_error "shape mismatch" "has shape" "$LMKIT" generate --model "$TMP/broken" --prompt hi
+long=$(head -c 200 "$TMP/corpus.txt")
+expect_error "prompt too long" "longer than the model's context" "$LMKIT" generate --model "$TMP/runA" --prompt "$long"
+expect_error "missing model" "config.json" "$LMKIT" eval --model "$TMP/nomodel" --perplexity "$TMP/corpus.txt"
+finish

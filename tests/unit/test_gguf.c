@@ -1,0 +1,184 @@
+/* GGUF: writer/reader round trip, every corrupt-field case named in the
+ * error, truncation at every byte, and stories260K through GGUF (F32 keeps
+ * llama2.c's greedy output exactly; Q8_0 stays close). */
+#include <unistd.h>
+
+#include "lmkit/engine.h"
+#include "lmkit/gguf.h"
+#include "lmkit/llama.h"
+#include "test.h"
+
+static char tmpdir[256];
+
+static const char *tmp(const char *name) {
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) & 3;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+/* A tiny file: one string key, one [2, 8] F32 tensor. Field offsets:
+ * version 4, tensor_count 8, kv_count 16, tensor n_dims 78, dims 82/90,
+ * type 98, offset 102, data at 128. */
+static uint8_t *tiny(size_t *n) {
+    lm_gguf_writer *w = lm_gguf_writer_new();
+    float data[16];
+    for (int i = 0; i < 16; i++) data[i] = (float)i;
+    int64_t dims[2] = {8, 2};
+    CHECK_OK(lm_gguf_writer_set_str(w, "general.architecture", "llama"));
+    CHECK_OK(lm_gguf_writer_add_tensor(w, "a", LM_QT_F32, 2, dims, data));
+    CHECK_OK(lm_gguf_writer_write(w, tmp("tiny.gguf")));
+    lm_gguf_writer_free(w);
+    char *buf;
+    CHECK_OK(lm_read_file(tmp("tiny.gguf"), &buf, n));
+    return (uint8_t *)buf;
+}
+
+static void expect_err(const uint8_t *buf, size_t n, lm_status want, const char *needle) {
+    lm_gguf g;
+    lm_status s = lm_gguf_parse(buf, n, &g);
+    CHECK_MSG(s == want, "status %d (want %d): %s", s, want, lm_last_error());
+    CHECK_MSG(strstr(lm_last_error(), needle) != NULL, "'%s' not in: %s", needle, lm_last_error());
+}
+
+static void patch_u32(uint8_t *b, size_t off, uint32_t v) { memcpy(b + off, &v, 4); }
+static void patch_u64(uint8_t *b, size_t off, uint64_t v) { memcpy(b + off, &v, 8); }
+
+static void test_tiny(void) {
+    size_t n;
+    uint8_t *buf = tiny(&n);
+    CHECK(n == 192);
+    lm_gguf g;
+    CHECK_OK(lm_gguf_parse(buf, n, &g));
+    CHECK(g.n_kv == 1 && g.n_tensors == 1 && g.data_offset == 128);
+    const lm_gguf_tensor *t = lm_gguf_find_tensor(&g, "a");
+    CHECK(t && t->dims[0] == 8 && t->dims[1] == 2 && t->type == LM_QT_F32 && ((const float *)t->data)[15] == 15.f);
+    char *arch;
+    CHECK_OK(lm_gguf_get_str(&g, "general.architecture", &arch));
+    CHECK(!strcmp(arch, "llama"));
+    free(arch);
+    int64_t v;
+    CHECK(lm_gguf_get_int(&g, "general.architecture", 0, 10, &v) == LM_ERR_FORMAT);
+    CHECK(lm_gguf_get_int(&g, "llama.block_count", 0, 10, &v) == LM_ERR_FORMAT);
+    CHECK(strstr(lm_last_error(), "llama.block_count") != NULL);
+    lm_gguf_close(&g);
+
+    uint8_t *c = malloc(n);
+#define FRESH() memcpy(c, buf, n)
+    FRESH(); c[0] = 'X'; expect_err(c, n, LM_ERR_FORMAT, "magic");
+    FRESH(); patch_u32(c, 4, 4); expect_err(c, n, LM_ERR_UNSUPPORTED, "version 4");
+    FRESH(); patch_u64(c, 8, 1ull << 60); expect_err(c, n, LM_ERR_FORMAT, "tensor_count");
+    FRESH(); patch_u64(c, 16, 1000); expect_err(c, n, LM_ERR_FORMAT, "kv_count");
+    FRESH(); patch_u64(c, 24, 1ull << 40); expect_err(c, n, LM_ERR_FORMAT, "truncated");
+    FRESH(); patch_u32(c, 52, 77); expect_err(c, n, LM_ERR_FORMAT, "unknown value type 77");
+    FRESH(); patch_u32(c, 78, 5); expect_err(c, n, LM_ERR_FORMAT, "n_dims 5");
+    FRESH(); patch_u64(c, 82, 0); expect_err(c, n, LM_ERR_FORMAT, "dim 0 = 0");
+    FRESH(); patch_u64(c, 90, 1ull << 45); expect_err(c, n, LM_ERR_FORMAT, "out of range");
+    FRESH(); patch_u32(c, 98, 99); expect_err(c, n, LM_ERR_UNSUPPORTED, "ggml type 99");
+    FRESH(); patch_u32(c, 98, LM_QT_Q8_0); expect_err(c, n, LM_ERR_FORMAT, "block size");
+    FRESH(); patch_u64(c, 102, 4); expect_err(c, n, LM_ERR_FORMAT, "alignment");
+    FRESH(); patch_u64(c, 102, 32); expect_err(c, n, LM_ERR_FORMAT, "past the end");
+    expect_err(buf, n - 1, LM_ERR_FORMAT, "past the end");
+    /* Every truncation of the header and tensor infos is a clean error. */
+    int clean = 1;
+    for (size_t cut = 0; cut < 128; cut++) {
+        lm_gguf g2;
+        if (lm_gguf_parse(buf, cut, &g2) != LM_ERR_FORMAT) clean = 0;
+    }
+    CHECK(clean);
+    free(c);
+    free(buf);
+}
+
+static int argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+static void test_stories_gguf(void) {
+    lm_llama_model src, f32, q8;
+    CHECK_OK(lm_llama_load(test_src_path("data/models/stories260K/stories260K.bin"), &src));
+    lm_llama2c_vocab v;
+    CHECK_OK(lm_llama2c_vocab_load(test_src_path("data/models/stories260K/tok512.bin"), 512, &v));
+    CHECK_OK(lm_llama_save_gguf(&src, tmp("s.gguf"), -1, v.pieces, v.scores, v.n));
+    CHECK_OK(lm_llama_save_gguf(&src, tmp("s_q8.gguf"), LM_QT_Q8_0, v.pieces, v.scores, v.n));
+    CHECK_OK(lm_llama_load(tmp("s.gguf"), &f32));
+    CHECK_OK(lm_llama_load(tmp("s_q8.gguf"), &q8));
+    CHECK(f32.n_vocab_strings == 512 && !strcmp(f32.vocab[300], v.pieces[300]));
+    CHECK(q8.layers[0].wq.type == LM_QT_Q8_0 && q8.layers[0].w_down.type == LM_QT_F16); /* 172 % 32 != 0 */
+    CHECK(f32.output.data == f32.tok_emb.data);
+    /* Greedy decode over both, against the llama2.c golden ids. */
+    FILE *f = fopen(test_src_path("tests/golden/llama2c_stories260K/greedy_bos_256.ids"), "r");
+    int32_t want[256];
+    int nw = 0;
+    while (f && nw < 256 && fscanf(f, "%d", &want[nw]) == 1) nw++;
+    if (f) fclose(f);
+    CHECK(nw == 256);
+    lm_engine *a, *b;
+    CHECK_OK(lm_engine_new(&f32, NULL, &a));
+    CHECK_OK(lm_engine_new(&q8, NULL, &b));
+    float la[512], lb[512];
+    int32_t ta = 1, tb = 1, same_a = 1;
+    double worst = 0;
+    for (int i = 0; i < nw; i++) {
+        CHECK_OK(lm_engine_forward(a, 1, &ta, NULL, NULL, la));
+        CHECK_OK(lm_engine_forward(b, 1, &tb, NULL, NULL, lb));
+        double e = test_rel_l2(lb, la, 512);
+        if (e > worst) worst = e;
+        ta = argmax(la, 512);
+        same_a &= ta == want[i];
+        tb = ta; /* teacher-force q8 with the F32 path's tokens */
+    }
+    CHECK(same_a);
+    printf("stories260K Q8_0 vs F32 logits: worst rel L2 %.4f over %d positions\n", worst, nw);
+    CHECK_MSG(worst < 0.05, "q8_0 logits drift %g", worst);
+    lm_engine_free(a);
+    lm_engine_free(b);
+    lm_llama_free(&q8);
+    lm_llama_free(&f32);
+
+    /* Missing tensor and shape mismatch through the model loader. */
+    lm_llama_model m2;
+    char *buf;
+    size_t n;
+    CHECK_OK(lm_read_file(tmp("s.gguf"), &buf, &n));
+    char *p = memmem(buf, n, "blk.3.ffn_up.weight", 19);
+    CHECK(p != NULL);
+    if (p) {
+        p[4] = 'X';
+        FILE *o = fopen(tmp("bad.gguf"), "wb");
+        fwrite(buf, 1, n, o);
+        fclose(o);
+        CHECK(lm_llama_load(tmp("bad.gguf"), &m2) == LM_ERR_FORMAT);
+        CHECK_MSG(strstr(lm_last_error(), "missing tensor 'blk.3.ffn_up.weight'"), "%s", lm_last_error());
+        p[4] = '3';
+        /* dims of ffn_up follow its name: [64, 172] -> [64, 171] */
+        uint64_t d1;
+        memcpy(&d1, p + 19 + 4 + 8, 8);
+        CHECK(d1 == 172);
+        d1 = 171;
+        memcpy(p + 19 + 4 + 8, &d1, 8);
+        o = fopen(tmp("bad.gguf"), "wb");
+        fwrite(buf, 1, n, o);
+        fclose(o);
+        CHECK(lm_llama_load(tmp("bad.gguf"), &m2) == LM_ERR_FORMAT);
+        CHECK_MSG(strstr(lm_last_error(), "blk.3.ffn_up.weight' has shape"), "%s", lm_last_error());
+    }
+    free(buf);
+    lm_llama2c_vocab_free(&v);
+    lm_llama_free(&src);
+}
+
+int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/lmkit_test_gguf_%d", (int)getpid());
+    CHECK_OK(lm_mkdir_p(tmpdir));
+    test_tiny();
+    test_stories_gguf();
+    const char *names[] = {"tiny.gguf", "s.gguf", "s_q8.gguf", "bad.gguf"};
+    for (int i = 0; i < 4; i++) unlink(tmp(names[i]));
+    rmdir(tmpdir);
+    TEST_MAIN_END();
+}

@@ -1,0 +1,92 @@
+/* lmkit bench train: milliseconds per training step and achieved GFLOP/s
+ * for a GPT-2 of a given preset on random tokens. */
+#include "args.h"
+#include "bench.h"
+
+#include "lmkit/model.h"
+#include "lmkit/train.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int lm_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int lm_bench_train(int argc, char **argv) {
+    const char *arch = "gpt2", *preset = "124M";
+    int B = 4, T = 64, steps = 5, threads = 0, json = 0;
+    const lm_arg specs[] = {
+        {"--arch", LM_ARG_STR, &arch, "gpt2"},
+        {"--preset", LM_ARG_STR, &preset, "124M | 350M | tiny (124M)"},
+        {"--batch", LM_ARG_INT, &B, "batch size (4)"},
+        {"--seq-len", LM_ARG_INT, &T, "sequence length (64)"},
+        {"--steps", LM_ARG_INT, &steps, "timed steps after one warm-up step; the median is reported (5)"},
+        {"--threads", LM_ARG_INT, &threads, "CPU threads (default: all cores)"},
+        {"--json", LM_ARG_FLAG, &json, "print one JSON object on stdout"},
+        {NULL, 0, NULL, NULL},
+    };
+    int r = lm_args_parse("lmkit bench train --arch gpt2 --preset 124M --batch B --seq-len T --steps N", specs, argc, argv, NULL, NULL);
+    if (r) return r == 1 ? 0 : 2;
+    if (strcmp(arch, "gpt2") != 0) return lm_fail("bench train: --arch '%s' is not supported (gpt2)", arch);
+    lm_model_config c = {LM_ARCH_GPT2, 50257, 1024, 768, 12, 12, 3072, 1e-5f};
+    if (!strcmp(preset, "350M")) c.n_embd = 1024, c.n_layer = 24, c.n_head = 16, c.n_inner = 4096;
+    else if (!strcmp(preset, "tiny")) c.vocab_size = 256, c.n_ctx = 256, c.n_embd = 128, c.n_layer = 4, c.n_head = 4, c.n_inner = 512;
+    else if (strcmp(preset, "124M") != 0) return lm_fail("bench train: unknown --preset '%s' (124M, 350M, tiny)", preset);
+    if (B < 1 || T < 1 || T > c.n_ctx || steps < 1) return lm_fail("bench train: need --batch >= 1, 1 <= --seq-len <= %d, --steps >= 1", c.n_ctx);
+    lm_set_threads(threads);
+    lm_gpt2 *m = NULL;
+    if (lm_gpt2_create(&c, 1, 1, &m) != LM_OK) return lm_fail_status();
+    const lm_param_table *tab = lm_gpt2_params(m);
+    lm_adamw opt;
+    if (lm_adamw_init(&opt, tab->total, 0.9f, 0.95f, 1e-8f, 0.1f) != LM_OK) {
+        lm_gpt2_free(m);
+        return lm_fail_status();
+    }
+    int32_t *ids = malloc((size_t)B * T * sizeof *ids), *tg = malloc((size_t)B * T * sizeof *tg);
+    lm_rng rng;
+    lm_rng_seed(&rng, 42, 0);
+    for (int i = 0; i < B * T; i++) {
+        ids[i] = (int32_t)lm_rng_below(&rng, (uint32_t)c.vocab_size);
+        tg[i] = (int32_t)lm_rng_below(&rng, (uint32_t)c.vocab_size);
+    }
+    double *times = malloc((size_t)(steps + 1) * sizeof *times);
+    lm_status s = LM_OK;
+    for (int i = 0; i <= steps && s == LM_OK; i++) {
+        double t0 = lm_now_seconds();
+        float loss;
+        lm_gpt2_zero_grad(m);
+        s = lm_gpt2_forward(m, ids, tg, B, T, &loss);
+        if (s == LM_OK) s = lm_gpt2_backward(m, 1.0f);
+        lm_clip_grad_norm(lm_gpt2_grad_data(m), tab->total, 1.0f);
+        lm_adamw_step(&opt, tab, lm_gpt2_param_data(m), lm_gpt2_grad_data(m), 1e-4f);
+        times[i] = lm_now_seconds() - t0;
+    }
+    int rc = 0;
+    if (s != LM_OK) rc = lm_fail_status();
+    else {
+        qsort(times + 1, (size_t)steps, sizeof *times, lm_cmp_double); /* times[0] is the warm-up */
+        double med = times[1 + steps / 2];
+        /* Matmul FLOPs of one step: forward per token is L*(24 C^2 + 2 T C)
+         * (projections + causal attention) + 2 C V (LM head); backward is
+         * twice the forward. */
+        double C = c.n_embd, L = c.n_layer, V = c.vocab_size;
+        double flops = 3.0 * B * T * (L * (24 * C * C + 2.0 * T * C) + 2 * C * V);
+        double params = (double)tab->total;
+        if (json)
+            printf("{\"arch\": \"gpt2\", \"preset\": \"%s\", \"params\": %.0f, \"batch\": %d, \"seq_len\": %d, \"threads\": %d, "
+                   "\"steps\": %d, \"ms_per_step\": %.3f, \"ms_min\": %.3f, \"tokens_per_sec\": %.1f, \"gflops\": %.2f}\n",
+                   preset, params, B, T, lm_get_threads(), steps, med * 1e3, times[1] * 1e3, B * T / med, flops / med * 1e-9);
+        else
+            printf("gpt2 %s (%.1fM params), batch %d x %d, %d threads: %.1f ms/step (median of %d; min %.1f), %.0f tokens/s, %.1f GFLOP/s\n",
+                   preset, params / 1e6, B, T, lm_get_threads(), med * 1e3, steps, times[1] * 1e3, B * T / med, flops / med * 1e-9);
+    }
+    free(times);
+    free(ids);
+    free(tg);
+    lm_adamw_free(&opt);
+    lm_gpt2_free(m);
+    return rc;
+}

@@ -1,0 +1,81 @@
+/* lmkit generate: stream a continuation of a prompt. */
+#include "args.h"
+#include "cli.h"
+
+#include "lmkit/causal_lm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int lm_print_chunk(const char *text, size_t n, void *user) {
+    (void)user;
+    fwrite(text, 1, n, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+int lm_cmd_generate(int argc, char **argv) {
+    const char *model_dir = NULL, *prompt = NULL, *tok_spec = NULL;
+    int max_tokens = 256, threads = 0, show_stats = 0;
+    long seed = 0;
+    lm_strs stops = {0};
+    lm_sample_params sp = lm_sample_defaults();
+    const lm_arg specs[] = {
+        {"--model", LM_ARG_STR, &model_dir, "GPT-2 checkpoint dir, LLaMA-family .gguf or llama2.c .bin"},
+        {"--prompt", LM_ARG_STR, &prompt, "text to continue"},
+        {"--tokenizer", LM_ARG_STR, &tok_spec, "tokenizer to use instead of the model's own"},
+        {"--max-tokens", LM_ARG_INT, &max_tokens, "tokens to generate at most (256)"},
+        {"--temperature", LM_ARG_FLOAT, &sp.temperature, "sampling temperature, 0 = greedy (1.0)"},
+        {"--top-k", LM_ARG_INT, &sp.top_k, "sample from the k most likely tokens, 0 = off"},
+        {"--top-p", LM_ARG_FLOAT, &sp.top_p, "nucleus sampling mass, 1 = off"},
+        {"--min-p", LM_ARG_FLOAT, &sp.min_p, "drop tokens below min-p times the top probability, 0 = off"},
+        {"--repeat-penalty", LM_ARG_FLOAT, &sp.repetition_penalty, "repetition penalty, 1 = off"},
+        {"--frequency-penalty", LM_ARG_FLOAT, &sp.frequency_penalty, "frequency penalty, 0 = off"},
+        {"--presence-penalty", LM_ARG_FLOAT, &sp.presence_penalty, "presence penalty, 0 = off"},
+        {"--seed", LM_ARG_LONG, &seed, "random seed; the same seed gives the same text (0)"},
+        {"--stop", LM_ARG_STRS, &stops, "stop when this text appears (repeatable)"},
+        {"--stats", LM_ARG_FLAG, &show_stats, "print token counts and speed to stderr"},
+        {"--threads", LM_ARG_INT, &threads, "CPU threads (default: all cores)"},
+        {NULL, 0, NULL, NULL},
+    };
+    int r = lm_args_parse("lmkit generate --model DIR --prompt TEXT [options]", specs, argc, argv, NULL, NULL);
+    if (r) return r == 1 ? 0 : 2;
+    if (!model_dir) return lm_fail("generate: --model DIR is required");
+    if (!prompt) return lm_fail("generate: --prompt TEXT is required");
+    if (max_tokens < 0) return lm_fail("generate: --max-tokens %d must be >= 0", max_tokens);
+    lm_set_threads(threads);
+    sp.seed = (uint64_t)seed;
+    lm_causal_lm lm;
+    if (lm_causal_lm_open(model_dir, tok_spec, &lm) != LM_OK) return lm_fail_status();
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = 0;
+    if (lm_causal_lm_encode(&lm, prompt, &ids, &n) != LM_OK) {
+        rc = lm_fail_status();
+    } else if (n == 0) {
+        rc = lm_fail("generate: --prompt is empty");
+    } else if ((int)n > lm.decoder.n_ctx) {
+        rc = lm_fail("generate: --prompt is %zu tokens, longer than the model's context of %d", n, lm.decoder.n_ctx);
+    } else {
+        lm_generate_params gp = {max_tokens, sp, stops.items, stops.n};
+        lm_generate_stats st;
+        fputs(prompt, stdout);
+        if (lm_generate(&lm.decoder, lm.tok, ids, (int)n, &gp, lm_print_chunk, NULL, &st) != LM_OK) {
+            fflush(stdout);
+            fputc('\n', stdout);
+            rc = lm_fail_status();
+        } else {
+            fputc('\n', stdout);
+            if (!strcmp(st.finish, "context"))
+                fprintf(stderr, "lmkit: note: stopped at the model's context length (%d tokens)\n", lm.decoder.n_ctx);
+            if (show_stats)
+                fprintf(stderr, "prompt %d tokens in %.3f s, generated %d tokens in %.3f s (%.1f tok/s), finish: %s\n", st.prompt_tokens,
+                        st.prefill_s, st.generated_tokens, st.decode_s, st.decode_s > 0 ? st.generated_tokens / st.decode_s : 0.0,
+                        st.finish);
+        }
+    }
+    free(ids);
+    lm_causal_lm_close(&lm);
+    return rc;
+}

@@ -1,0 +1,132 @@
+/* lmkit prepare: tokenize text files into train/val token shards. */
+#include "args.h"
+#include "cli.h"
+
+#include "lmkit/tokenizer.h"
+#include "lmkit/train.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int lm_cmd_prepare(int argc, char **argv) {
+    const char *tok_spec = "gpt2", *out = NULL;
+    float val_fraction = 0.1f;
+    int threads = 0;
+    const lm_arg specs[] = {
+        {"--tokenizer", LM_ARG_STR, &tok_spec, "bytes | gpt2 | PATH to tokenizer.json / dir (gpt2)"},
+        {"--val-fraction", LM_ARG_FLOAT, &val_fraction, "share of tokens held out for validation, from the end (0.1)"},
+        {"--out", LM_ARG_STR, &out, "output directory for train.bin, val.bin, meta.json, tokenizer.json"},
+        {"--threads", LM_ARG_INT, &threads, "CPU threads (default: all cores)"},
+        {NULL, 0, NULL, NULL},
+    };
+    char **files = NULL;
+    int nfiles = 0;
+    int r = lm_args_parse("lmkit prepare TEXT_FILES... --tokenizer {bytes|gpt2|PATH} [--val-fraction F] --out DIR", specs, argc,
+                          argv, &files, &nfiles);
+    if (r) {
+        free(files);
+        return r == 1 ? 0 : 2;
+    }
+    int rc = 1;
+    lm_tokenizer *tok = NULL;
+    int32_t *all = NULL;
+    size_t n_all = 0, cap = 0, total_bytes = 0;
+    lm_set_threads(threads);
+    if (nfiles == 0) {
+        rc = lm_fail("prepare: no input text files given");
+        goto done;
+    }
+    if (!out) {
+        rc = lm_fail("prepare: --out DIR is required");
+        goto done;
+    }
+    if (!(val_fraction > 0 && val_fraction < 1)) {
+        rc = lm_fail("prepare: --val-fraction %g must be in (0, 1)", val_fraction);
+        goto done;
+    }
+    if (lm_tokenizer_load(tok_spec, &tok) != LM_OK) {
+        rc = lm_fail_status();
+        goto done;
+    }
+    int32_t eos = lm_tokenizer_eos_id(tok);
+    for (int i = 0; i < nfiles; i++) {
+        char *text = NULL;
+        size_t len = 0;
+        if (lm_read_file(files[i], &text, &len) != LM_OK) {
+            rc = lm_fail_status();
+            goto done;
+        }
+        total_bytes += len;
+        int32_t *ids = NULL;
+        size_t n = 0;
+        lm_status s = len ? lm_tokenizer_encode(tok, text, len, 0, &ids, &n) : LM_OK;
+        free(text);
+        if (s != LM_OK) {
+            rc = lm_fail("%s: %s", files[i], lm_last_error());
+            goto done;
+        }
+        /* Documents are separated by the end-of-text token when there is one. */
+        size_t need = n_all + n + 1;
+        if (need > cap) {
+            cap = 2 * need;
+            int32_t *g = realloc(all, cap * sizeof *g);
+            if (!g) {
+                free(ids);
+                rc = lm_fail("prepare: out of memory");
+                goto done;
+            }
+            all = g;
+        }
+        if (n_all > 0 && eos >= 0 && n > 0) all[n_all++] = eos;
+        memcpy(all + n_all, ids, n * sizeof *ids);
+        n_all += n;
+        free(ids);
+    }
+    if (n_all == 0) {
+        rc = lm_fail("prepare: the corpus is empty (%d file%s, %zu bytes)", nfiles, nfiles == 1 ? "" : "s", total_bytes);
+        goto done;
+    }
+    size_t n_val = (size_t)ceil((double)n_all * val_fraction);
+    size_t n_train = n_all - n_val;
+    if (n_train < 2 || n_val < 2) {
+        rc = lm_fail("prepare: %zu tokens is too few to split into train and validation", n_all);
+        goto done;
+    }
+    int vocab = lm_tokenizer_vocab_size(tok);
+    char *train_path = lm_path_join(out, "train.bin"), *val_path = lm_path_join(out, "val.bin");
+    char *tok_path = lm_path_join(out, "tokenizer.json"), *meta_path = lm_path_join(out, "meta.json");
+    lm_status s = lm_mkdir_p(out);
+    if (s == LM_OK) s = lm_shard_write(train_path, all, n_train, vocab);
+    if (s == LM_OK) s = lm_shard_write(val_path, all + n_train, n_val, vocab);
+    if (s == LM_OK) s = lm_tokenizer_save(tok, tok_path);
+    if (s == LM_OK) {
+        json_t *jf = json_array();
+        for (int i = 0; i < nfiles; i++) json_array_append_new(jf, json_string(files[i]));
+        json_t *meta = json_pack("{s:s, s:i, s:I, s:I, s:I, s:f, s:o}", "tokenizer", tok_spec, "vocab_size", vocab, "train_tokens",
+                                 (json_int_t)n_train, "val_tokens", (json_int_t)n_val, "bytes", (json_int_t)total_bytes,
+                                 "val_fraction", (double)val_fraction, "files", jf);
+        char *text = json_dumps(meta, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(meta);
+        s = lm_write_file_atomic(meta_path, text, strlen(text));
+        free(text);
+    }
+    free(train_path);
+    free(val_path);
+    free(tok_path);
+    free(meta_path);
+    if (s != LM_OK) {
+        rc = lm_fail_status();
+        goto done;
+    }
+    fprintf(stderr, "prepared %s: %zu train + %zu val tokens (vocab %d, %.2f bytes/token) from %zu bytes\n", out, n_train, n_val,
+            vocab, (double)total_bytes / (double)n_all, total_bytes);
+    rc = 0;
+done:
+    lm_tokenizer_free(tok);
+    free(all);
+    free(files);
+    return rc;
+}

@@ -1,0 +1,113 @@
+/* lmkit quantize / convert: rewrite a LLaMA-family model as GGUF. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "lmkit/llama.h"
+
+static int convert_main(int argc, char **argv, int need_type) {
+    const char *type_name = NULL, *vocab_path = NULL, *in = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--type") && i + 1 < argc) type_name = argv[++i];
+        else if (!strcmp(argv[i], "--vocab") && i + 1 < argc) vocab_path = argv[++i];
+        else if (!strcmp(argv[i], "--help")) {
+            printf("usage: lmkit %s %sIN OUT.gguf [--vocab tokenizer.bin]\n", argv[0], need_type ? "--type {q8_0|q4_0|q4_k|q6_k|f16|bf16|f32} " : "[--type T] ");
+            return 0;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "lmkit: error: unknown option '%s' for %s\n", argv[i], argv[0]);
+            return 2;
+        } else if (!in) in = argv[i];
+        else if (!out) out = argv[i];
+        else {
+            fprintf(stderr, "lmkit: error: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!in || !out || (need_type && !type_name)) {
+        fprintf(stderr, "lmkit: error: %s needs %sIN and OUT (see --help)\n", argv[0], need_type ? "--type, " : "");
+        return 2;
+    }
+    size_t ol = strlen(out);
+    if (ol < 5 || strcmp(out + ol - 5, ".gguf")) {
+        fprintf(stderr, "lmkit: error: output '%s': only .gguf output is supported\n", out);
+        return 2;
+    }
+    int type = -1;
+    if (type_name) {
+        lm_qtype t;
+        if (lm_qtype_from_name(type_name, &t) != LM_OK || t == LM_QT_Q8_K) {
+            fprintf(stderr, "lmkit: error: --type '%s': expected q8_0, q4_0, q4_k, q6_k, f16, bf16 or f32\n", type_name);
+            return 2;
+        }
+        type = (int)t;
+    }
+    lm_llama_model m;
+    if (lm_llama_load(in, &m) != LM_OK) {
+        fprintf(stderr, "lmkit: error: %s\n", lm_last_error());
+        return 1;
+    }
+    lm_llama2c_vocab v = {0};
+    char **pieces = m.vocab;
+    float *scores = m.vocab_scores;
+    int nv = m.n_vocab_strings;
+    if (vocab_path) {
+        if (lm_llama2c_vocab_load(vocab_path, m.cfg.vocab_size, &v) != LM_OK) {
+            fprintf(stderr, "lmkit: error: %s\n", lm_last_error());
+            lm_llama_free(&m);
+            return 1;
+        }
+        pieces = v.pieces, scores = v.scores, nv = v.n;
+    }
+    double t0 = lm_now_seconds();
+    lm_status s = lm_llama_save_gguf(&m, out, type, pieces, scores, nv);
+    if (s != LM_OK) fprintf(stderr, "lmkit: error: %s: %s\n", out, lm_last_error());
+    else
+        printf("wrote %s (%s, %.2f s)\n", out, type >= 0 ? lm_qtype_name((lm_qtype)type) : "types kept", lm_now_seconds() - t0);
+    lm_llama2c_vocab_free(&v);
+    lm_llama_free(&m);
+    return s == LM_OK ? 0 : 1;
+}
+
+int lm_cmd_quantize(int argc, char **argv) { return convert_main(argc, argv, 1); }
+int lm_cmd_convert(int argc, char **argv) { return convert_main(argc, argv, 0); }
+
+int lm_cmd_init(int argc, char **argv) {
+    const char *arch = "llama", *preset = NULL, *out = NULL, *type_name = "f32";
+    unsigned long long seed = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--arch") && i + 1 < argc) arch = argv[++i];
+        else if (!strcmp(argv[i], "--preset") && i + 1 < argc) preset = argv[++i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--type") && i + 1 < argc) type_name = argv[++i];
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--help")) {
+            printf("usage: lmkit init --arch llama --preset {stories260K-shape|1B|7B} --out M.gguf [--type T] [--seed N]\n");
+            return 0;
+        } else {
+            fprintf(stderr, "lmkit: error: unknown option '%s' for init\n", argv[i]);
+            return 2;
+        }
+    }
+    if (strcmp(arch, "llama")) {
+        fprintf(stderr, "lmkit: error: --arch '%s': only llama is supported here\n", arch);
+        return 2;
+    }
+    if (!preset || !out) {
+        fprintf(stderr, "lmkit: error: init needs --preset and --out\n");
+        return 2;
+    }
+    lm_qtype t;
+    lm_llama_config c;
+    lm_llama_model m;
+    if (lm_qtype_from_name(type_name, &t) != LM_OK || lm_llama_preset(preset, &c) != LM_OK ||
+        lm_llama_init_random(&c, seed, &m) != LM_OK) {
+        fprintf(stderr, "lmkit: error: %s\n", lm_last_error());
+        return 1;
+    }
+    lm_status s = lm_llama_save_gguf(&m, out, (int)t, NULL, NULL, 0);
+    if (s != LM_OK) fprintf(stderr, "lmkit: error: %s: %s\n", out, lm_last_error());
+    else printf("wrote %s (%s, %s)\n", out, preset, lm_qtype_name(t));
+    lm_llama_free(&m);
+    return s == LM_OK ? 0 : 1;
+}
