@@ -4,6 +4,7 @@
  * padding and so on. Unicode data comes from utf8proc. */
 #include "tokenizer/tok_internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -12,6 +13,10 @@ int lm_char_is_whitespace(uint32_t c);
 
 lm_status lm_nstr_push(lm_nstr *ns, const char *b, size_t n, uint32_t o0, uint32_t o1) {
     if (!n) return LM_OK;
+    /* b may point into ns->s itself (a stage copying a piece to the end):
+     * keep it valid across the realloc */
+    size_t self_off = SIZE_MAX;
+    if (ns->s && b >= ns->s && b < ns->s + ns->len) self_off = (size_t)(b - ns->s);
     if (ns->len + n > ns->cap) {
         size_t nc = ns->cap ? ns->cap * 2 : 256;
         while (nc < ns->len + n) nc *= 2;
@@ -26,6 +31,7 @@ lm_status lm_nstr_push(lm_nstr *ns, const char *b, size_t n, uint32_t o0, uint32
         ns->a1 = a1;
         ns->cap = nc;
     }
+    if (self_off != SIZE_MAX) b = ns->s + self_off;
     memcpy(ns->s + ns->len, b, n);
     for (size_t i = 0; i < n; i++) {
         ns->a0[ns->len + i] = o0;
@@ -52,6 +58,8 @@ static lm_status nstr_append(lm_nstr *o, const lm_nstr *in) {
     return LM_OK;
 }
 
+/* Removed characters (filters) are dropped with their offsets, as HF's
+ * NormalizedString::filter does. */
 static lm_status push_cp(lm_nstr *o, uint32_t cp, uint32_t o0, uint32_t o1) {
     char b[4];
     int k = lm_utf8_encode(cp, b);
@@ -119,7 +127,9 @@ static lm_status unorm(const lm_nstr *in, lm_nstr *o, int compose, int compat) {
                 int k2 = lm_utf8_decode(res + q, (size_t)(rl - q), &c2);
                 if (!k2) k2 = 1;
                 uint32_t o0 = in->a0[i], o1 = in->a1[j - 1];
-                if (outn == nchars) {
+                if (outn <= nchars && p < j) {
+                    /* same count, or composition: HF aligns output char k
+                     * with input char k (the marks composed away are dropped) */
                     uint32_t c3;
                     int k3 = lm_utf8_decode((const uint8_t *)in->s + p, in->len - p, &c3);
                     if (!k3) k3 = 1;
@@ -182,9 +192,15 @@ static lm_status apply_one(const lm_norm *n, const lm_nstr *in, lm_nstr *o) {
     case LM_NORM_LOWER:
         FOR_CHARS(in, i, k, cp) LM_TRY(lower_one(o, cp, in->a0[i], in->a1[i + k - 1]));
         return LM_OK;
-    case LM_NORM_STRIP_ACCENTS:
-        FOR_CHARS(in, i, k, cp) if (!is_mark(cp)) LM_TRY(lm_nstr_push(o, in->s + i, k, in->a0[i], in->a1[i + k - 1]));
+    case LM_NORM_STRIP_ACCENTS: {
+        FOR_CHARS(in, i, k, cp) {
+            if (is_mark(cp)) {
+                continue;
+            }
+            LM_TRY(lm_nstr_push(o, in->s + i, k, in->a0[i], in->a1[i + k - 1]));
+        }
         return LM_OK;
+    }
     case LM_NORM_REPLACE: return n->re ? replace_re(n, in, o) : replace_lit(n, in, o);
     case LM_NORM_PREPEND:
         if (in->len) LM_TRY(lm_nstr_push(o, n->content, n->content_len, in->a0[0], in->a1[0]));
@@ -217,8 +233,9 @@ static lm_status apply_one(const lm_norm *n, const lm_nstr *in, lm_nstr *o) {
                 else {
                     utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
                     if (c == UTF8PROC_CATEGORY_CC || c == UTF8PROC_CATEGORY_CF || c == UTF8PROC_CATEGORY_CN ||
-                        c == UTF8PROC_CATEGORY_CO || c == UTF8PROC_CATEGORY_CS)
+                        c == UTF8PROC_CATEGORY_CO || c == UTF8PROC_CATEGORY_CS) {
                         continue;
+                    }
                 }
             }
             if (n->chinese && is_cjk(cp)) {
@@ -236,7 +253,9 @@ static lm_status apply_one(const lm_norm *n, const lm_nstr *in, lm_nstr *o) {
             a = (lm_nstr){0};
             FOR_CHARS(&b, i, k, cp) {
                 if (st) break;
-                if (utf8proc_category((utf8proc_int32_t)cp) == UTF8PROC_CATEGORY_MN) continue;
+                if (utf8proc_category((utf8proc_int32_t)cp) == UTF8PROC_CATEGORY_MN) {
+                    continue;
+                }
                 st = lm_nstr_push(&a, b.s + i, k, b.a0[i], b.a1[i + k - 1]);
             }
             lm_nstr_free(&b);

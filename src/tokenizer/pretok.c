@@ -232,8 +232,8 @@ static lm_status metaspace(const lm_pre *p, lm_nstr *ns, lm_span sp, int first, 
     int is_start = sp.s < sp.e && ns->a0[sp.s] == 0;
     int starts_space = sp.s < sp.e && ns->s[sp.s] == ' ';
     if (!starts_with_rep && !starts_space && (p->prepend == 2 || (p->prepend == 1 && first && is_start))) {
-        uint32_t o0 = sp.s < sp.e ? ns->a0[sp.s] : 0;
-        LM_TRY(lm_nstr_push(ns, rep, (size_t)rl, o0, o0));
+        /* HF aligns the inserted marker with the first character */
+        LM_TRY(lm_nstr_push(ns, rep, (size_t)rl, ns->a0[sp.s], ns->a1[sp.s]));
     }
     for (uint32_t i = sp.s; i < sp.e; i++) {
         if (ns->s[i] == ' ') LM_TRY(lm_nstr_push(ns, rep, (size_t)rl, ns->a0[i], ns->a1[i]));

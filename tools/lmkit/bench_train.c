@@ -31,7 +31,7 @@ int lm_bench_train(int argc, char **argv) {
     int r = lm_args_parse("lmkit bench train --arch gpt2 --preset 124M --batch B --seq-len T --steps N", specs, argc, argv, NULL, NULL);
     if (r) return r == 1 ? 0 : 2;
     if (strcmp(arch, "gpt2") != 0) return lm_fail("bench train: --arch '%s' is not supported (gpt2)", arch);
-    lm_model_config c = {LM_ARCH_GPT2, 50257, 1024, 768, 12, 12, 3072, 1e-5f};
+    lm_model_config c = {LM_ARCH_GPT2, 50257, 1024, 768, 12, 12, 3072, 1e-5f, 50256, 50256};
     if (!strcmp(preset, "350M")) c.n_embd = 1024, c.n_layer = 24, c.n_head = 16, c.n_inner = 4096;
     else if (!strcmp(preset, "tiny")) c.vocab_size = 256, c.n_ctx = 256, c.n_embd = 128, c.n_layer = 4, c.n_head = 4, c.n_inner = 512;
     else if (strcmp(preset, "124M") != 0) return lm_fail("bench train: unknown --preset '%s' (124M, 350M, tiny)", preset);

@@ -11,5 +11,6 @@ int lm_cmd_bench(int argc, char **argv);
 int lm_cmd_quantize(int argc, char **argv);
 int lm_cmd_convert(int argc, char **argv);
 int lm_cmd_init(int argc, char **argv);
+int lm_cmd_tokenize(int argc, char **argv);
 
 #endif

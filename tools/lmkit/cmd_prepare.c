@@ -81,7 +81,7 @@ int lm_cmd_prepare(int argc, char **argv) {
             all = g;
         }
         if (n_all > 0 && eos >= 0 && n > 0) all[n_all++] = eos;
-        memcpy(all + n_all, ids, n * sizeof *ids);
+        if (n) memcpy(all + n_all, ids, n * sizeof *ids);
         n_all += n;
         free(ids);
     }
@@ -102,6 +102,9 @@ int lm_cmd_prepare(int argc, char **argv) {
     if (s == LM_OK) s = lm_shard_write(train_path, all, n_train, vocab);
     if (s == LM_OK) s = lm_shard_write(val_path, all + n_train, n_val, vocab);
     if (s == LM_OK) s = lm_tokenizer_save(tok, tok_path);
+    char *tok_cfg_path = lm_path_join(out, "tokenizer_config.json");
+    if (s == LM_OK) s = lm_tokenizer_save_config(tok, tok_cfg_path, 0);
+    free(tok_cfg_path);
     if (s == LM_OK) {
         json_t *jf = json_array();
         for (int i = 0; i < nfiles; i++) json_array_append_new(jf, json_string(files[i]));

@@ -19,6 +19,7 @@ static const lm_command lm_commands[] = {
     {"convert", lm_cmd_convert, "convert a LLaMA model (llama2.c .bin, GGUF) to GGUF"},
     {"quantize", lm_cmd_quantize, "quantize a LLaMA model to GGUF q8_0/q4_0/q4_k/q6_k"},
     {"init", lm_cmd_init, "write a randomly initialized model of a preset shape"},
+    {"tokenize", lm_cmd_tokenize, "encode text lines to ids / tokens, or decode lines of ids"},
     {"bench", lm_cmd_bench, "benchmarks: train (step time, GFLOP/s), generate (prefill/decode tok/s)"},
     {NULL, NULL, NULL},
 };
