@@ -6,6 +6,7 @@ int lm_cmd_prepare(int argc, char **argv);
 int lm_cmd_train(int argc, char **argv);
 int lm_cmd_eval(int argc, char **argv);
 int lm_cmd_generate(int argc, char **argv);
+int lm_cmd_chat(int argc, char **argv);
 int lm_cmd_bench(int argc, char **argv);
 int lm_cmd_quantize(int argc, char **argv);
 int lm_cmd_convert(int argc, char **argv);
