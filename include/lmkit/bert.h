@@ -138,6 +138,10 @@ float lm_lora_alpha(const lm_lora *l);
 /* adapter_model.safetensors + adapter_config.json in peft's layout. */
 lm_status lm_lora_save_dir(const lm_lora *l, const char *dir, const char *base_model);
 lm_status lm_lora_load(lm_lora *l, const char *dir);
+/* Adds (alpha / r) B A into the base weights; the adapters stay attached
+ * (so outputs now count the update twice until the weights are restored):
+ * for writing a merged checkpoint from a copy. */
+void lm_lora_add_to_weights(lm_bert *m, const lm_lora *l);
 /* Adds (alpha / r) B A into the base weights and detaches the adapters
  * (frees l). The model then needs no adapter to give the same outputs. */
 void lm_lora_merge(lm_bert *m, lm_lora *l);

@@ -119,13 +119,17 @@ void lm_lora_backward(lm_lora *l, int layer, int which, const float *x, const fl
     lm_sgemm(0, 0, BT, C, r, 1.0f, l->dxa, r, A, C, 1.0f, dx, C);
 }
 
-void lm_lora_merge(lm_bert *m, lm_lora *l) {
+void lm_lora_add_to_weights(lm_bert *m, const lm_lora *l) {
     int C = l->hidden, r = l->rank;
     static const int target_w[2] = {BP_Q_W, BP_V_W};
     for (int layer = 0; layer < l->n_layer; layer++)
         for (int w = 0; w < 2; w++)
             lm_sgemm(0, 0, C, C, r, l->scale, lm_lora_at(l, l->params, layer, w, 1), r, lm_lora_at(l, l->params, layer, w, 0), C, 1.0f,
                      lm_bert_layer_at(m, m->params, layer, target_w[w]), C);
+}
+
+void lm_lora_merge(lm_bert *m, lm_lora *l) {
+    lm_lora_add_to_weights(m, l);
     if (m->lora == l) m->lora = NULL;
     lm_lora_free(l);
 }

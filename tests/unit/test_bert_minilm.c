@@ -6,7 +6,10 @@
  * via $LMKIT_MINILM_DIR or the installed Python package; when absent the
  * test reports SKIPPED (exit 77) with the reason, never a pass. */
 #include "lmkit/bert.h"
+#include "lmkit/pipeline.h"
 #include "lmkit/safetensors.h"
+
+#include <jansson.h>
 #include "test.h"
 
 static int find_model(char *dir, size_t n) {
@@ -95,6 +98,49 @@ int main(void) {
     double e = test_max_rel_err(pooled, out, (size_t)nb * C, 1e-2);
     CHECK_MSG(e <= 1e-4, "padded batch vs single: rel err %g", e);
     printf("MiniLM: %d sentences, worst cosine %.7f\n", N, worst);
+
+    /* From text: the WordPiece tokenizer must give the golden ids
+     * (sentence 19 truncated to 256 keeping [SEP]), and the embedding
+     * pipeline the golden vectors. */
+    lm_tokenizer *tok = NULL;
+    CHECK_OK(lm_tokenizer_load(dir, &tok));
+    json_error_t jerr;
+    json_t *sents = json_load_file(test_src_path("tests/golden/minilm/sentences.json"), 0, &jerr);
+    CHECK(json_is_array(sents) && (int)json_array_size(sents) >= N);
+    if (tok && json_is_array(sents)) {
+        int all = getenv("LMKIT_SANITIZED") ? N : (int)json_array_size(sents);
+        const char **texts = malloc((size_t)all * sizeof *texts);
+        for (int i = 0; i < all; i++) texts[i] = json_string_value(json_array_get(sents, (size_t)i));
+        int ok_ids = 0;
+        for (int i = 0; i < all; i++) {
+            int32_t *tid = NULL, *tmask = NULL;
+            int tt = 0, cut = 0;
+            CHECK_OK(lm_pipeline_batch(tok, &texts[i], 1, T, 0, &tid, &tmask, &tt, &cut));
+            int len = 0;
+            while (len < T && mask[i * T + len]) len++;
+            int same = tid && tt == len && !memcmp(tid, ids + (size_t)i * T, (size_t)len * sizeof(int32_t));
+            CHECK_MSG(same, "sentence %d: token ids differ from the golden (%d vs %d tokens)", i, tt, len);
+            ok_ids += same;
+            free(tid);
+            free(tmask);
+        }
+        float *emb = malloc((size_t)all * C * sizeof(float));
+        int truncated = 0;
+        CHECK_OK(lm_pipeline_embed(m, tok, texts, all, 256, 1, emb, &truncated));
+        CHECK_MSG(truncated == (all == 20 ? 1 : 0), "truncated %d", truncated);
+        double w2 = 1;
+        for (int i = 0; i < all; i++) {
+            double dot = 0;
+            for (int k = 0; k < C; k++) dot += (double)emb[(size_t)i * C + k] * ref[(size_t)i * C + k];
+            CHECK_MSG(dot >= 0.9999, "text pipeline sentence %d: cosine %.6f", i, dot);
+            if (dot < w2) w2 = dot;
+        }
+        printf("MiniLM from text: %d/%d token sequences identical, worst cosine %.7f\n", ok_ids, all, w2);
+        free(emb);
+        free(texts);
+    }
+    json_decref(sents);
+    lm_tokenizer_free(tok);
     free(pooled);
     free(bids);
     free(bmask);

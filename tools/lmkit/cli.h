@@ -12,5 +12,9 @@ int lm_cmd_quantize(int argc, char **argv);
 int lm_cmd_convert(int argc, char **argv);
 int lm_cmd_init(int argc, char **argv);
 int lm_cmd_tokenize(int argc, char **argv);
+int lm_cmd_finetune(int argc, char **argv);
+int lm_cmd_classify(int argc, char **argv);
+int lm_cmd_embed(int argc, char **argv);
+int lm_cmd_fill_mask(int argc, char **argv);
 
 #endif

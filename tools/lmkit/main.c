@@ -20,6 +20,10 @@ static const lm_command lm_commands[] = {
     {"quantize", lm_cmd_quantize, "quantize a LLaMA model to GGUF q8_0/q4_0/q4_k/q6_k"},
     {"init", lm_cmd_init, "write a randomly initialized model of a preset shape"},
     {"tokenize", lm_cmd_tokenize, "encode text lines to ids / tokens, or decode lines of ids"},
+    {"finetune", lm_cmd_finetune, "fine-tune a BERT encoder for classification/regression (full or LoRA)"},
+    {"classify", lm_cmd_classify, "label texts with a fine-tuned classification model"},
+    {"embed", lm_cmd_embed, "sentence embeddings (mean-pooled, normalised) as JSON"},
+    {"fill-mask", lm_cmd_fill_mask, "top-k tokens for each [MASK] with a masked-LM model"},
     {"bench", lm_cmd_bench, "benchmarks: train (step time, GFLOP/s), generate (prefill/decode tok/s)"},
     {NULL, NULL, NULL},
 };
