@@ -38,27 +38,6 @@ size_t lm_engine_kv_bytes(const lm_engine *e) {
     return 2 * kv_index(e, e->o.max_seqs, 0, 0) * (e->o.kv_f16 ? 2 : 4);
 }
 
-static void compute_inv_freq(const lm_llama_model *m, float *inv) {
-    const lm_llama_config *c = &m->cfg;
-    int half = c->head_dim / 2;
-    for (int j = 0; j < half; j++) {
-        /* Written as llama2.c does (float pow of i/head_dim) so greedy
-         * output matches it token for token. */
-        float f = 1.0f / powf(c->rope_theta, (float)(2 * j) / (float)c->head_dim);
-        if (c->rope_factor > 0) {
-            float lo_wl = c->rope_orig_ctx / c->rope_low_freq_factor, hi_wl = c->rope_orig_ctx / c->rope_high_freq_factor;
-            float wl = 2.f * (float)M_PI / f;
-            if (wl > lo_wl) f /= c->rope_factor;
-            else if (wl >= hi_wl) {
-                float sm = (c->rope_orig_ctx / wl - c->rope_low_freq_factor) / (c->rope_high_freq_factor - c->rope_low_freq_factor);
-                f = (1 - sm) * f / c->rope_factor + sm * f;
-            }
-        }
-        if (m->rope_freq_factors) f /= m->rope_freq_factors[j];
-        inv[j] = f;
-    }
-}
-
 void lm_engine_free(lm_engine *e) {
     if (!e) return;
     void *bufs[] = {e->kcache, e->vcache, e->len, e->inv_freq, e->x, e->xb, e->xb2, e->q, e->k, e->v,
@@ -122,7 +101,7 @@ lm_status lm_engine_new(const lm_llama_model *m, const lm_engine_opts *opts, lm_
         lm_engine_free(e);
         return lm_error(LM_ERR_NOMEM, "engine: cannot allocate KV cache (%zu bytes) and activations", 2 * kv);
     }
-    compute_inv_freq(m, e->inv_freq);
+    lm_llama_rope_inv_freq(m, e->inv_freq);
     *out = e;
     return LM_OK;
 }
@@ -130,6 +109,8 @@ lm_status lm_engine_new(const lm_llama_model *m, const lm_engine_opts *opts, lm_
 void lm_engine_reset(lm_engine *e, int seq) {
     if (seq >= 0 && seq < e->o.max_seqs) e->len[seq] = 0;
 }
+int lm_engine_ctx_len(const lm_engine *e) { return e->o.ctx_len; }
+int lm_engine_vocab_size(const lm_engine *e) { return e->m->cfg.vocab_size; }
 int lm_engine_seq_len(const lm_engine *e, int seq) { return seq >= 0 && seq < e->o.max_seqs ? e->len[seq] : 0; }
 
 static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {

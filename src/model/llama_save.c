@@ -1,7 +1,9 @@
 /* Writing a LLaMA model as GGUF with llama.cpp's names and keys, so the
- * file loads in llama.cpp as well as here. Both llama2.c checkpoints and
- * llama-arch GGUF use the adjacent-pair RoPE layout, so q/k rows are
- * written as they are. */
+ * file loads in llama.cpp as well as here. llama-arch GGUF rotates
+ * adjacent pairs (as llama2.c checkpoints do), so weights made for the
+ * half-rotation layout (Hugging Face) get their q/k rows permuted on the
+ * way out, as llama.cpp's converter does; qwen2-arch GGUF keeps the
+ * half-rotation layout and its rows as they are. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +36,31 @@ static lm_qtype pick_type(const lm_weight *w, int want) {
     return t == LM_QT_F32 ? LM_QT_F32 : LM_QT_F16;
 }
 
-static lm_status add_mat(lm_gguf_writer *gw, buflist *b, const char *name, const lm_weight *w, int want) {
+/* Rows of a q or k projection reordered from half-rotation to pair
+ * layout: within each head, row s*half + j moves to 2*j + s. Rows move
+ * whole, so this works for every type. */
+static lm_status permute_rows(buflist *b, const lm_weight *w, int n_heads, lm_weight *out) {
+    size_t rb = lm_qtype_row_bytes(w->type, w->cols);
+    int hd = w->rows / n_heads, half = hd / 2;
+    char *p = malloc(rb * (size_t)w->rows);
+    if (!p) return lm_error(LM_ERR_NOMEM, "out of memory");
+    for (int h = 0; h < n_heads; h++)
+        for (int s = 0; s < 2; s++)
+            for (int j = 0; j < half; j++)
+                memcpy(p + rb * (size_t)(h * hd + 2 * j + s), (const char *)w->data + rb * (size_t)(h * hd + s * half + j), rb);
+    LM_TRY(keep(b, p));
+    *out = *w;
+    out->data = p;
+    return LM_OK;
+}
+
+static lm_status add_mat(lm_gguf_writer *gw, buflist *b, const char *name, const lm_weight *w0, int want, int permute_heads) {
+    lm_weight pw;
+    const lm_weight *w = w0;
+    if (permute_heads) {
+        LM_TRY(permute_rows(b, w0, permute_heads, &pw));
+        w = &pw;
+    }
     lm_qtype t = pick_type(w, want);
     int64_t dims[2] = {w->cols, w->rows};
     if (t == w->type) return lm_gguf_writer_add_tensor(gw, name, t, 2, dims, w->data);
@@ -65,9 +91,10 @@ static lm_status add_vec(lm_gguf_writer *gw, const char *name, const float *v, i
 static lm_status write_all(const lm_llama_model *m, lm_gguf_writer *gw, buflist *b, int type, char *const *vocab,
                            const float *scores, int n_vocab) {
     const lm_llama_config *c = &m->cfg;
-    if (c->rope_neox && !c->qkv_bias)
-        return lm_error(LM_ERR_UNSUPPORTED, "gguf export: half-rotation RoPE without q/k/v biases (would need q/k permutation)");
+    if (c->qkv_bias && !c->rope_neox)
+        return lm_error(LM_ERR_UNSUPPORTED, "gguf export: q/k/v biases with pair-rotation RoPE (no llama.cpp architecture has both)");
     const char *arch = c->qkv_bias ? "qwen2" : "llama";
+    int permute = c->rope_neox && !c->qkv_bias;
     char key[128];
 #define K(s) (snprintf(key, sizeof key, "%s.%s", arch, s), key)
     LM_TRY(lm_gguf_writer_set_str(gw, "general.architecture", arch));
@@ -106,25 +133,32 @@ static lm_status write_all(const lm_llama_model *m, lm_gguf_writer *gw, buflist 
         if (s == LM_OK) s = lm_gguf_writer_set_arr(gw, "tokenizer.ggml.token_type", LM_GGUF_I32, tt, (uint64_t)n_vocab);
         LM_TRY(s);
     }
-    LM_TRY(lm_gguf_writer_set_u32(gw, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_id));
-    LM_TRY(lm_gguf_writer_set_u32(gw, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_id));
-    LM_TRY(add_mat(gw, b, "token_embd.weight", &m->tok_emb, type));
+    if (c->bos_id >= 0) LM_TRY(lm_gguf_writer_set_u32(gw, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_id));
+    if (c->eos_id >= 0) LM_TRY(lm_gguf_writer_set_u32(gw, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_id));
+    LM_TRY(add_mat(gw, b, "token_embd.weight", &m->tok_emb, type, 0));
     LM_TRY(add_vec(gw, "output_norm.weight", m->out_norm, c->dim));
-    if (m->output.data != m->tok_emb.data) LM_TRY(add_mat(gw, b, "output.weight", &m->output, type));
+    if (m->output.data != m->tok_emb.data) LM_TRY(add_mat(gw, b, "output.weight", &m->output, type, 0));
     if (m->rope_freq_factors) LM_TRY(add_vec(gw, "rope_freqs.weight", m->rope_freq_factors, c->head_dim / 2));
+    else if (c->rope_factor > 0) {
+        float *ff = malloc(sizeof(float) * (size_t)(c->head_dim / 2));
+        if (!ff) return lm_error(LM_ERR_NOMEM, "out of memory");
+        LM_TRY(keep(b, ff));
+        lm_llama_rope_freq_factors(c, ff);
+        LM_TRY(add_vec(gw, "rope_freqs.weight", ff, c->head_dim / 2));
+    }
     for (int l = 0; l < c->n_layers; l++) {
         const lm_llama_layer *ly = &m->layers[l];
         char n[96];
 #define T(x) (snprintf(n, sizeof n, "blk.%d.%s.weight", l, x), n)
         LM_TRY(add_vec(gw, T("attn_norm"), ly->attn_norm, c->dim));
-        LM_TRY(add_mat(gw, b, T("attn_q"), &ly->wq, type));
-        LM_TRY(add_mat(gw, b, T("attn_k"), &ly->wk, type));
-        LM_TRY(add_mat(gw, b, T("attn_v"), &ly->wv, type));
-        LM_TRY(add_mat(gw, b, T("attn_output"), &ly->wo, type));
+        LM_TRY(add_mat(gw, b, T("attn_q"), &ly->wq, type, permute ? c->n_heads : 0));
+        LM_TRY(add_mat(gw, b, T("attn_k"), &ly->wk, type, permute ? c->n_kv_heads : 0));
+        LM_TRY(add_mat(gw, b, T("attn_v"), &ly->wv, type, 0));
+        LM_TRY(add_mat(gw, b, T("attn_output"), &ly->wo, type, 0));
         LM_TRY(add_vec(gw, T("ffn_norm"), ly->ffn_norm, c->dim));
-        LM_TRY(add_mat(gw, b, T("ffn_gate"), &ly->w_gate, type));
-        LM_TRY(add_mat(gw, b, T("ffn_down"), &ly->w_down, type));
-        LM_TRY(add_mat(gw, b, T("ffn_up"), &ly->w_up, type));
+        LM_TRY(add_mat(gw, b, T("ffn_gate"), &ly->w_gate, type, 0));
+        LM_TRY(add_mat(gw, b, T("ffn_down"), &ly->w_down, type, 0));
+        LM_TRY(add_mat(gw, b, T("ffn_up"), &ly->w_up, type, 0));
         if (ly->bq) {
             int q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
             snprintf(n, sizeof n, "blk.%d.attn_q.bias", l);

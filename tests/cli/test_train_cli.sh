@@ -38,6 +38,18 @@ expect_ok "resume after torn save" "$LMKIT" train --resume "$TMP/runB" --steps 1
 [ -d "$TMP/runB/checkpoint-10" ] && [ ! -e "$TMP/runB/checkpoint-9.tmp" ] && ok || bad "torn checkpoint not cleaned up"
 
 head -c 3000 "$TMP/corpus.txt" > "$TMP/small.txt"
+# A real kill: SIGKILL a run that checkpoints every step, at some moment
+# mid-save or mid-step; whatever it left must resume and load.
+"$LMKIT" train "${TRAIN[@]}" --steps 100000 --save-every 1 --eval-every 0 --out "$TMP/runK" >/dev/null 2>&1 &
+kpid=$!
+for i in $(seq 1 100); do [ -e "$TMP/runK/latest_checkpoint" ] && break; sleep 0.05; done
+sleep 0.3
+kill -9 $kpid 2>/dev/null; wait $kpid 2>/dev/null
+[ -e "$TMP/runK/latest_checkpoint" ] && ok || bad "killed run left no checkpoint"
+killed_at=$(sed 's/checkpoint-//' "$TMP/runK/latest_checkpoint")
+expect_ok "resume after SIGKILL" "$LMKIT" train --resume "$TMP/runK" --steps $((killed_at + 2)) --threads 2
+expect_ok "killed run loads" "$LMKIT" generate --model "$TMP/runK" --prompt "A" --max-tokens 3
+
 expect_ok "eval json" "$LMKIT" eval --model "$TMP/runA" --perplexity "$TMP/small.txt" --json
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {"loss","perplexity","tokens"} <= d.keys() and d["tokens"] > 0' "$TMP/out" 2>/dev/null && ok || bad "eval --json output: $(cat "$TMP/out")"
 expect_ok "generate" "$LMKIT" generate --model "$TMP/runA" --prompt "ROMEO:" --max-tokens 20 --seed 3

@@ -91,9 +91,11 @@ static void adamw_case_(size_t n, float lr, float b1, float b2, float eps, float
         }
         lm_free(g);
     }
-    KT_CLOSE(p, pr, n, 1e-3, 1e-6, "adamw param fast vs ref");
-    KT_CLOSE(m, mr, n, 1e-6, 1e-6, "adamw m fast vs ref");
-    KT_CLOSE(v, vr, n, 1e-12, 1e-6, "adamw v fast vs ref");
+    /* floors at each tensor's scale (p ~ 1, m ~ 0.1, v ~ 0.01): the fast
+     * path may fuse multiply-adds, so near-zero entries differ in the last bits */
+    KT_CLOSE(p, pr, n, 1.0, 1e-6, "adamw param fast vs ref");
+    KT_CLOSE(m, mr, n, 1e-2, 2e-6, "adamw m fast vs ref");
+    KT_CLOSE(v, vr, n, 1e-3, 1e-6, "adamw v fast vs ref");
     double ep = 0, em = 0, ev = 0; /* m floors at 1e-2 (its scale): it cancels to ~0 */
     for (size_t i = 0; i < n; i++) {
         ep = fmax(ep, fabs(pr[i] - pd[i]) / fmax(fabs(pd[i]), 1e-3));
@@ -147,9 +149,9 @@ static void all_tests(void) {
 
 int main(void) {
     lm_rng_seed(&kt_rng, 5, 0);
-    all_tests();
-    lm_kernels_force_scalar(1);
-    all_tests();
+    kt_for_each_level(all_tests);
+    lm_kernels_force_scalar(1); /* the public switch reaches the references too */
+    CHECK(lm_simd_level() == LM_SIMD_SCALAR);
     lm_kernels_force_scalar(0);
     TEST_MAIN_END();
 }
