@@ -9,6 +9,13 @@ for f in train.bin val.bin meta.json tokenizer.json; do
     [ -s "$TMP/data/$f" ] && ok || bad "prepare did not write $f"
 done
 
+# Character-level vocabulary: one id per distinct character, in code-point order.
+expect_ok "prepare chars" "$LMKIT" prepare "$TMP/corpus.txt" --tokenizer chars --out "$TMP/chars"
+distinct=$(python3 -c 'import sys; print(len(set(open(sys.argv[1], encoding="utf-8").read())))' "$TMP/corpus.txt")
+grep -q "\"vocab_size\": $distinct," "$TMP/chars/meta.json" && ok || bad "chars vocab should be $distinct: $(grep vocab "$TMP/chars/meta.json")"
+printf 'ROMEO:\n' | "$LMKIT" tokenize --tokenizer "$TMP/chars/tokenizer.json" --ids > "$TMP/ids" && ok || bad "tokenize with chars"
+"$LMKIT" tokenize --tokenizer "$TMP/chars/tokenizer.json" --decode < "$TMP/ids" | grep -qx "ROMEO:" && ok || bad "chars round trip"
+
 TRAIN=(--data "$TMP/data" --n-layer 2 --n-head 2 --n-embd 32 --seq-len 32 --batch 4 --lr 3e-3 --warmup 2 --eval-every 4 --eval-batches 2 --threads 2)
 expect_ok "train 8 steps" "$LMKIT" train "${TRAIN[@]}" --steps 8 --out "$TMP/runA"
 for f in config.json model.safetensors tokenizer.json metrics.jsonl loss.svg latest_checkpoint; do
