@@ -72,4 +72,13 @@ expect_ok "fill-mask" "$LMKIT" fill-mask --model "$MLM" --top-k 3 "this movie is
 expect_error "fill-mask without mask" "no \[MASK\]" "$LMKIT" fill-mask --model "$MLM" "this movie is good"
 expect_error "fill-mask on a classifier" "no masked-LM head" "$LMKIT" fill-mask --model "$CLS" "this [MASK]"
 expect_error "classify on an MLM model" "no classification head" "$LMKIT" classify --model "$MLM" "good"
+
+# MLM pretraining from scratch on shards prepared with the WordPiece tokenizer.
+for i in $(seq 1 60); do echo "the movie was really good and i love the story . this film is bad , the acting was awful ."; done > "$TMP/text.txt"
+expect_ok "prepare wordpiece" "$LMKIT" prepare "$TMP/text.txt" --tokenizer "$SRC/tests/data/bert_tiny_tok/tokenizer.json" --val-fraction 0.1 --out "$TMP/shards"
+expect_ok "train mlm" "$LMKIT" train --arch bert --objective mlm --whole-word --data "$TMP/shards" --out "$TMP/mlmrun" --n-embd 32 --n-layer 1 --n-head 2 \
+  --seq-len 16 --batch 4 --steps 6 --eval-every 3 --eval-batches 2 --threads 2
+grep -q '"BertForMaskedLM"' "$TMP/mlmrun/config.json" && [ -s "$TMP/mlmrun/tokenizer.json" ] && ok || bad "mlm run incomplete"
+expect_ok "fill-mask on the mlm run" "$LMKIT" fill-mask --model "$TMP/mlmrun" --top-k 2 "the [MASK] was good"
+expect_error "mlm objective on gpt2" "supports --objective clm only" "$LMKIT" train --arch gpt2 --objective mlm --data "$TMP/shards" --out "$TMP/x7"
 finish

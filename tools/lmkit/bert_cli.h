@@ -5,6 +5,7 @@
 #define LMKIT_BERT_CLI_H
 
 #include "lmkit/finetune.h"
+#include "lmkit/mlm.h"
 
 /* Opens DIR as a BERT model (head as its config says) and its tokenizer;
  * prints the error and returns non-zero on failure. */
@@ -18,5 +19,8 @@ int lm_cli_gather_texts(char **pos, int npos, const char *file, const char *text
 /* lmkit eval --data FILE: prints the metrics; returns the exit code. */
 int lm_cli_eval_data(const char *model_dir, const char *data, const char *text_column, const char *label_column, int no_header,
                      int max_len, int batch, int json);
+
+/* lmkit train --arch bert --objective mlm. */
+int lm_cli_train_mlm(const lm_mlm_options *o);
 
 #endif
