@@ -56,6 +56,7 @@ typedef struct {
     lm_safetensors *st; /* HF directory: the mapped weight files */
     void **owned;
     int n_owned;
+    uint64_t random_seed; /* nonzero: NULL matrices are drawn at save (lm_llama_init_random) */
     double load_seconds;
     size_t weight_bytes;
 } lm_llama_model;
@@ -97,8 +98,16 @@ void lm_llama_rope_freq_factors(const lm_llama_config *c, float *ff);
 /* Named configurations: "stories260K-shape", "1B" (TinyLlama-1.1B shape),
  * "7B" (LLaMA-2-7B shape). */
 lm_status lm_llama_preset(const char *name, lm_llama_config *c);
-/* A model with F32 weights drawn from N(0, 0.02) (norms 1), owned by m. */
+/* A model of shape c whose matrices are drawn from N(0, 0.02) (norms 1)
+ * when it is saved: the matrices have data NULL and lm_llama_save_gguf
+ * generates and converts them tensor by tensor, so a 7B model is written
+ * without its 27 GB of F32 weights in memory. Save, then load to run. */
 lm_status lm_llama_init_random(const lm_llama_config *c, uint64_t seed, lm_llama_model *m);
+/* A stand-in SentencePiece vocabulary of n pieces (<unk>, <s>, </s>, the
+ * 256 byte pieces, then unique words) so random models carry the
+ * tokenizer metadata llama.cpp requires. Free with the function below. */
+lm_status lm_llama_vocab_synthetic(int n, char ***pieces, float **scores);
+void lm_llama_vocab_synthetic_free(char **pieces, float *scores, int n);
 
 /* llama2.c tokenizer.bin: vocab_size pieces with scores. */
 typedef struct {
