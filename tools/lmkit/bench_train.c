@@ -62,8 +62,9 @@ int lm_bench_train(int argc, char **argv) {
         lm_gpt2_zero_grad(m);
         s = lm_gpt2_forward(m, ids, tg, B, T, &loss);
         if (s == LM_OK) s = lm_gpt2_backward(m, 1.0f);
-        lm_clip_grad_norm(lm_gpt2_grad_data(m), tab->total, 1.0f);
-        lm_adamw_step(&opt, tab, lm_gpt2_param_data(m), lm_gpt2_grad_data(m), 1e-4f);
+        float clip_scale; /* as lmkit train does it: the clip factor rides on the AdamW pass */
+        lm_grad_norm_clip_scale(lm_gpt2_grad_data(m), tab->total, 1.0f, &clip_scale);
+        lm_adamw_step_scaled(&opt, tab, lm_gpt2_param_data(m), lm_gpt2_grad_data(m), 1e-4f, clip_scale);
         times[i] = lm_now_seconds() - t0;
         cpu[i] = lm_cpu_seconds() - c0;
     }
