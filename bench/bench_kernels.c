@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
     size_t np = 124000000 / 4; /* a quarter of GPT-2's parameters */
     float *p = randn(np, &rng), *g = randn(np, &rng), *m = lm_alloc(np * 4), *vv = lm_alloc(np * 4);
     TIME("adamw 31M params", 1, lm_adamw_update(p, g, m, vv, np, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 3),
-         lm_adamw_update_ref(p, g, m, vv, np, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 3));
+         lm_adamw_update_ref(p, g, m, vv, np, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 1.0f));
     lm_free(p); lm_free(g); lm_free(m); lm_free(vv); lm_free(logits); lm_free(losses); free(tg);
 
     int Ts[] = {T, 256, 1024};

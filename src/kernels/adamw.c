@@ -29,7 +29,8 @@ static double intended(float f) {
     return f;
 }
 
-static lm_adamw_consts adamw_setup(float lr_f, float beta1_f, float beta2_f, float eps, float wd_f, int step) {
+static lm_adamw_consts adamw_setup(float lr_f, float beta1_f, float beta2_f, float eps, float wd_f, int step,
+                                   float grad_scale) {
     lm_adamw_consts c;
     double lr = intended(lr_f), beta1 = intended(beta1_f), beta2 = intended(beta2_f), wd = intended(wd_f);
     double bc1 = 1.0 - pow(beta1, step), bc2 = 1.0 - pow(beta2, step);
@@ -40,14 +41,15 @@ static lm_adamw_consts adamw_setup(float lr_f, float beta1_f, float beta2_f, flo
     c.step_size = (float)(lr / bc1);
     c.bc2_sqrt = (float)sqrt(bc2);
     c.eps = eps;
+    c.grad_scale = grad_scale;
     return c;
 }
 
 void lm_adamw_update_ref(float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                         float beta1, float beta2, float eps, float weight_decay, int step) {
-    lm_adamw_consts c = adamw_setup(lr, beta1, beta2, eps, weight_decay, step);
+                         float beta1, float beta2, float eps, float weight_decay, int step, float grad_scale) {
+    lm_adamw_consts c = adamw_setup(lr, beta1, beta2, eps, weight_decay, step, grad_scale);
     for (size_t i = 0; i < n; i++) {
-        float g = grad[i];
+        float g = grad[i] * c.grad_scale;
         float p = param[i] * c.decay;
         float mi = m[i] + c.w1 * (g - m[i]);
         float vi = v[i] * c.b2 + c.w2 * g * g;
@@ -68,16 +70,21 @@ void lm_scale_ref(float *x, float s, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
-void lm_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                     float beta1, float beta2, float eps, float weight_decay, int step) {
+void lm_adamw_update_scaled(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                            float beta1, float beta2, float eps, float weight_decay, int step, float grad_scale) {
     int level = lm_simd_level();
     if (level == LM_SIMD_SCALAR) {
-        lm_adamw_update_ref(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step);
+        lm_adamw_update_ref(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale);
         return;
     }
-    lm_adamw_consts c = adamw_setup(lr, beta1, beta2, eps, weight_decay, step);
+    lm_adamw_consts c = adamw_setup(lr, beta1, beta2, eps, weight_decay, step, grad_scale);
     if (level == LM_SIMD_AVX512) lm_adamw_apply_avx512(param, grad, m, v, n, &c);
     else lm_adamw_apply_avx2(param, grad, m, v, n, &c);
+}
+
+void lm_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                     float beta1, float beta2, float eps, float weight_decay, int step) {
+    lm_adamw_update_scaled(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step, 1.0f);
 }
 
 double lm_sum_squares(const float *x, size_t n) {

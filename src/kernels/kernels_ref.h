@@ -71,7 +71,7 @@ int lm_cross_entropy_forward_backward_ref(float *losses, float *dlogits, const f
 
 /* ---- optimizer ---- */
 void lm_adamw_update_ref(float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                         float beta1, float beta2, float eps, float weight_decay, int step);
+                         float beta1, float beta2, float eps, float weight_decay, int step, float grad_scale);
 double lm_sum_squares_ref(const float *x, size_t n);
 void lm_scale_ref(float *x, float s, size_t n);
 

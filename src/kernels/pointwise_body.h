@@ -162,7 +162,7 @@ double LM_SFX(lm_sum_squares)(const float *x, size_t n) {
 void LM_SFX(lm_adamw_apply)(float *param, const float *grad, float *m, float *v, size_t n,
                             const lm_adamw_consts *c) {
     EW_LOOP(n, {
-        vf g = LD(grad + i), mi = LD(m + i), vi_ = LD(v + i);
+        vf g = LD(grad + i) * c->grad_scale, mi = LD(m + i), vi_ = LD(v + i);
         vf p = LD(param + i) * c->decay;
         mi = mi + c->w1 * (g - mi);
         vi_ = vi_ * c->b2 + c->w2 * g * g;

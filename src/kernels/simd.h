@@ -9,6 +9,7 @@
 /* AdamW's per-step scalars, formed once per call (see adamw.c). */
 typedef struct {
     float decay, w1, b2, w2, step_size, bc2_sqrt, eps;
+    float grad_scale; /* the gradient is used as grad * grad_scale */
 } lm_adamw_consts;
 
 #define LM_DECLARE_FAST(S)                                                                          \

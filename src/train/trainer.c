@@ -258,9 +258,10 @@ lm_status lm_train_run(const lm_train_options *opts, lm_train_callback cb, void 
             s = lm_error(LM_ERR_RANGE, "loss became %g at step %ld; lower --lr or raise --warmup", loss, step + 1);
             break;
         }
-        double norm = lm_clip_grad_norm(lm_gpt2_grad_data(tr.model), tab->total, o->clip);
+        float clip_scale;
+        double norm = lm_grad_norm_clip_scale(lm_gpt2_grad_data(tr.model), tab->total, o->clip, &clip_scale);
         float lr = lm_lr_at(&o->lr, step);
-        lm_adamw_step(&tr.opt, tab, lm_gpt2_param_data(tr.model), lm_gpt2_grad_data(tr.model), lr);
+        lm_adamw_step_scaled(&tr.opt, tab, lm_gpt2_param_data(tr.model), lm_gpt2_grad_data(tr.model), lr, clip_scale);
         double dt = lm_now_seconds() - t0;
         step_time_sum += dt;
         steps_timed++;
