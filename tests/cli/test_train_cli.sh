@@ -65,6 +65,12 @@ out1=$(cat "$TMP/out")
 [ "$out1" = "$(cat "$TMP/out2")" ] && ok || bad "same seed gave different text"
 case "$out1" in ROMEO:*) ok ;; *) bad "generate output does not start with the prompt" ;; esac
 
+# Past the 32-token context: shifting keeps going, --no-context-shift stops.
+expect_ok "generate past context" "$LMKIT" generate --model "$TMP/runA" --prompt "RO" --max-tokens 80 --temperature 0 --stats
+grep -q "generated 80 tokens" "$TMP/err" && ok || bad "context shift: $(cat "$TMP/err")"
+expect_ok "generate no shift" "$LMKIT" generate --model "$TMP/runA" --prompt "RO" --max-tokens 80 --no-context-shift
+grep -q "stopped at the model's context length" "$TMP/err" && ok || bad "no-context-shift did not stop"
+
 # Bad input
 expect_error "unknown flag" "unknown option '--bogus'" "$LMKIT" train --bogus 1
 expect_error "bad number" "'abc' is not an integer" "$LMKIT" train --steps abc
