@@ -88,10 +88,19 @@ float lm_rng_normal(lm_rng *r);               /* standard normal */
 
 /* ---- time ---- */
 double lm_now_seconds(void); /* monotonic */
+double lm_cpu_seconds(void); /* CPU time of the process, all threads */
 
 /* ---- threads ---- */
 void lm_set_threads(int n); /* <= 0: all cores */
 int lm_get_threads(void);
+/* Runs fn(ctx, i) for every i in [0, n) on the calling thread and up to
+ * lm_get_threads() - 1 pool workers, returning when all are done. Tasks
+ * are claimed one at a time, so a worker the OS does not schedule costs
+ * nothing (see src/base/pool.c); make tasks a few microseconds or more.
+ * Called from inside a task, or while another thread's job runs, it runs
+ * the tasks inline. */
+typedef void (*lm_task_fn)(void *ctx, int i);
+void lm_parallel(int n, lm_task_fn fn, void *ctx);
 
 /* ---- half precision conversion ---- */
 float lm_f16_to_f32(uint16_t h);

@@ -40,6 +40,8 @@ lm_status lm_engine_forward(lm_engine *e, int n, const int32_t *tokens, const in
                             float *logits);
 void lm_engine_reset(lm_engine *e, int seq);
 int lm_engine_seq_len(const lm_engine *e, int seq);
+int lm_engine_ctx_len(const lm_engine *e);
+int lm_engine_vocab_size(const lm_engine *e);
 size_t lm_engine_kv_bytes(const lm_engine *e);
 
 #endif

@@ -2,6 +2,7 @@
 #ifndef LMKIT_EVAL_H
 #define LMKIT_EVAL_H
 
+#include "lmkit/engine.h"
 #include "lmkit/model.h"
 
 typedef struct {
@@ -16,5 +17,8 @@ typedef struct {
  * that predicts it with at least n_ctx - stride tokens of context (all
  * preceding tokens in the first window). Token 0 has no prediction. */
 lm_status lm_gpt2_perplexity(lm_gpt2 *m, const int32_t *ids, long n, int stride, lm_perplexity_result *out);
+/* The same windows for a LLaMA-family model, n_ctx = the engine's context
+ * length, run through the engine's sequence 0 (reset per window). */
+lm_status lm_engine_perplexity(lm_engine *e, const int32_t *ids, long n, int stride, lm_perplexity_result *out);
 
 #endif

@@ -101,6 +101,14 @@ lm_status lm_gguf_writer_set_arr_str(lm_gguf_writer *w, const char *key, const c
 lm_status lm_gguf_writer_copy_kv(lm_gguf_writer *w, const lm_gguf *g, const lm_gguf_kv *kv);
 lm_status lm_gguf_writer_add_tensor(lm_gguf_writer *w, const char *name, lm_qtype type, int n_dims,
                                     const int64_t *dims, const void *data);
+/* A tensor whose bytes are produced at write time: fill(user, dst,
+ * nbytes) writes them into a buffer the writer allocates for that tensor
+ * alone, so a model can be converted or generated tensor by tensor
+ * without holding the whole output. `data` is passed through to nothing
+ * (NULL is fine); an error from fill aborts the write. */
+typedef lm_status (*lm_gguf_fill_fn)(void *user, void *dst, size_t nbytes);
+lm_status lm_gguf_writer_add_tensor_fn(lm_gguf_writer *w, const char *name, lm_qtype type, int n_dims,
+                                       const int64_t *dims, const void *data, lm_gguf_fill_fn fill, void *user);
 /* Writes atomically (temp file, fsync, rename). general.alignment is 32
  * unless set as a u32 key. */
 lm_status lm_gguf_writer_write(lm_gguf_writer *w, const char *path);

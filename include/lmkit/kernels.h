@@ -123,6 +123,11 @@ int lm_cross_entropy_forward_backward(float *losses, float *dlogits, const float
  * 1-based. */
 void lm_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr,
                      float beta1, float beta2, float eps, float weight_decay, int step);
+/* The same step taking the gradient as grad * grad_scale (an fp32 multiply,
+ * what scaling the gradients in place would leave): global-norm clipping
+ * folds into the update instead of costing a pass over the gradients. */
+void lm_adamw_update_scaled(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                            float beta1, float beta2, float eps, float weight_decay, int step, float grad_scale);
 /* Sum of squares of n values (for global-norm clipping), in double. */
 double lm_sum_squares(const float *x, size_t n);
 void lm_scale(float *x, float s, size_t n);

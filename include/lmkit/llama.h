@@ -10,6 +10,7 @@
 #include "lmkit/base.h"
 #include "lmkit/gguf.h"
 #include "lmkit/quant.h"
+#include "lmkit/safetensors.h"
 
 typedef struct {
     int dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim, vocab_size, max_seq_len;
@@ -22,7 +23,7 @@ typedef struct {
     int rope_orig_ctx;
     int sliding_window; /* 0: full attention */
     int qkv_bias;
-    int bos_id, eos_id;
+    int bos_id, eos_id; /* -1: none */
 } lm_llama_config;
 
 /* A [rows, cols] matrix (or a vector with rows = 1) of any lm_qtype. */
@@ -52,15 +53,24 @@ typedef struct {
     /* Owned storage: the mapping, a parsed GGUF, converted small tensors. */
     lm_mmap map;
     lm_gguf *gguf;
+    lm_safetensors *st; /* HF directory: the mapped weight files */
     void **owned;
     int n_owned;
+    uint64_t random_seed; /* nonzero: NULL matrices are drawn at save (lm_llama_init_random) */
     double load_seconds;
     size_t weight_bytes;
 } lm_llama_model;
 
-/* Loads a model, choosing the reader by the file's first bytes (GGUF,
- * llama2.c v1 "ak42", else llama2.c legacy). Free with lm_llama_free. */
+/* Loads a model: a Hugging Face directory (config.json + safetensors), or
+ * a file chosen by its first bytes (GGUF, llama2.c v1 "ak42", else
+ * llama2.c legacy). Free with lm_llama_free. */
 lm_status lm_llama_load(const char *path, lm_llama_model *m);
+/* A Hugging Face LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM
+ * directory: config.json (transformers 4.x rope_theta/rope_scaling or 5.x
+ * rope_parameters; llama3 scaling; sliding_window; tied embeddings) and
+ * model.safetensors or a sharded index. 2-D weights stay in the map in
+ * their stored type (F32/F16/BF16); RoPE is the half-rotation layout. */
+lm_status lm_llama_load_hf(const char *dir, lm_llama_model *m);
 lm_status lm_llama_load_llama2c(const char *path, lm_llama_model *m);
 lm_status lm_llama_load_gguf(const char *path, lm_llama_model *m);
 /* The same, over a buffer the caller keeps alive (fuzzing, tests). */
@@ -71,18 +81,33 @@ void lm_llama_free(lm_llama_model *m);
 /* Validates a configuration (dims, heads divide, ranges); names the field. */
 lm_status lm_llama_config_check(const lm_llama_config *c);
 
-/* Writes m as a llama-architecture GGUF, converting every 2-D weight to
+/* Writes m as a llama-architecture GGUF (qwen2 when it has q/k/v biases),
+ * converting every 2-D weight to
  * `type` (pass -1 to keep each tensor's type). Weights whose row length is
  * not a multiple of the block size fall back to Q8_0, then F16 (as
  * llama.cpp does). vocab/scores may be NULL. */
 lm_status lm_llama_save_gguf(const lm_llama_model *m, const char *path, int type, char *const *vocab,
                              const float *scores, int n_vocab);
 
+/* RoPE inverse frequencies, head_dim / 2 of them (after llama3 scaling
+ * and GGUF rope_freqs divisors), and the llama3 divisors alone (all 1
+ * without scaling) as GGUF's rope_freqs.weight stores them. */
+void lm_llama_rope_inv_freq(const lm_llama_model *m, float *inv);
+void lm_llama_rope_freq_factors(const lm_llama_config *c, float *ff);
+
 /* Named configurations: "stories260K-shape", "1B" (TinyLlama-1.1B shape),
  * "7B" (LLaMA-2-7B shape). */
 lm_status lm_llama_preset(const char *name, lm_llama_config *c);
-/* A model with F32 weights drawn from N(0, 0.02) (norms 1), owned by m. */
+/* A model of shape c whose matrices are drawn from N(0, 0.02) (norms 1)
+ * when it is saved: the matrices have data NULL and lm_llama_save_gguf
+ * generates and converts them tensor by tensor, so a 7B model is written
+ * without its 27 GB of F32 weights in memory. Save, then load to run. */
 lm_status lm_llama_init_random(const lm_llama_config *c, uint64_t seed, lm_llama_model *m);
+/* A stand-in SentencePiece vocabulary of n pieces (<unk>, <s>, </s>, the
+ * 256 byte pieces, then unique words) so random models carry the
+ * tokenizer metadata llama.cpp requires. Free with the function below. */
+lm_status lm_llama_vocab_synthetic(int n, char ***pieces, float **scores);
+void lm_llama_vocab_synthetic_free(char **pieces, float *scores, int n);
 
 /* llama2.c tokenizer.bin: vocab_size pieces with scores. */
 typedef struct {

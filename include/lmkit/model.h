@@ -22,6 +22,7 @@ typedef struct {
     int n_head;
     int n_inner; /* MLP hidden width, 4 * n_embd by default */
     float layer_norm_eps;
+    int bos_token_id, eos_token_id; /* -1: none (written to config.json as null) */
 } lm_model_config;
 
 /* Checks that every field is in range; names the bad field. */

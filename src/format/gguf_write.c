@@ -12,6 +12,8 @@ typedef struct {
     int n_dims;
     int64_t dims[4];
     const void *data;
+    lm_gguf_fill_fn fill; /* produces the data at write time instead */
+    void *fill_user;
     size_t nbytes;
     uint64_t offset;
 } wtensor;
@@ -120,6 +122,11 @@ lm_status lm_gguf_writer_copy_kv(lm_gguf_writer *w, const lm_gguf *g, const lm_g
 
 lm_status lm_gguf_writer_add_tensor(lm_gguf_writer *w, const char *name, lm_qtype type, int n_dims, const int64_t *dims,
                                     const void *data) {
+    return lm_gguf_writer_add_tensor_fn(w, name, type, n_dims, dims, data, NULL, NULL);
+}
+
+lm_status lm_gguf_writer_add_tensor_fn(lm_gguf_writer *w, const char *name, lm_qtype type, int n_dims, const int64_t *dims,
+                                       const void *data, lm_gguf_fill_fn fill, void *user) {
     if (n_dims < 1 || n_dims > 4) return lm_error(LM_ERR_ARG, "gguf writer: tensor '%s' has %d dims", name, n_dims);
     if (!lm_qtype_valid(type) || type == LM_QT_Q8_K)
         return lm_error(LM_ERR_ARG, "gguf writer: tensor '%s' has unsupported type %d", name, (int)type);
@@ -145,6 +152,8 @@ lm_status lm_gguf_writer_add_tensor(lm_gguf_writer *w, const char *name, lm_qtyp
     }
     t->nbytes = lm_qtype_row_bytes(type, dims[0]) * rows;
     t->data = data;
+    t->fill = fill;
+    t->fill_user = user;
     w->n_t++;
     return LM_OK;
 }
@@ -197,7 +206,17 @@ lm_status lm_gguf_writer_write(lm_gguf_writer *w, const char *path) {
     if ((s = lm_atomic_write(&af, head, 24)) == LM_OK && (s = lm_atomic_write(&af, w->kv, w->kv_len)) == LM_OK)
         s = pad_to(&af, &pos, w->alignment);
     for (size_t i = 0; i < w->n_t && s == LM_OK; i++) {
-        if ((s = lm_atomic_write(&af, w->t[i].data, w->t[i].nbytes)) != LM_OK) break;
+        const wtensor *t = &w->t[i];
+        if (t->fill) {
+            /* One produced tensor in memory at a time. */
+            void *buf = malloc(t->nbytes ? t->nbytes : 1);
+            if (!buf) s = lm_error(LM_ERR_NOMEM, "gguf writer: cannot allocate %zu bytes for '%s'", t->nbytes, t->name);
+            else if ((s = t->fill(t->fill_user, buf, t->nbytes)) == LM_OK) s = lm_atomic_write(&af, buf, t->nbytes);
+            free(buf);
+        } else {
+            s = lm_atomic_write(&af, t->data, t->nbytes);
+        }
+        if (s != LM_OK) break;
         pos += w->t[i].nbytes;
         if (i + 1 < w->n_t) s = pad_to(&af, &pos, w->alignment);
     }

@@ -1,6 +1,8 @@
 /* One entry point for every generating model (see causal_lm.h). */
 #include "lmkit/causal_lm.h"
 
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,17 +29,35 @@ static char *lm_sibling_tokenizer(const char *path) {
     return found;
 }
 
+/* A directory's config.json model_type ("" when unreadable: the loader
+ * that runs next reports why). */
+static void lm_dir_model_type(const char *dir, char *out, size_t cap) {
+    out[0] = 0;
+    char *p = lm_path_join(dir, "config.json");
+    json_t *root = p ? json_load_file(p, 0, NULL) : NULL;
+    free(p);
+    json_t *mt = json_object_get(root, "model_type");
+    if (json_is_string(mt)) snprintf(out, cap, "%s", json_string_value(mt));
+    json_decref(root);
+}
+
 lm_status lm_causal_lm_open(const char *path, const char *tokenizer, lm_causal_lm *lm) {
     memset(lm, 0, sizeof *lm);
     lm_status s;
-    if (lm_is_dir(path)) {
+    char model_type[64] = "";
+    if (!lm_file_exists(path))
+        return lm_error(LM_ERR_IO, "%s: no such model (expected a directory with config.json, a .gguf or a llama2.c .bin)", path);
+    int dir = lm_is_dir(path);
+    if (dir) lm_dir_model_type(path, model_type, sizeof model_type);
+    if (dir && (!strcmp(model_type, "gpt2") || !model_type[0])) {
         lm->kind = "gpt2";
         s = lm_gpt2_open_dir(path, 0, &lm->gpt2);
         if (s == LM_OK) s = lm_tokenizer_load(tokenizer ? tokenizer : path, &lm->tok);
         if (s == LM_OK) s = lm_decoder_gpt2(lm->gpt2, &lm->decoder);
     } else {
         lm->kind = "llama";
-        lm->add_bos = 1;
+        /* Qwen2 tokenizers add no BOS; LLaMA and Mistral ones do. */
+        lm->add_bos = strcmp(model_type, "qwen2") != 0;
         lm->llama = calloc(1, sizeof *lm->llama);
         if (!lm->llama) return lm_error(LM_ERR_NOMEM, "out of memory");
         s = lm_llama_load(path, lm->llama);
@@ -46,7 +66,7 @@ lm_status lm_causal_lm_open(const char *path, const char *tokenizer, lm_causal_l
             lm->llama = NULL;
             return s;
         }
-        char *tok_path = tokenizer ? strdup(tokenizer) : lm_sibling_tokenizer(path);
+        char *tok_path = tokenizer ? strdup(tokenizer) : dir ? lm_path_join(path, "tokenizer.json") : lm_sibling_tokenizer(path);
         if (!tok_path)
             s = lm_error(LM_ERR_ARG, "%s: no tokenizer found beside the model; pass --tokenizer PATH", path);
         else
@@ -75,11 +95,20 @@ void lm_causal_lm_close(lm_causal_lm *lm) {
     memset(lm, 0, sizeof *lm);
 }
 
+int32_t lm_causal_lm_bos_id(const lm_causal_lm *lm) {
+    if (lm->llama && lm->llama->cfg.bos_id >= 0) return lm->llama->cfg.bos_id;
+    return lm->tok ? lm_tokenizer_bos_id(lm->tok) : -1;
+}
+
 lm_status lm_causal_lm_encode(const lm_causal_lm *lm, const char *text, int32_t **ids, size_t *n) {
+    return lm_causal_lm_encode_ex(lm, text, -1, ids, n);
+}
+
+lm_status lm_causal_lm_encode_ex(const lm_causal_lm *lm, const char *text, int add_bos, int32_t **ids, size_t *n) {
     int32_t *raw = NULL;
     size_t k = 0;
     LM_TRY(lm_tokenizer_encode(lm->tok, text, strlen(text), 0, &raw, &k));
-    int bos = lm->add_bos && lm->llama ? lm->llama->cfg.bos_id : -1;
+    int bos = add_bos < 0 ? (lm->add_bos && lm->llama ? lm->llama->cfg.bos_id : -1) : add_bos ? lm_causal_lm_bos_id(lm) : -1;
     if (bos < 0) {
         *ids = raw;
         *n = k;

@@ -5,7 +5,6 @@
  * of all tokens are written to the cache before attention runs, so a
  * token attends to earlier tokens of its own sequence from the same step. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,8 +22,6 @@ struct lm_engine {
     float *inv_freq;       /* [head_dim / 2] */
     /* activations, max_batch rows each */
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;
-    float *scores; /* [threads][ctx_len] */
-    int n_threads;
     int *pos, *seq;
     void *mm_scratch;
 };
@@ -38,31 +35,10 @@ size_t lm_engine_kv_bytes(const lm_engine *e) {
     return 2 * kv_index(e, e->o.max_seqs, 0, 0) * (e->o.kv_f16 ? 2 : 4);
 }
 
-static void compute_inv_freq(const lm_llama_model *m, float *inv) {
-    const lm_llama_config *c = &m->cfg;
-    int half = c->head_dim / 2;
-    for (int j = 0; j < half; j++) {
-        /* Written as llama2.c does (float pow of i/head_dim) so greedy
-         * output matches it token for token. */
-        float f = 1.0f / powf(c->rope_theta, (float)(2 * j) / (float)c->head_dim);
-        if (c->rope_factor > 0) {
-            float lo_wl = c->rope_orig_ctx / c->rope_low_freq_factor, hi_wl = c->rope_orig_ctx / c->rope_high_freq_factor;
-            float wl = 2.f * (float)M_PI / f;
-            if (wl > lo_wl) f /= c->rope_factor;
-            else if (wl >= hi_wl) {
-                float sm = (c->rope_orig_ctx / wl - c->rope_low_freq_factor) / (c->rope_high_freq_factor - c->rope_low_freq_factor);
-                f = (1 - sm) * f / c->rope_factor + sm * f;
-            }
-        }
-        if (m->rope_freq_factors) f /= m->rope_freq_factors[j];
-        inv[j] = f;
-    }
-}
-
 void lm_engine_free(lm_engine *e) {
     if (!e) return;
     void *bufs[] = {e->kcache, e->vcache, e->len, e->inv_freq, e->x, e->xb, e->xb2, e->q, e->k, e->v,
-                    e->att, e->hb, e->hb2, e->scores, e->pos, e->seq, e->mm_scratch};
+                    e->att, e->hb, e->hb2, e->pos, e->seq, e->mm_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lm_free(bufs[i]);
     free(e);
 }
@@ -97,7 +73,6 @@ lm_status lm_engine_new(const lm_llama_model *m, const lm_engine_opts *opts, lm_
     if (e->o.max_batch > LM_ENGINE_MAX_BATCH) e->o.max_batch = LM_ENGINE_MAX_BATCH;
     e->kv_dim = c->n_kv_heads * c->head_dim;
     e->q_dim = c->n_heads * c->head_dim;
-    e->n_threads = lm_get_threads();
     int B = e->o.max_batch;
     size_t kv = kv_index(e, e->o.max_seqs, 0, 0) * (e->o.kv_f16 ? 2 : 4);
     e->kcache = lm_alloc(kv);
@@ -113,16 +88,15 @@ lm_status lm_engine_new(const lm_llama_model *m, const lm_engine_opts *opts, lm_
     e->att = lm_alloc(sizeof(float) * (size_t)B * e->q_dim);
     e->hb = lm_alloc(sizeof(float) * (size_t)B * c->hidden_dim);
     e->hb2 = lm_alloc(sizeof(float) * (size_t)B * c->hidden_dim);
-    e->scores = lm_alloc(sizeof(float) * (size_t)e->n_threads * e->o.ctx_len);
     e->pos = lm_alloc(sizeof(int) * (size_t)B);
     e->seq = lm_alloc(sizeof(int) * (size_t)B);
     e->mm_scratch = lm_alloc(max_scratch(m, B) + 64);
     if (!e->kcache || !e->vcache || !e->len || !e->inv_freq || !e->x || !e->xb || !e->xb2 || !e->q || !e->k || !e->v ||
-        !e->att || !e->hb || !e->hb2 || !e->scores || !e->pos || !e->seq || !e->mm_scratch) {
+        !e->att || !e->hb || !e->hb2 || !e->pos || !e->seq || !e->mm_scratch) {
         lm_engine_free(e);
         return lm_error(LM_ERR_NOMEM, "engine: cannot allocate KV cache (%zu bytes) and activations", 2 * kv);
     }
-    compute_inv_freq(m, e->inv_freq);
+    lm_llama_rope_inv_freq(m, e->inv_freq);
     *out = e;
     return LM_OK;
 }
@@ -130,6 +104,8 @@ lm_status lm_engine_new(const lm_llama_model *m, const lm_engine_opts *opts, lm_
 void lm_engine_reset(lm_engine *e, int seq) {
     if (seq >= 0 && seq < e->o.max_seqs) e->len[seq] = 0;
 }
+int lm_engine_ctx_len(const lm_engine *e) { return e->o.ctx_len; }
+int lm_engine_vocab_size(const lm_engine *e) { return e->m->cfg.vocab_size; }
 int lm_engine_seq_len(const lm_engine *e, int seq) { return seq >= 0 && seq < e->o.max_seqs ? e->len[seq] : 0; }
 
 static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
@@ -168,48 +144,76 @@ static inline float kv_at(const lm_engine *e, const void *cache, size_t idx) {
     return e->o.kv_f16 ? lm_f16_to_f32(((const uint16_t *)cache)[idx]) : ((const float *)cache)[idx];
 }
 
-static void attention(lm_engine *e, int layer, int n) {
+/* Vector helpers for attention over F32 cache rows, compiled for several
+ * ISAs and picked at load time (the library is built without -march). */
+#define LM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+LM_CLONES static float dot_f32(const float *a, const float *b, int n) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int d = 0; d < n; d++) s += a[d] * b[d];
+    return s;
+}
+LM_CLONES static void axpy_f32(float *y, float a, const float *x, int n) {
+#pragma omp simd
+    for (int d = 0; d < n; d++) y[d] += a * x[d];
+}
+
+typedef struct {
+    lm_engine *e;
+    int layer;
+} attn_job;
+
+/* One (token, head) pair: a single pass over the keys with an online
+ * softmax (running max and sum), so no score buffer is needed and the
+ * tasks can run on any pool thread. */
+static void attention_task(void *ctx, int ih) {
+    const attn_job *j = ctx;
+    lm_engine *e = j->e;
     const lm_llama_config *c = &e->m->cfg;
     int hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
+    int i = ih / c->n_heads, h = ih % c->n_heads, kvh = h / group;
     float scale = 1.0f / sqrtf((float)hd);
-    long work = 0; /* multiply-adds, to decide whether threads pay off */
-    for (int i = 0; i < n; i++) work += (long)(e->pos[i] + 1) * hd * c->n_heads * 2;
-#pragma omp parallel for num_threads(e->n_threads) schedule(dynamic, 1) if (work >= (1 << 18))
-    for (int ih = 0; ih < n * c->n_heads; ih++) {
-        int i = ih / c->n_heads, h = ih % c->n_heads, kvh = h / group;
-        float *sc = e->scores + (size_t)omp_get_thread_num() * e->o.ctx_len;
-        const float *q = e->q + (size_t)i * e->q_dim + h * hd;
-        float *out = e->att + (size_t)i * e->q_dim + h * hd;
-        int p = e->pos[i], start = 0;
-        if (c->sliding_window > 0 && p - c->sliding_window + 1 > 0) start = p - c->sliding_window + 1;
-        float mx = -INFINITY;
-        for (int t = start; t <= p; t++) {
-            size_t base = kv_index(e, e->seq[i], layer, t) + (size_t)kvh * hd;
-            float s = 0;
-            if (e->o.kv_f16)
-                for (int d = 0; d < hd; d++) s += q[d] * kv_at(e, e->kcache, base + d);
-            else {
-                const float *kr = (const float *)e->kcache + base;
-                for (int d = 0; d < hd; d++) s += q[d] * kr[d];
-            }
-            s *= scale;
-            sc[t] = s;
-            if (s > mx) mx = s;
+    const float *q = e->q + (size_t)i * e->q_dim + h * hd;
+    float *out = e->att + (size_t)i * e->q_dim + h * hd;
+    int p = e->pos[i], start = 0;
+    if (c->sliding_window > 0 && p - c->sliding_window + 1 > 0) start = p - c->sliding_window + 1;
+    float mx = -INFINITY, sum = 0;
+    memset(out, 0, sizeof(float) * (size_t)hd);
+    for (int t = start; t <= p; t++) {
+        size_t base = kv_index(e, e->seq[i], j->layer, t) + (size_t)kvh * hd;
+        float s = 0;
+        if (e->o.kv_f16)
+            for (int d = 0; d < hd; d++) s += q[d] * kv_at(e, e->kcache, base + d);
+        else
+            s = dot_f32(q, (const float *)e->kcache + base, hd);
+        s *= scale;
+        if (s > mx) {
+            /* New maximum: rescale what was accumulated so far. */
+            float r = expf(mx - s);
+            sum *= r;
+            for (int d = 0; d < hd; d++) out[d] *= r;
+            mx = s;
         }
-        float sum = 0;
-        for (int t = start; t <= p; t++) sum += (sc[t] = expf(sc[t] - mx));
-        memset(out, 0, sizeof(float) * (size_t)hd);
-        for (int t = start; t <= p; t++) {
-            size_t base = kv_index(e, e->seq[i], layer, t) + (size_t)kvh * hd;
-            float a = sc[t] / sum;
-            if (e->o.kv_f16)
-                for (int d = 0; d < hd; d++) out[d] += a * kv_at(e, e->vcache, base + d);
-            else {
-                const float *vr = (const float *)e->vcache + base;
-                for (int d = 0; d < hd; d++) out[d] += a * vr[d];
-            }
-        }
+        float a = expf(s - mx);
+        sum += a;
+        if (e->o.kv_f16)
+            for (int d = 0; d < hd; d++) out[d] += a * kv_at(e, e->vcache, base + d);
+        else
+            axpy_f32(out, a, (const float *)e->vcache + base, hd);
     }
+    float inv = 1.0f / sum;
+    for (int d = 0; d < hd; d++) out[d] *= inv;
+}
+
+static void attention(lm_engine *e, int layer, int n) {
+    const lm_llama_config *c = &e->m->cfg;
+    long work = 0; /* multiply-adds, to decide whether threads pay off */
+    for (int i = 0; i < n; i++) work += (long)(e->pos[i] + 1) * c->head_dim * c->n_heads * 2;
+    attn_job j = {e, layer};
+    if (work < (1 << 18))
+        for (int ih = 0; ih < n * c->n_heads; ih++) attention_task(&j, ih);
+    else
+        lm_parallel(n * c->n_heads, attention_task, &j);
 }
 
 static void forward_chunk(lm_engine *e, int n, const int32_t *tokens, const int *seqs, const uint8_t *want,

@@ -8,8 +8,9 @@
  * stays in L1 while the B micro-panels stream from L2.
  * Threads: C is split into a grid of rectangles, one per thread, each run
  * independently with its own packing buffers (no barriers).
- * Packing buffers are per OS thread, allocated on first use and kept (the
- * kernels' no-allocation rule holds from the second call on). */
+ * Packing buffers are per OS thread (3 MiB), allocated on its first call
+ * and freed when it exits (the kernels' no-allocation rule holds from the
+ * second call on). */
 #include "kernels/kernels_ref.h"
 
 #include <immintrin.h>
@@ -27,19 +28,39 @@
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 
 /* ---- per-thread packing buffers ----
- * A registry keeps every buffer reachable (so leak checkers stay quiet) and
- * lets threads find their own through a thread-local pointer. */
+ * Found through a pthread key (freed when the thread exits); a registry
+ * keeps every live buffer reachable from a global, so leak checkers do not
+ * flag the ones of threads still alive at exit (OpenMP's pool). */
 typedef struct pack_bufs {
     float *a, *b;
-    struct pack_bufs *next;
+    struct pack_bufs *prev, *next;
 } pack_bufs;
 static pack_bufs *g_bufs_head;
 static pthread_mutex_t g_bufs_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Thread_local pack_bufs *t_bufs;
+static pthread_key_t g_bufs_key;
+static pthread_once_t g_bufs_once = PTHREAD_ONCE_INIT;
+static int g_bufs_key_ok;
+
+static void bufs_destroy(void *arg) {
+    pack_bufs *p = arg;
+    pthread_mutex_lock(&g_bufs_lock);
+    if (p->prev) p->prev->next = p->next;
+    else g_bufs_head = p->next;
+    if (p->next) p->next->prev = p->prev;
+    pthread_mutex_unlock(&g_bufs_lock);
+    free(p->a);
+    free(p->b);
+    free(p);
+}
+
+static void bufs_key_init(void) { g_bufs_key_ok = pthread_key_create(&g_bufs_key, bufs_destroy) == 0; }
 
 static pack_bufs *thread_bufs(void) {
-    if (t_bufs) return t_bufs;
-    pack_bufs *p = calloc(1, sizeof *p);
+    pthread_once(&g_bufs_once, bufs_key_init);
+    if (!g_bufs_key_ok) return NULL;
+    pack_bufs *p = pthread_getspecific(g_bufs_key);
+    if (p) return p;
+    p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->a = aligned_alloc(64, (size_t)MB * KC * sizeof(float));
     p->b = aligned_alloc(64, (size_t)NB * KC * sizeof(float));
@@ -51,47 +72,14 @@ static pack_bufs *thread_bufs(void) {
     }
     pthread_mutex_lock(&g_bufs_lock);
     p->next = g_bufs_head;
+    if (g_bufs_head) g_bufs_head->prev = p;
     g_bufs_head = p;
     pthread_mutex_unlock(&g_bufs_lock);
-    t_bufs = p;
-    return p;
-}
-
-/* ---- packing ----
- * A block: rows [i0, i0+mc) x k [p0, p0+kc) of op(A) -> panels of MR rows,
- * each laid out [k][MR], zero-padded past mc. */
-AVX512 static void pack_a(float *dst, const float *A, int lda, int trans_a, int i0, int mc, int p0, int kc) {
-    for (int ir = 0; ir < mc; ir += MR) {
-        int mr = mc - ir < MR ? mc - ir : MR;
-        float *d = dst + (size_t)ir * kc;
-        if (trans_a) { /* op(A)[i][k] = A[k][i]: MR contiguous floats per k */
-            __mmask16 m = (__mmask16)((1u << mr) - 1);
-            const float *s = A + (size_t)p0 * lda + i0 + ir;
-            for (int k = 0; k < kc; k++) {
-                __m512 v = _mm512_maskz_loadu_ps(m, s + (size_t)k * lda);
-                _mm512_mask_storeu_ps(d + (size_t)k * MR, 0x0fff, v);
-            }
-        } else { /* op(A)[i][k] = A[i][k]: gather one k across MR rows */
-            const float *s = A + (size_t)(i0 + ir) * lda + p0;
-            __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 0, 0, 0),
-                                             _mm512_set1_epi32(lda));
-            __mmask16 m = (__mmask16)((1u << mr) - 1);
-            int k = 0;
-            if (mr == MR) {
-                /* 16 k at a time: 12 row loads, scalar transpose through L1 */
-                for (; k + 16 <= kc; k += 16) {
-                    float tile[MR][16];
-                    for (int r = 0; r < MR; r++) _mm512_storeu_ps(tile[r], _mm512_loadu_ps(s + (size_t)r * lda + k));
-                    for (int kk = 0; kk < 16; kk++)
-                        for (int r = 0; r < MR; r++) d[(size_t)(k + kk) * MR + r] = tile[r][kk];
-                }
-            }
-            for (; k < kc; k++) {
-                __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, s + k, 4);
-                _mm512_mask_storeu_ps(d + (size_t)k * MR, 0x0fff, v);
-            }
-        }
+    if (pthread_setspecific(g_bufs_key, p) != 0) {
+        bufs_destroy(p);
+        return NULL;
     }
+    return p;
 }
 
 /* 16x16 transpose of r[0..15] in registers. */
@@ -121,6 +109,43 @@ AVX512 static inline void transpose16(__m512 r[16]) {
         t[12 + s] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0xdd); /* lane 3 */
     }
     for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* ---- packing ----
+ * A block: rows [i0, i0+mc) x k [p0, p0+kc) of op(A) -> panels of MR rows,
+ * each laid out [k][MR], zero-padded past mc. */
+AVX512 static void pack_a(float *dst, const float *A, int lda, int trans_a, int i0, int mc, int p0, int kc) {
+    for (int ir = 0; ir < mc; ir += MR) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        float *d = dst + (size_t)ir * kc;
+        if (trans_a) { /* op(A)[i][k] = A[k][i]: MR contiguous floats per k */
+            __mmask16 m = (__mmask16)((1u << mr) - 1);
+            const float *s = A + (size_t)p0 * lda + i0 + ir;
+            for (int k = 0; k < kc; k++) {
+                __m512 v = _mm512_maskz_loadu_ps(m, s + (size_t)k * lda);
+                _mm512_mask_storeu_ps(d + (size_t)k * MR, 0x0fff, v);
+            }
+        } else { /* op(A)[i][k] = A[i][k]: gather one k across MR rows */
+            const float *s = A + (size_t)(i0 + ir) * lda + p0;
+            __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 0, 0, 0),
+                                             _mm512_set1_epi32(lda));
+            __mmask16 m = (__mmask16)((1u << mr) - 1);
+            int k = 0;
+            /* 16 k at a time: mr row loads, an in-register transpose, and
+             * 16 stores of MR lanes (each overlapping the next: ascending) */
+            for (; k + 16 <= kc; k += 16) {
+                __m512 r[16];
+                for (int i = 0; i < 16; i++)
+                    r[i] = i < mr ? _mm512_loadu_ps(s + (size_t)i * lda + k) : _mm512_setzero_ps();
+                transpose16(r);
+                for (int kk = 0; kk < 16; kk++) _mm512_mask_storeu_ps(d + (size_t)(k + kk) * MR, 0x0fff, r[kk]);
+            }
+            for (; k < kc; k++) {
+                __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, s + k, 4);
+                _mm512_mask_storeu_ps(d + (size_t)k * MR, 0x0fff, v);
+            }
+        }
+    }
 }
 
 /* B block: k [p0, p0+kc) x columns [j0, j0+nc) of op(B) -> panels of NR
@@ -203,6 +228,7 @@ AVX512 static void ukernel(int kc, const float *restrict a, const float *restric
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         _mm_prefetch((const char *)(b + 8 * NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + 8 * NR + 16), _MM_HINT_T0);
         ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5);
         ROW(6); ROW(7); ROW(8); ROW(9); ROW(10); ROW(11);
         a += MR;

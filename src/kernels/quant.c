@@ -6,11 +6,11 @@
  * the integer dot kernels read the fewest bytes. Prefill multiplies with
  * hundreds of rows; there dequantizing a tile of W to F32 once and handing
  * it to SGEMM amortizes the conversion and runs at GEMM speed. */
-#include <cblas.h>
 #include <ctype.h>
 #include <string.h>
 
 #include "kernels/quant_blocks.h"
+#include "lmkit/kernels.h"
 
 /* Batch size from which lm_qmatmul switches to dequantize + SGEMM. */
 #define LM_QMATMUL_GEMM_MIN_N 16
@@ -201,15 +201,23 @@ static int tile_rows(int K) {
 }
 
 size_t lm_qmatmul_scratch(lm_qtype t, int n, int K) {
-    if (n >= LM_QMATMUL_GEMM_MIN_N) return t == LM_QT_F32 ? 0 : (size_t)tile_rows(K) * K * sizeof(float);
+    if (n >= LM_QMATMUL_GEMM_MIN_N) {
+        if (t == LM_QT_F32) return 0;
+        size_t tile = (size_t)tile_rows(K) * K * sizeof(float), q = lm_qgemm_supported(t) ? lm_qgemm_scratch(n, K) : 0;
+        return tile > q ? tile : q;
+    }
     lm_qtype vt = lm_qtype_vec_type(t);
     return vt == LM_QT_F32 ? 0 : (size_t)n * lm_qtype_row_bytes(vt, K);
 }
 
 static void qmatmul_gemm(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n,
                          float *tile) {
+    if (lm_quant_isa() == LM_ISA_AVX512 && lm_qgemm_supported(t)) {
+        lm_qgemm_avx512(y, W, t, rows, K, x, n, tile);
+        return;
+    }
     if (t == LM_QT_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, K, 1.f, x, K, W, K, 0.f, y, rows);
+        lm_sgemm(0, 1, n, rows, K, 1.f, x, K, W, K, 0.f, y, rows);
         return;
     }
     size_t rb = lm_qtype_row_bytes(t, K);
@@ -218,7 +226,42 @@ static void qmatmul_gemm(float *y, const void *W, lm_qtype t, int rows, int K, c
         int nr = rows - r0 < tr ? rows - r0 : tr;
 #pragma omp parallel for num_threads(lm_get_threads()) schedule(static) if ((long)nr * K >= LM_PARALLEL_MIN_WORK)
         for (int r = 0; r < nr; r++) lm_dequantize_row(t, (const char *)W + (size_t)(r0 + r) * rb, tile + (size_t)r * K, K);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nr, K, 1.f, x, K, tile, K, 0.f, y + r0, rows);
+        lm_sgemm(0, 1, n, nr, K, 1.f, x, K, tile, K, 0.f, y + r0, rows);
+    }
+}
+
+/* Decode-path matmul as pool tasks of LM_QMATMUL_ROWS_PER_TASK rows
+ * each: every weight row is read once and multiplied with all n
+ * activation rows while it is in L1. */
+#define LM_QMATMUL_ROWS_PER_TASK 32
+
+typedef struct {
+    float *y;
+    const char *W;
+    const char *x; /* F32 rows (fdot) or quantized rows (qdot) */
+    size_t rb, xb;
+    int rows, K, n, nb;
+    lm_fdot_fn fdot;
+    lm_qdot_fn qdot;
+    lm_qdot4_fn qdot4; /* four rows at a time, where the ISA has one */
+} gemv_job;
+
+static void gemv_task(void *ctx, int task) {
+    const gemv_job *j = ctx;
+    int r0 = task * LM_QMATMUL_ROWS_PER_TASK, r1 = r0 + LM_QMATMUL_ROWS_PER_TASK < j->rows ? r0 + LM_QMATMUL_ROWS_PER_TASK : j->rows;
+    int r = r0;
+    if (j->qdot4)
+        for (; r + 4 <= r1; r += 4)
+            for (int s = 0; s < j->n; s++) {
+                float out[4];
+                j->qdot4(j->W + (size_t)r * j->rb, j->rb, j->x + (size_t)s * j->xb, j->nb, out);
+                memcpy(j->y + (size_t)s * j->rows + r, out, sizeof out);
+            }
+    for (; r < r1; r++) {
+        const char *w = j->W + (size_t)r * j->rb;
+        for (int s = 0; s < j->n; s++)
+            j->y[(size_t)s * j->rows + r] = j->fdot ? j->fdot(w, (const float *)(j->x + (size_t)s * j->xb), j->K)
+                                                    : j->qdot(w, j->x + (size_t)s * j->xb, j->nb);
     }
 }
 
@@ -228,21 +271,24 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
         return;
     }
     lm_isa isa = lm_quant_isa();
-    size_t rb = lm_qtype_row_bytes(t, K);
-    lm_fdot_fn fdot = fdot_for(t, isa);
-    if (fdot) {
-#pragma omp parallel for num_threads(lm_get_threads()) schedule(static) if ((long)rows * K * n >= LM_PARALLEL_MIN_WORK)
-        for (int r = 0; r < rows; r++)
-            for (int j = 0; j < n; j++) y[(size_t)j * rows + r] = fdot((const char *)W + (size_t)r * rb, x + (size_t)j * K, K);
+    gemv_job j = {.y = y, .W = W, .rb = lm_qtype_row_bytes(t, K), .rows = rows, .K = K, .n = n, .fdot = fdot_for(t, isa)};
+    if (j.fdot) {
+        j.x = (const char *)x;
+        j.xb = (size_t)K * sizeof(float);
+    } else {
+        lm_qtype vt = lm_qtype_vec_type(t);
+        j.xb = lm_qtype_row_bytes(vt, K);
+        for (int s = 0; s < n; s++) quantize_row(vt, x + (size_t)s * K, (char *)scratch + (size_t)s * j.xb, K);
+        j.x = scratch;
+        j.qdot = qdot_for(t, isa);
+        if (isa == LM_ISA_AVX512) j.qdot4 = t == LM_QT_Q4_0 ? lm_dot4_q4_0_avx512 : t == LM_QT_Q8_0 ? lm_dot4_q8_0_avx512 : NULL;
+        j.nb = K / lm_qtype_block_elems(t);
+    }
+    int tasks = (rows + LM_QMATMUL_ROWS_PER_TASK - 1) / LM_QMATMUL_ROWS_PER_TASK;
+    /* Small products stay on this thread: waking helpers costs more. */
+    if ((long)rows * K * n < LM_PARALLEL_MIN_WORK) {
+        for (int i = 0; i < tasks; i++) gemv_task(&j, i);
         return;
     }
-    lm_qtype vt = lm_qtype_vec_type(t);
-    size_t xb = lm_qtype_row_bytes(vt, K);
-    for (int j = 0; j < n; j++) quantize_row(vt, x + (size_t)j * K, (char *)scratch + (size_t)j * xb, K);
-    lm_qdot_fn qdot = qdot_for(t, isa);
-    int nb = K / lm_qtype_block_elems(t);
-#pragma omp parallel for num_threads(lm_get_threads()) schedule(static) if ((long)rows * K * n >= LM_PARALLEL_MIN_WORK)
-    for (int r = 0; r < rows; r++)
-        for (int j = 0; j < n; j++)
-            y[(size_t)j * rows + r] = qdot((const char *)W + (size_t)r * rb, (const char *)scratch + (size_t)j * xb, nb);
+    lm_parallel(tasks, gemv_task, &j);
 }

@@ -101,6 +101,15 @@ float lm_dot_q4_0_avx512(const void *w, const void *x, int nb);
 float lm_dot_q4_k_avx512(const void *w, const void *x, int nb);
 float lm_dot_q6_k_avx512(const void *w, const void *x, int nb);
 float lm_fdot_f32_avx512(const void *w, const float *x, int k);
+/* Integer prefill GEMM (qgemm_avx512.c): y[n, rows] = x W^T for the
+ * types lm_qgemm_supported accepts; scratch holds lm_qgemm_scratch(n, K). */
+int lm_qgemm_supported(lm_qtype t);
+size_t lm_qgemm_scratch(int n, int K);
+void lm_qgemm_avx512(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n, void *scratch);
+/* Four rows rb bytes apart at once: y[0..3] (quant_gemv_avx512.c). */
+typedef void (*lm_qdot4_fn)(const void *w, size_t rb, const void *x, int n_blocks, float *y);
+void lm_dot4_q4_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
+void lm_dot4_q8_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 float lm_fdot_f16_avx512(const void *w, const float *x, int k);
 float lm_fdot_bf16_avx512(const void *w, const float *x, int k);
 

@@ -2,6 +2,8 @@
 #include "lmkit/model.h"
 
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 lm_status lm_config_validate(const lm_model_config *c) {
@@ -53,6 +55,9 @@ lm_status lm_config_load(const char *path, lm_model_config *c) {
         s = lm_json_int(root, path, "n_inner", &c->n_inner, 0);
     }
     c->layer_norm_eps = 1e-5f;
+    c->bos_token_id = c->eos_token_id = -1;
+    if (s == LM_OK) s = lm_json_int(root, path, "bos_token_id", &c->bos_token_id, 0);
+    if (s == LM_OK) s = lm_json_int(root, path, "eos_token_id", &c->eos_token_id, 0);
     json_t *eps = json_object_get(root, "layer_norm_epsilon");
     if (s == LM_OK && eps) {
         if (!json_is_number(eps)) s = lm_error(LM_ERR_FORMAT, "%s: field 'layer_norm_epsilon' must be a number", path);
@@ -86,7 +91,13 @@ lm_status lm_config_save(const lm_model_config *c, const char *path) {
     json_object_set_new(root, "n_head", json_integer(c->n_head));
     json_object_set_new(root, "n_inner", json_integer(c->n_inner));
     json_object_set_new(root, "activation_function", json_string("gelu_new"));
-    json_object_set_new(root, "layer_norm_epsilon", json_real(c->layer_norm_eps));
+    /* The float epsilon printed as the decimal it was meant to be (1e-05,
+     * not 9.9999997e-06). */
+    char eps_text[32];
+    snprintf(eps_text, sizeof eps_text, "%g", c->layer_norm_eps);
+    json_object_set_new(root, "layer_norm_epsilon", json_real(strtod(eps_text, NULL)));
+    json_object_set_new(root, "bos_token_id", c->bos_token_id >= 0 ? json_integer(c->bos_token_id) : json_null());
+    json_object_set_new(root, "eos_token_id", c->eos_token_id >= 0 ? json_integer(c->eos_token_id) : json_null());
     json_object_set_new(root, "resid_pdrop", json_real(0));
     json_object_set_new(root, "embd_pdrop", json_real(0));
     json_object_set_new(root, "attn_pdrop", json_real(0));

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lmkit/llama.h"
 #include "model/llama_internal.h"
@@ -39,11 +40,17 @@ void lm_llama_free(lm_llama_model *m) {
         lm_gguf_close(m->gguf);
         free(m->gguf);
     }
+    if (m->st) {
+        lm_safetensors_close(m->st);
+        free(m->st);
+    }
     if (m->map.data) lm_mmap_close(&m->map);
     memset(m, 0, sizeof *m);
 }
 
 lm_status lm_llama_load(const char *path, lm_llama_model *m) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return lm_llama_load_hf(path, m);
     FILE *f = fopen(path, "rb");
     if (!f) return lm_error(LM_ERR_IO, "%s: cannot open", path);
     char magic[4] = {0};

@@ -1,12 +1,15 @@
 /* Writing a LLaMA model as GGUF with llama.cpp's names and keys, so the
- * file loads in llama.cpp as well as here. Both llama2.c checkpoints and
- * llama-arch GGUF use the adjacent-pair RoPE layout, so q/k rows are
- * written as they are. */
+ * file loads in llama.cpp as well as here. llama-arch GGUF rotates
+ * adjacent pairs (as llama2.c checkpoints do), so weights made for the
+ * half-rotation layout (Hugging Face) get their q/k rows permuted on the
+ * way out, as llama.cpp's converter does; qwen2-arch GGUF keeps the
+ * half-rotation layout and its rows as they are. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lmkit/llama.h"
+#include "kernels/quant_blocks.h"
 
 typedef struct {
     void **bufs;
@@ -34,27 +37,80 @@ static lm_qtype pick_type(const lm_weight *w, int want) {
     return t == LM_QT_F32 ? LM_QT_F32 : LM_QT_F16;
 }
 
-static lm_status add_mat(lm_gguf_writer *gw, buflist *b, const char *name, const lm_weight *w, int want) {
+/* How one matrix is produced at write time: rows read from `w` (any
+ * type; rows of a q/k projection optionally permuted from half-rotation
+ * to pair layout: within each head, row s*half + j moves to 2*j + s) or,
+ * when w->data is NULL, drawn from N(0, 0.02) with a per-row stream of
+ * `seed`; then converted to `type`. */
+typedef struct {
+    lm_weight w;
+    lm_qtype type;
+    int permute_heads;
+    uint64_t seed, stream;
+} mat_src;
+
+/* Rows converted per step: bounds the F32 staging buffer. */
+#define LM_SAVE_CHUNK_ROWS 64
+
+static int src_row(const mat_src *m, int r) {
+    if (!m->permute_heads) return r;
+    int hd = m->w.rows / m->permute_heads, half = hd / 2, h = r / hd, i = r % hd;
+    return h * hd + (i % 2) * half + i / 2;
+}
+
+static lm_status fill_mat(void *user, void *dst, size_t nbytes) {
+    const mat_src *m = user;
+    int K = m->w.cols;
+    size_t in_rb = m->w.data ? lm_qtype_row_bytes(m->w.type, K) : 0, out_rb = lm_qtype_row_bytes(m->type, K);
+    if (out_rb * (size_t)m->w.rows != nbytes) return lm_error(LM_ERR_ARG, "gguf export: tensor size mismatch");
+    float *f = malloc(sizeof(float) * (size_t)K * LM_SAVE_CHUNK_ROWS);
+    if (!f) return lm_error(LM_ERR_NOMEM, "out of memory");
+    lm_status s = LM_OK;
+    for (int r0 = 0; r0 < m->w.rows && s == LM_OK; r0 += LM_SAVE_CHUNK_ROWS) {
+        int nr = m->w.rows - r0 < LM_SAVE_CHUNK_ROWS ? m->w.rows - r0 : LM_SAVE_CHUNK_ROWS;
+#pragma omp parallel for num_threads(lm_get_threads()) schedule(static) if (!m->w.data)
+        for (int i = 0; i < nr; i++) {
+            float *row = f + (size_t)i * K;
+            if (m->w.data) {
+                lm_dequantize_row(m->w.type, (const char *)m->w.data + in_rb * (size_t)src_row(m, r0 + i), row, K);
+            } else {
+                lm_rng rng;
+                lm_rng_seed(&rng, m->seed, m->stream + (uint64_t)(r0 + i));
+                for (int k = 0; k < K; k++) row[k] = 0.02f * lm_rng_normal(&rng);
+            }
+        }
+        s = lm_quantize(m->type, f, (char *)dst + out_rb * (size_t)r0, nr, K);
+    }
+    free(f);
+    return s;
+}
+
+static lm_status add_mat(lm_gguf_writer *gw, buflist *b, const char *name, const lm_weight *w, int want, int permute_heads,
+                         uint64_t seed) {
     lm_qtype t = pick_type(w, want);
     int64_t dims[2] = {w->cols, w->rows};
-    if (t == w->type) return lm_gguf_writer_add_tensor(gw, name, t, 2, dims, w->data);
-    size_t n = (size_t)w->rows * (size_t)w->cols;
-    float *f = malloc(sizeof(float) * n);
-    void *q = malloc(lm_qtype_row_bytes(t, w->cols) * (size_t)w->rows);
-    if (!f || !q) {
-        free(f);
-        free(q);
-        return lm_error(LM_ERR_NOMEM, "out of memory converting '%s'", name);
+    if (t == w->type && w->data && !permute_heads) return lm_gguf_writer_add_tensor(gw, name, t, 2, dims, w->data);
+    mat_src *m = calloc(1, sizeof *m);
+    if (!m) return lm_error(LM_ERR_NOMEM, "out of memory");
+    LM_TRY(keep(b, m));
+    /* Each random tensor gets its own range of row streams. */
+    *m = (mat_src){.w = *w, .type = t, .permute_heads = permute_heads, .seed = seed, .stream = (uint64_t)b->n << 32};
+    return lm_gguf_writer_add_tensor_fn(gw, name, t, 2, dims, NULL, fill_mat, m);
+}
+
+/* general.file_type is llama.cpp's llama_ftype enum, not a tensor type:
+ * "mostly" the given type (Q4_K files are its Q4_K_S: Q4_K throughout). */
+static uint32_t llama_ftype(lm_qtype t) {
+    switch (t) {
+    case LM_QT_F32: return 0;
+    case LM_QT_F16: return 1;
+    case LM_QT_Q4_0: return 2;
+    case LM_QT_Q8_0: return 7;
+    case LM_QT_Q4_K: return 14;
+    case LM_QT_Q6_K: return 18;
+    case LM_QT_BF16: return 32;
+    default: return 0;
     }
-    lm_status s = lm_dequantize(w->type, w->data, f, w->rows, w->cols);
-    if (s == LM_OK) s = lm_quantize(t, f, q, w->rows, w->cols);
-    free(f);
-    if (s != LM_OK) {
-        free(q);
-        return s;
-    }
-    LM_TRY(keep(b, q));
-    return lm_gguf_writer_add_tensor(gw, name, t, 2, dims, q);
 }
 
 static lm_status add_vec(lm_gguf_writer *gw, const char *name, const float *v, int n) {
@@ -65,9 +121,10 @@ static lm_status add_vec(lm_gguf_writer *gw, const char *name, const float *v, i
 static lm_status write_all(const lm_llama_model *m, lm_gguf_writer *gw, buflist *b, int type, char *const *vocab,
                            const float *scores, int n_vocab) {
     const lm_llama_config *c = &m->cfg;
-    if (c->rope_neox && !c->qkv_bias)
-        return lm_error(LM_ERR_UNSUPPORTED, "gguf export: half-rotation RoPE without q/k/v biases (would need q/k permutation)");
+    if (c->qkv_bias && !c->rope_neox)
+        return lm_error(LM_ERR_UNSUPPORTED, "gguf export: q/k/v biases with pair-rotation RoPE (no llama.cpp architecture has both)");
     const char *arch = c->qkv_bias ? "qwen2" : "llama";
+    int permute = c->rope_neox && !c->qkv_bias;
     char key[128];
 #define K(s) (snprintf(key, sizeof key, "%s.%s", arch, s), key)
     LM_TRY(lm_gguf_writer_set_str(gw, "general.architecture", arch));
@@ -87,7 +144,7 @@ static lm_status write_all(const lm_llama_model *m, lm_gguf_writer *gw, buflist 
     LM_TRY(lm_gguf_writer_set_f32(gw, K("rope.freq_base"), c->rope_theta));
     LM_TRY(lm_gguf_writer_set_f32(gw, K("attention.layer_norm_rms_epsilon"), c->rms_eps));
     if (c->sliding_window) LM_TRY(lm_gguf_writer_set_u32(gw, K("attention.sliding_window"), (uint32_t)c->sliding_window));
-    if (type >= 0) LM_TRY(lm_gguf_writer_set_u32(gw, "general.file_type", (uint32_t)type));
+    if (type >= 0) LM_TRY(lm_gguf_writer_set_u32(gw, "general.file_type", llama_ftype((lm_qtype)type)));
 #undef K
     if (vocab && n_vocab > 0) {
         int32_t *tt = malloc(sizeof(int32_t) * (size_t)n_vocab);
@@ -106,25 +163,32 @@ static lm_status write_all(const lm_llama_model *m, lm_gguf_writer *gw, buflist 
         if (s == LM_OK) s = lm_gguf_writer_set_arr(gw, "tokenizer.ggml.token_type", LM_GGUF_I32, tt, (uint64_t)n_vocab);
         LM_TRY(s);
     }
-    LM_TRY(lm_gguf_writer_set_u32(gw, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_id));
-    LM_TRY(lm_gguf_writer_set_u32(gw, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_id));
-    LM_TRY(add_mat(gw, b, "token_embd.weight", &m->tok_emb, type));
+    if (c->bos_id >= 0) LM_TRY(lm_gguf_writer_set_u32(gw, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_id));
+    if (c->eos_id >= 0) LM_TRY(lm_gguf_writer_set_u32(gw, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_id));
+    LM_TRY(add_mat(gw, b, "token_embd.weight", &m->tok_emb, type, 0, m->random_seed));
     LM_TRY(add_vec(gw, "output_norm.weight", m->out_norm, c->dim));
-    if (m->output.data != m->tok_emb.data) LM_TRY(add_mat(gw, b, "output.weight", &m->output, type));
+    if (m->output.data != m->tok_emb.data || !m->tok_emb.data) LM_TRY(add_mat(gw, b, "output.weight", &m->output, type, 0, m->random_seed));
     if (m->rope_freq_factors) LM_TRY(add_vec(gw, "rope_freqs.weight", m->rope_freq_factors, c->head_dim / 2));
+    else if (c->rope_factor > 0) {
+        float *ff = malloc(sizeof(float) * (size_t)(c->head_dim / 2));
+        if (!ff) return lm_error(LM_ERR_NOMEM, "out of memory");
+        LM_TRY(keep(b, ff));
+        lm_llama_rope_freq_factors(c, ff);
+        LM_TRY(add_vec(gw, "rope_freqs.weight", ff, c->head_dim / 2));
+    }
     for (int l = 0; l < c->n_layers; l++) {
         const lm_llama_layer *ly = &m->layers[l];
         char n[96];
 #define T(x) (snprintf(n, sizeof n, "blk.%d.%s.weight", l, x), n)
         LM_TRY(add_vec(gw, T("attn_norm"), ly->attn_norm, c->dim));
-        LM_TRY(add_mat(gw, b, T("attn_q"), &ly->wq, type));
-        LM_TRY(add_mat(gw, b, T("attn_k"), &ly->wk, type));
-        LM_TRY(add_mat(gw, b, T("attn_v"), &ly->wv, type));
-        LM_TRY(add_mat(gw, b, T("attn_output"), &ly->wo, type));
+        LM_TRY(add_mat(gw, b, T("attn_q"), &ly->wq, type, permute ? c->n_heads : 0, m->random_seed));
+        LM_TRY(add_mat(gw, b, T("attn_k"), &ly->wk, type, permute ? c->n_kv_heads : 0, m->random_seed));
+        LM_TRY(add_mat(gw, b, T("attn_v"), &ly->wv, type, 0, m->random_seed));
+        LM_TRY(add_mat(gw, b, T("attn_output"), &ly->wo, type, 0, m->random_seed));
         LM_TRY(add_vec(gw, T("ffn_norm"), ly->ffn_norm, c->dim));
-        LM_TRY(add_mat(gw, b, T("ffn_gate"), &ly->w_gate, type));
-        LM_TRY(add_mat(gw, b, T("ffn_down"), &ly->w_down, type));
-        LM_TRY(add_mat(gw, b, T("ffn_up"), &ly->w_up, type));
+        LM_TRY(add_mat(gw, b, T("ffn_gate"), &ly->w_gate, type, 0, m->random_seed));
+        LM_TRY(add_mat(gw, b, T("ffn_down"), &ly->w_down, type, 0, m->random_seed));
+        LM_TRY(add_mat(gw, b, T("ffn_up"), &ly->w_up, type, 0, m->random_seed));
         if (ly->bq) {
             int q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
             snprintf(n, sizeof n, "blk.%d.attn_q.bias", l);

@@ -14,6 +14,16 @@ done
 cmp -s "$T/m.gguf" "$T/m2.gguf" || fail "gguf -> gguf conversion is not byte-identical"
 "$B" init --arch llama --preset stories260K-shape --type q8_0 --out "$T/r.gguf" >/dev/null || fail init
 "$B" bench generate --model "$T/r.gguf" --prompt-tokens 4 --gen-tokens 2 >/dev/null || fail "bench init model"
+# eval --perplexity on a LLaMA model: the model scores its own stories, so
+# the perplexity is a few (test_llama_ppl checks the figure in the library).
+out=$("$B" eval --model "$M" --tokenizer "$V" --perplexity "$S/tests/golden/llama2c_stories260K/eval_stories.txt" --json) || fail "eval llama"
+echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(not (1.5 < d["perplexity"] < 8 and d["tokens"] > 3000))' ||
+    fail "eval llama output: $out"
+# A Hugging Face directory converts to GGUF and quantizes from there.
+H="$S/tests/golden/llama_tiny/model"
+"$B" convert "$H" "$T/hf.gguf" >/dev/null || fail "convert HF dir"
+"$B" quantize --type q8_0 "$T/hf.gguf" "$T/hf_q8.gguf" >/dev/null || fail "quantize converted HF model"
+"$B" bench generate --model "$T/hf_q8.gguf" --prompt-tokens 8 --gen-tokens 4 >/dev/null || fail "bench HF-converted model"
 # Errors: one line, names the culprit, non-zero exit.
 err=$("$B" quantize --type q5_1 "$M" "$T/x.gguf" 2>&1) && fail "bad type accepted"
 echo "$err" | grep -q "^lmkit: error: --type 'q5_1'" || fail "bad type message: $err"

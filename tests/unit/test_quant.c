@@ -109,15 +109,15 @@ static double mean_abs(const float *y, size_t n) {
 static void test_matmul(void) {
     static const lm_qtype types[] = {LM_QT_F32, LM_QT_F16, LM_QT_BF16, LM_QT_Q8_0, LM_QT_Q4_0, LM_QT_Q4_K, LM_QT_Q6_K};
     const int rows = 37; /* odd: no thread or tile gets an even share */
-    static const int ns[] = {1, 3, 20};
+    static const int ns[] = {1, 3, 19}; /* 19: GEMM path, not a multiple of 4 */
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         lm_qtype t = types[ti];
         /* Float types also get a K that is not a multiple of 16 (tails). */
         int K = lm_qtype_block_elems(t) == 1 ? 283 : 512;
         float *W = lm_alloc(sizeof(float) * rows * K), *Wd = lm_alloc(sizeof(float) * rows * K);
-        float *x = lm_alloc(sizeof(float) * 20 * K);
+        float *x = lm_alloc(sizeof(float) * 19 * K);
         fill_normal(W, (size_t)rows * K, 2 + ti);
-        fill_normal(x, (size_t)20 * K, 100 + ti);
+        fill_normal(x, (size_t)19 * K, 100 + ti);
         void *q = lm_alloc(lm_qtype_row_bytes(t, K) * rows);
         CHECK_OK(lm_quantize(t, W, q, rows, K));
         CHECK_OK(lm_dequantize(t, q, Wd, rows, K));
@@ -140,8 +140,14 @@ static void test_matmul(void) {
                 lm_quant_set_isa(isa);
                 if (lm_quant_isa() != isa) continue; /* CPU lacks it */
                 lm_qmatmul(got, q, t, rows, K, x, n, scratch);
-                double es = test_max_rel_err(got, scalar, (size_t)n * rows, fl);
-                CHECK_MSG(es <= 1e-4, "%s n=%d %s vs scalar: %g", lm_qtype_name(t), n, lm_isa_name(isa), es);
+                /* AVX-512 prefill on integer types quantizes activations
+                 * (int8 GEMM): bounded against the reference like the
+                 * small-n paths; everything else matches scalar closely. */
+                int int8_gemm = isa == LM_ISA_AVX512 && n >= 16 && (t == LM_QT_Q8_0 || t == LM_QT_Q4_0 || t == LM_QT_Q4_K);
+                double es = int8_gemm ? test_max_rel_err(got, want, (size_t)n * rows, fl)
+                                      : test_max_rel_err(got, scalar, (size_t)n * rows, fl);
+                CHECK_MSG(es <= (int8_gemm ? 3e-2 : 1e-4), "%s n=%d %s vs %s: %g", lm_qtype_name(t), n, lm_isa_name(isa),
+                          int8_gemm ? "f64 reference" : "scalar", es);
             }
             lm_quant_set_isa(LM_ISA_BEST);
             lm_free(want);

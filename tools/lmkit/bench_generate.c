@@ -5,6 +5,18 @@
 #include <string.h>
 
 #include "bench.h"
+
+/* A field of /proc/self/status in MiB ("VmRSS", "VmHWM"), -1 if absent. */
+static double proc_status_mib(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double v = -1;
+    size_t kl = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl) && line[kl] == ':') v = atof(line + kl + 1) / 1024.0;
+    if (f) fclose(f);
+    return v;
+}
 #include "lmkit/engine.h"
 #include "lmkit/llama.h"
 
@@ -69,6 +81,8 @@ int lm_bench_generate(int argc, char **argv) {
         printf("prefill: %d x %d tokens in %.3f s = %.1f tok/s\n", par, pp, t_pp, par * pp / t_pp);
         printf("decode:  %d x %d tokens in %.3f s = %.1f tok/s (%.1f steps/s, %.1f GB/s of weights)\n", par, tg, t_tg,
                par * tg / t_tg, tg / t_tg, gb * tg / t_tg);
+        printf("memory: resident %.0f MiB now, peak %.0f MiB (KV cache %.0f MiB)\n", proc_status_mib("VmRSS"), proc_status_mib("VmHWM"),
+               (double)lm_engine_kv_bytes(e) / (1 << 20));
     }
     free(want);
     free(toks);

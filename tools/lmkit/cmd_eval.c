@@ -3,6 +3,7 @@
 #include "bert_cli.h"
 #include "cli.h"
 
+#include "lmkit/causal_lm.h"
 #include "lmkit/eval.h"
 #include "lmkit/tokenizer.h"
 
@@ -11,10 +12,11 @@
 #include <stdlib.h>
 
 int lm_cmd_eval(int argc, char **argv) {
-    const char *model_dir = NULL, *ppl_file = NULL, *data = NULL, *text_column = NULL, *label_column = NULL;
+    const char *model_dir = NULL, *ppl_file = NULL, *tok_spec = NULL, *data = NULL, *text_column = NULL, *label_column = NULL;
     int stride = 0, threads = 0, json = 0, no_header = 0, max_len = 512, batch = 32;
     const lm_arg specs[] = {
-        {"--model", LM_ARG_STR, &model_dir, "model directory"},
+        {"--model", LM_ARG_STR, &model_dir, "model: GPT-2 or LLaMA-family directory, .gguf or llama2.c .bin"},
+        {"--tokenizer", LM_ARG_STR, &tok_spec, "tokenizer (default: the model's own)"},
         {"--perplexity", LM_ARG_STR, &ppl_file, "text file to score"},
         {"--stride", LM_ARG_INT, &stride, "window stride in tokens (default: half the context)"},
         {"--data", LM_ARG_STR, &data, "labelled .tsv/.csv/.jsonl: accuracy/macro-F1 or RMSE/Pearson of a fine-tuned encoder"},
@@ -27,23 +29,23 @@ int lm_cmd_eval(int argc, char **argv) {
         {"--threads", LM_ARG_INT, &threads, "CPU threads (default: all cores)"},
         {NULL, 0, NULL, NULL},
     };
-    int r = lm_args_parse("lmkit eval --model DIR (--perplexity FILE [--stride N] | --data FILE) [--json]", specs, argc, argv, NULL, NULL);
+    int r = lm_args_parse("lmkit eval --model M (--perplexity FILE [--tokenizer T] [--stride N] | --data FILE) [--json]", specs, argc,
+                          argv, NULL, NULL);
     if (r) return r == 1 ? 0 : 2;
     if (!model_dir) return lm_fail("eval: --model DIR is required");
     lm_set_threads(threads);
     if (data && ppl_file) return lm_fail("eval: give --perplexity or --data, not both");
     if (data) return lm_cli_eval_data(model_dir, data, text_column, label_column, no_header, max_len, batch, json);
     if (!ppl_file) return lm_fail("eval: --perplexity FILE (language models) or --data FILE (classifiers) is required");
-    lm_gpt2 *m = NULL;
-    lm_tokenizer *tok = NULL;
+    lm_causal_lm lm = {0};
     char *text = NULL;
     size_t len = 0;
     int32_t *ids = NULL;
     size_t n = 0;
     int rc = 0;
     double t0 = lm_now_seconds();
-    if (lm_gpt2_open_dir(model_dir, 0, &m) != LM_OK || lm_tokenizer_load(model_dir, &tok) != LM_OK ||
-        lm_read_file(ppl_file, &text, &len) != LM_OK || lm_tokenizer_encode(tok, text, len, 0, &ids, &n) != LM_OK) {
+    if (lm_causal_lm_open(model_dir, tok_spec, &lm) != LM_OK || lm_read_file(ppl_file, &text, &len) != LM_OK ||
+        lm_causal_lm_encode(&lm, text, &ids, &n) != LM_OK) {
         rc = lm_fail_status();
         goto done;
     }
@@ -51,9 +53,12 @@ int lm_cmd_eval(int argc, char **argv) {
         rc = lm_fail("eval: %s has %zu tokens; at least 2 are needed", ppl_file, n);
         goto done;
     }
-    if (stride == 0) stride = lm_gpt2_config(m)->n_ctx / 2 > 0 ? lm_gpt2_config(m)->n_ctx / 2 : 1;
+    int n_ctx = lm.decoder.n_ctx;
+    if (stride == 0) stride = n_ctx / 2 > 0 ? n_ctx / 2 : 1;
     lm_perplexity_result res;
-    if (lm_gpt2_perplexity(m, ids, (long)n, stride, &res) != LM_OK) {
+    lm_status st = lm.gpt2 ? lm_gpt2_perplexity(lm.gpt2, ids, (long)n, stride, &res)
+                           : lm_engine_perplexity(lm.engine, ids, (long)n, stride, &res);
+    if (st != LM_OK) {
         rc = lm_fail_status();
         goto done;
     }
@@ -62,14 +67,13 @@ int lm_cmd_eval(int argc, char **argv) {
         printf("{\"loss\": %.6f, \"perplexity\": %.6f, \"tokens\": %ld, \"bytes\": %zu, \"bits_per_byte\": %.6f, \"windows\": %d, "
                "\"stride\": %d, \"context\": %d, \"seconds\": %.3f}\n",
                loss, exp(loss), res.tokens, len, res.nll_sum / log(2.0) / (double)len, res.windows, stride,
-               lm_gpt2_config(m)->n_ctx, secs);
+               n_ctx, secs);
     else
         printf("%s: %ld tokens, loss %.4f nats/token, perplexity %.3f (%d windows, context %d, stride %d)\n", ppl_file, res.tokens,
-               loss, exp(loss), res.windows, lm_gpt2_config(m)->n_ctx, stride);
+               loss, exp(loss), res.windows, n_ctx, stride);
 done:
     free(ids);
     free(text);
-    lm_tokenizer_free(tok);
-    lm_gpt2_free(m);
+    lm_causal_lm_close(&lm);
     return rc;
 }

@@ -105,9 +105,14 @@ int lm_cmd_init(int argc, char **argv) {
         fprintf(stderr, "lmkit: error: %s\n", lm_last_error());
         return 1;
     }
-    lm_status s = lm_llama_save_gguf(&m, out, (int)t, NULL, NULL, 0);
+    char **pieces = NULL;
+    float *scores = NULL;
+    double t0 = lm_now_seconds();
+    lm_status s = lm_llama_vocab_synthetic(c.vocab_size, &pieces, &scores);
+    if (s == LM_OK) s = lm_llama_save_gguf(&m, out, (int)t, pieces, scores, c.vocab_size);
     if (s != LM_OK) fprintf(stderr, "lmkit: error: %s: %s\n", out, lm_last_error());
-    else printf("wrote %s (%s, %s)\n", out, preset, lm_qtype_name(t));
+    else printf("wrote %s (%s, %s, %.1f s)\n", out, preset, lm_qtype_name(t), lm_now_seconds() - t0);
+    lm_llama_vocab_synthetic_free(pieces, scores, c.vocab_size);
     lm_llama_free(&m);
     return s == LM_OK ? 0 : 1;
 }
