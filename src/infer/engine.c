@@ -4,6 +4,7 @@
  * read once per step whatever mix of prefill and decode it holds. K and V
  * of all tokens are written to the cache before attention runs, so a
  * token attends to earlier tokens of its own sequence from the same step. */
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,9 +141,6 @@ static void store_kv(lm_engine *e, void *cache, size_t idx, const float *src) {
     }
 }
 
-static inline float kv_at(const lm_engine *e, const void *cache, size_t idx) {
-    return e->o.kv_f16 ? lm_f16_to_f32(((const uint16_t *)cache)[idx]) : ((const float *)cache)[idx];
-}
 
 /* Vector helpers for attention over F32 cache rows, compiled for several
  * ISAs and picked at load time (the library is built without -march). */
@@ -156,6 +154,43 @@ LM_CLONES static float dot_f32(const float *a, const float *b, int n) {
 LM_CLONES static void axpy_f32(float *y, float a, const float *x, int n) {
 #pragma omp simd
     for (int d = 0; d < n; d++) y[d] += a * x[d];
+}
+
+/* F16 cache rows: converted 16 at a time with AVX-512 where the CPU has
+ * it (vcvtph2ps), element by element otherwise. */
+__attribute__((target("avx512f,f16c,fma"))) static float dot_f16_avx512(const float *a, const uint16_t *b, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    int d = 0;
+    for (; d + 16 <= n; d += 16)
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + d), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + d))), acc);
+    float s = _mm512_reduce_add_ps(acc);
+    for (; d < n; d++) s += a[d] * lm_f16_to_f32(b[d]);
+    return s;
+}
+__attribute__((target("avx512f,f16c,fma"))) static void axpy_f16_avx512(float *y, float a, const uint16_t *x, int n) {
+    __m512 va = _mm512_set1_ps(a);
+    int d = 0;
+    for (; d + 16 <= n; d += 16)
+        _mm512_storeu_ps(y + d, _mm512_fmadd_ps(va, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + d))), _mm512_loadu_ps(y + d)));
+    for (; d < n; d++) y[d] += a * lm_f16_to_f32(x[d]);
+}
+static int has_avx512(void) {
+    static int v = -1;
+    if (v < 0) v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
+    return v;
+}
+static float dot_f16(const float *a, const uint16_t *b, int n) {
+    if (has_avx512()) return dot_f16_avx512(a, b, n);
+    float s = 0;
+    for (int d = 0; d < n; d++) s += a[d] * lm_f16_to_f32(b[d]);
+    return s;
+}
+static void axpy_f16(float *y, float a, const uint16_t *x, int n) {
+    if (has_avx512()) {
+        axpy_f16_avx512(y, a, x, n);
+        return;
+    }
+    for (int d = 0; d < n; d++) y[d] += a * lm_f16_to_f32(x[d]);
 }
 
 typedef struct {
@@ -183,7 +218,7 @@ static void attention_task(void *ctx, int ih) {
         size_t base = kv_index(e, e->seq[i], j->layer, t) + (size_t)kvh * hd;
         float s = 0;
         if (e->o.kv_f16)
-            for (int d = 0; d < hd; d++) s += q[d] * kv_at(e, e->kcache, base + d);
+            s = dot_f16(q, (const uint16_t *)e->kcache + base, hd);
         else
             s = dot_f32(q, (const float *)e->kcache + base, hd);
         s *= scale;
@@ -197,7 +232,7 @@ static void attention_task(void *ctx, int ih) {
         float a = expf(s - mx);
         sum += a;
         if (e->o.kv_f16)
-            for (int d = 0; d < hd; d++) out[d] += a * kv_at(e, e->vcache, base + d);
+            axpy_f16(out, a, (const uint16_t *)e->vcache + base, hd);
         else
             axpy_f32(out, a, (const float *)e->vcache + base, hd);
     }

@@ -73,6 +73,15 @@ static void check_model(const lm_llama_model *m, const char *folder, const char 
     double err = rel_err(got, want, B * T * V);
     CHECK_MSG(err <= 1e-4, "%s %s: batched logits rel err %.3g", folder, what, err);
 
+    /* F16 KV cache: K/V rounded to 11 bits, so a looser bound. */
+    lm_engine *e16;
+    lm_engine_opts o16 = {.max_seqs = 2, .kv_f16 = 1};
+    CHECK_OK(lm_engine_new(m, &o16, &e16));
+    CHECK_OK(lm_engine_forward(e16, B * T, ids, seqs, all, got));
+    err = rel_err(got, want, B * T * V);
+    CHECK_MSG(err <= 5e-3, "%s %s: F16 KV cache logits rel err %.3g", folder, what, err);
+    lm_engine_free(e16);
+
     /* Token by token, both sequences in each step (the dot-kernel path). */
     for (int s = 0; s < B; s++) lm_engine_reset(e, s);
     float step[B * V];
