@@ -148,22 +148,32 @@ AVX512 static void pack_a(float *dst, const float *A, int lda, int trans_a, int 
     }
 }
 
+/* Mask of the first n lanes of a vector (n clamped to 0..16). */
+static inline __mmask16 lane_mask(int n) { return (__mmask16)(n >= 16 ? 0xffff : n > 0 ? (1u << n) - 1 : 0); }
+
 /* B block: k [p0, p0+kc) x columns [j0, j0+nc) of op(B) -> panels of NR
  * columns, each laid out [k][NR], zero-padded past nc. */
 AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int j0, int nc, int p0, int kc) {
+    if (!trans_b) {
+        /* op(B)[k][j] = B[k][j]: row by row, so the reads stream through
+         * memory in order (the weights come from DRAM; the hardware
+         * prefetcher follows a row, not a column of 128-byte pieces). */
+        const float *s = B + (size_t)p0 * ldb + j0;
+        for (int k = 0; k < kc; k++) {
+            const float *row = s + (size_t)k * ldb;
+            for (int jr = 0; jr < nc; jr += NR) {
+                int nr = nc - jr < NR ? nc - jr : NR;
+                float *d = dst + (size_t)jr * kc + (size_t)k * NR;
+                _mm512_store_ps(d, _mm512_maskz_loadu_ps(lane_mask(nr), row + jr));
+                _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(lane_mask(nr - 16), row + jr + 16));
+            }
+        }
+        return;
+    }
     for (int jr = 0; jr < nc; jr += NR) {
         int nr = nc - jr < NR ? nc - jr : NR;
         float *d = dst + (size_t)jr * kc;
-        if (!trans_b) { /* op(B)[k][j] = B[k][j]: rows are contiguous */
-            __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
-            __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
-            const float *s = B + (size_t)p0 * ldb + j0 + jr;
-            for (int k = 0; k < kc; k++) {
-                const float *row = s + (size_t)k * ldb;
-                _mm512_store_ps(d + (size_t)k * NR, _mm512_maskz_loadu_ps(m0, row));
-                _mm512_store_ps(d + (size_t)k * NR + 16, _mm512_maskz_loadu_ps(m1, row + 16));
-            }
-        } else { /* op(B)[k][j] = B[j][k]: transpose 16x16 blocks */
+        { /* op(B)[k][j] = B[j][k]: transpose 16x16 blocks */
             const float *s = B + (size_t)(j0 + jr) * ldb + p0;
             for (int half = 0; half < 2; half++) {
                 int cols = nr - half * 16;
