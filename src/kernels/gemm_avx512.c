@@ -148,22 +148,32 @@ AVX512 static void pack_a(float *dst, const float *A, int lda, int trans_a, int 
     }
 }
 
+/* Mask of the first n lanes of a vector (n clamped to 0..16). */
+static inline __mmask16 lane_mask(int n) { return (__mmask16)(n >= 16 ? 0xffff : n > 0 ? (1u << n) - 1 : 0); }
+
 /* B block: k [p0, p0+kc) x columns [j0, j0+nc) of op(B) -> panels of NR
  * columns, each laid out [k][NR], zero-padded past nc. */
 AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int j0, int nc, int p0, int kc) {
+    if (!trans_b) {
+        /* op(B)[k][j] = B[k][j]: row by row, so the reads stream through
+         * memory in order (the weights come from DRAM; the hardware
+         * prefetcher follows a row, not a column of 128-byte pieces). */
+        const float *s = B + (size_t)p0 * ldb + j0;
+        for (int k = 0; k < kc; k++) {
+            const float *row = s + (size_t)k * ldb;
+            for (int jr = 0; jr < nc; jr += NR) {
+                int nr = nc - jr < NR ? nc - jr : NR;
+                float *d = dst + (size_t)jr * kc + (size_t)k * NR;
+                _mm512_store_ps(d, _mm512_maskz_loadu_ps(lane_mask(nr), row + jr));
+                _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(lane_mask(nr - 16), row + jr + 16));
+            }
+        }
+        return;
+    }
     for (int jr = 0; jr < nc; jr += NR) {
         int nr = nc - jr < NR ? nc - jr : NR;
         float *d = dst + (size_t)jr * kc;
-        if (!trans_b) { /* op(B)[k][j] = B[k][j]: rows are contiguous */
-            __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
-            __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
-            const float *s = B + (size_t)p0 * ldb + j0 + jr;
-            for (int k = 0; k < kc; k++) {
-                const float *row = s + (size_t)k * ldb;
-                _mm512_store_ps(d + (size_t)k * NR, _mm512_maskz_loadu_ps(m0, row));
-                _mm512_store_ps(d + (size_t)k * NR + 16, _mm512_maskz_loadu_ps(m1, row + 16));
-            }
-        } else { /* op(B)[k][j] = B[j][k]: transpose 16x16 blocks */
+        { /* op(B)[k][j] = B[j][k]: transpose 16x16 blocks */
             const float *s = B + (size_t)(j0 + jr) * ldb + p0;
             for (int half = 0; half < 2; half++) {
                 int cols = nr - half * 16;
@@ -199,11 +209,11 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
  * C[0:mr, 0:nr] = alpha * (a_panel . b_panel) + beta * C (beta == 0: C is
  * not read). */
 #define ROW(i)                                                                   \
-    do {                                                                         \
+    if (i < rows) {                                                              \
         __m512 av = _mm512_set1_ps(a[i]);                                        \
         c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);                              \
         c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);                              \
-    } while (0)
+    }
 
 #define STORE(i)                                                                 \
     do {                                                                         \
@@ -219,8 +229,14 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
         }                                                                        \
     } while (0)
 
-AVX512 static void ukernel(int kc, const float *restrict a, const float *restrict b, float *C, int ldc, int mr,
-                           int nr, float alpha, float beta) {
+/* `rows` (a constant in each caller below) is how many rows of the tile are
+ * computed: an edge panel of at most 4 or 8 rows (M = 256 = 21 * 12 + 4)
+ * does not pay for 12. `a_ks` is the A panel's step per k: MR when packed,
+ * lda when it is read in place (op(A) = A^T: MR contiguous floats per k). */
+AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int rows, int kc, const float *restrict a,
+                                                                      int a_ks, const float *restrict b, float *C,
+                                                                      int ldc, int mr, int nr, float alpha,
+                                                                      float beta) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
            c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00,
            c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00,
@@ -231,7 +247,7 @@ AVX512 static void ukernel(int kc, const float *restrict a, const float *restric
         _mm_prefetch((const char *)(b + 8 * NR + 16), _MM_HINT_T0);
         ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5);
         ROW(6); ROW(7); ROW(8); ROW(9); ROW(10); ROW(11);
-        a += MR;
+        a += a_ks;
         b += NR;
     }
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
@@ -239,6 +255,19 @@ AVX512 static void ukernel(int kc, const float *restrict a, const float *restric
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     STORE(0); STORE(1); STORE(2); STORE(3); STORE(4); STORE(5);
     STORE(6); STORE(7); STORE(8); STORE(9); STORE(10); STORE(11);
+}
+
+AVX512 static void ukernel12(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr,
+                             float alpha, float beta) {
+    ukernel_rows(12, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta);
+}
+AVX512 static void ukernel8(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr,
+                            float alpha, float beta) {
+    ukernel_rows(8, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta);
+}
+AVX512 static void ukernel4(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr,
+                            float alpha, float beta) {
+    ukernel_rows(4, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta);
 }
 
 /* One thread's rectangle C[m0:m1, n0:n1]. */
@@ -250,17 +279,25 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
         for (int p0 = 0; p0 < K; p0 += KC) {
             int kc = K - p0 < KC ? K - p0 : KC;
             float bk = p0 == 0 ? beta : 1.0f;
-            pack_a(bufs->a, A, lda, ta, mb, mc, p0, kc);
+            /* op(A) = A^T with short rows: full panels are read in place
+             * (MR contiguous floats per k, a_ks = lda) and only a ragged last
+             * panel is packed. Longer rows put the k steps of a panel on few
+             * L1 sets (a 3 KiB stride already costs more than packing). */
+            int full = ta && lda <= 512 ? mc / MR * MR : 0;
+            if (full < mc) pack_a(bufs->a + (size_t)full * kc, A, lda, ta, mb + full, mc - full, p0, kc);
             for (int nb = n0; nb < n1; nb += NB) {
                 int nc = n1 - nb < NB ? n1 - nb : NB;
                 pack_b(bufs->b, B, ldb, tb, nb, nc, p0, kc);
                 for (int ir = 0; ir < mc; ir += MR) {
-                    const float *ap = bufs->a + (size_t)ir * kc;
+                    const float *ap = ir < full ? A + (size_t)p0 * lda + mb + ir : bufs->a + (size_t)ir * kc;
+                    int a_ks = ir < full ? lda : MR;
                     int mr = mc - ir < MR ? mc - ir : MR;
+                    void (*uk)(int, const float *, int, const float *, float *, int, int, int, float, float) =
+                        mr <= 4 ? ukernel4 : mr <= 8 ? ukernel8 : ukernel12;
                     for (int jr = 0; jr < nc; jr += NR) {
                         int nr = nc - jr < NR ? nc - jr : NR;
-                        ukernel(kc, ap, bufs->b + (size_t)jr * kc, C + (size_t)(mb + ir) * ldc + nb + jr, ldc,
-                                mr, nr, alpha, bk);
+                        uk(kc, ap, a_ks, bufs->b + (size_t)jr * kc, C + (size_t)(mb + ir) * ldc + nb + jr, ldc, mr, nr,
+                           alpha, bk);
                     }
                 }
             }

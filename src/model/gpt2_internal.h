@@ -23,6 +23,7 @@ struct lm_gpt2 {
     int B, T;         /* shape of the last forward */
     int32_t *ids, *targets, *pos;
     int has_targets;
+    int grad_zero_pending; /* zero_grad was called: the next backward overwrites */
     double last_loss_sum;
     int last_counted;
 };
