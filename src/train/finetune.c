@@ -9,6 +9,7 @@
 #include "lmkit/kernels.h"
 #include "lmkit/train.h"
 #include "train/metrics.h"
+#include "train/tokenizer_files.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -41,26 +42,6 @@ static void lm_note(lm_finetune_callback cb, void *user, const char *text) {
     ev.kind = 2;
     ev.text = text;
     cb(&ev, user);
-}
-
-/* Copies the tokenizer files a checkpoint needs to be loaded by HF. */
-static lm_status lm_copy_tokenizer_files(const char *from, const char *to) {
-    static const char *files[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"};
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        char *src = lm_path_join(from, files[i]), *dst = lm_path_join(to, files[i]);
-        lm_status s = LM_OK;
-        if (src && dst && lm_file_exists(src)) {
-            char *buf = NULL;
-            size_t n = 0;
-            s = lm_read_file(src, &buf, &n);
-            if (s == LM_OK) s = lm_write_file_atomic(dst, buf, n);
-            free(buf);
-        }
-        free(src);
-        free(dst);
-        LM_TRY(s);
-    }
-    return LM_OK;
 }
 
 typedef struct {

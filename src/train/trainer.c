@@ -7,6 +7,7 @@
 
 #include "lmkit/tokenizer.h"
 #include "train/checkpoint.h"
+#include "train/tokenizer_files.h"
 #include "train/metrics.h"
 
 #include <math.h>
@@ -109,27 +110,6 @@ static void lm_tokenizer_special_ids(const char *data_dir, int *bos, int *eos) {
     free(path);
 }
 
-/* Copies DATA/tokenizer.json into the run so the checkpoint is a complete
- * Hugging Face directory. */
-static lm_status lm_copy_tokenizer(const char *data_dir, const char *run_dir) {
-    const char *files[] = {"tokenizer.json", "tokenizer_config.json"};
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        char *src = lm_path_join(data_dir, files[i]), *dst = lm_path_join(run_dir, files[i]);
-        lm_status s = LM_OK;
-        if (lm_file_exists(src)) {
-            char *buf = NULL;
-            size_t n = 0;
-            s = lm_read_file(src, &buf, &n);
-            if (s == LM_OK) s = lm_write_file_atomic(dst, buf, n);
-            free(buf);
-        }
-        free(src);
-        free(dst);
-        LM_TRY(s);
-    }
-    return LM_OK;
-}
-
 static lm_status lm_validate_options(const lm_train_options *o) {
     if (o->batch < 1) return lm_error(LM_ERR_ARG, "--batch %d must be >= 1", o->batch);
     if (o->seq_len < 1) return lm_error(LM_ERR_ARG, "--seq-len %d must be >= 1", o->seq_len);
@@ -194,7 +174,7 @@ static lm_status lm_trainer_setup(lm_trainer *tr, const lm_train_options *opts) 
         s = lm_mkdir_p(tr->o.out_dir);
         if (s == LM_OK) s = lm_config_validate(&cfg);
         if (s == LM_OK) s = lm_config_save(&cfg, cfg_path);
-        if (s == LM_OK) s = lm_copy_tokenizer(tr->o.data_dir, tr->o.out_dir);
+        if (s == LM_OK) s = lm_copy_tokenizer_files(tr->o.data_dir, tr->o.out_dir);
     }
     free(cfg_path);
     if (s == LM_OK && tr->o.seq_len > cfg.n_ctx)
