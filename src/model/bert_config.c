@@ -2,6 +2,8 @@
  * (id2label / label2id) a fine-tuned classifier carries. */
 #include "lmkit/bert.h"
 
+#include "base/json_field.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,19 +57,6 @@ lm_status lm_bert_config_copy(lm_bert_config *dst, const lm_bert_config *src) {
     return LM_OK;
 }
 
-static lm_status lm_get_int(json_t *root, const char *path, const char *key, int *out, int required) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        if (required) return lm_error(LM_ERR_FORMAT, "%s: missing field '%s'", path, key);
-        return LM_OK;
-    }
-    if (!json_is_integer(v)) return lm_error(LM_ERR_FORMAT, "%s: field '%s' must be an integer", path, key);
-    json_int_t x = json_integer_value(v);
-    if (x < 0 || x > (1 << 30)) return lm_error(LM_ERR_FORMAT, "%s: field '%s' = %lld out of range", path, key, (long long)x);
-    *out = (int)x;
-    return LM_OK;
-}
-
 /* id2label is {"0": "neg", "1": "pos"}: every id 0..n-1 exactly once. */
 static lm_status lm_load_labels(json_t *root, const char *path, lm_bert_config *c) {
     json_t *map = json_object_get(root, "id2label");
@@ -111,16 +100,16 @@ lm_status lm_bert_config_load(const char *path, lm_bert_config *c) {
     if (!json_is_string(mt)) s = lm_error(LM_ERR_FORMAT, "%s: missing string field 'model_type'", path);
     else if (strcmp(json_string_value(mt), "bert") != 0)
         s = lm_error(LM_ERR_UNSUPPORTED, "%s: model_type '%s' is not a BERT model (expected 'bert')", path, json_string_value(mt));
-    if (s == LM_OK) s = lm_get_int(root, path, "vocab_size", &c->vocab_size, 1);
-    if (s == LM_OK) s = lm_get_int(root, path, "hidden_size", &c->hidden, 1);
-    if (s == LM_OK) s = lm_get_int(root, path, "num_hidden_layers", &c->n_layer, 1);
-    if (s == LM_OK) s = lm_get_int(root, path, "num_attention_heads", &c->n_head, 1);
-    if (s == LM_OK) s = lm_get_int(root, path, "intermediate_size", &c->intermediate, 1);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "vocab_size", &c->vocab_size, 1);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "hidden_size", &c->hidden, 1);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "num_hidden_layers", &c->n_layer, 1);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "num_attention_heads", &c->n_head, 1);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "intermediate_size", &c->intermediate, 1);
     c->max_pos = 512;
     c->type_vocab = 2;
-    if (s == LM_OK) s = lm_get_int(root, path, "max_position_embeddings", &c->max_pos, 0);
-    if (s == LM_OK) s = lm_get_int(root, path, "type_vocab_size", &c->type_vocab, 0);
-    if (s == LM_OK) s = lm_get_int(root, path, "pad_token_id", &c->pad_token_id, 0);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "max_position_embeddings", &c->max_pos, 0);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "type_vocab_size", &c->type_vocab, 0);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "pad_token_id", &c->pad_token_id, 0);
     c->layer_norm_eps = 1e-12f;
     json_t *eps = json_object_get(root, "layer_norm_eps");
     if (s == LM_OK && eps) {
@@ -145,7 +134,7 @@ lm_status lm_bert_config_load(const char *path, lm_bert_config *c) {
     c->num_labels = 2;
     json_t *id2 = json_object_get(root, "id2label");
     if (s == LM_OK && json_is_object(id2)) c->num_labels = (int)json_object_size(id2);
-    if (s == LM_OK) s = lm_get_int(root, path, "num_labels", &c->num_labels, 0);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "num_labels", &c->num_labels, 0);
     if (s == LM_OK) s = lm_load_labels(root, path, c);
     c->problem = LM_PROBLEM_SINGLE_LABEL;
     json_t *pt = json_object_get(root, "problem_type");
