@@ -21,7 +21,7 @@
 
 #define MR 12
 #define NR 32
-#define KC 384
+#define KC 512
 #define MB 1536 /* multiple of MR */
 #define NB 480  /* multiple of NR */
 
