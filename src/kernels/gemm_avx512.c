@@ -210,7 +210,7 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
  * not read) + bias[0:nr] on every row (bias NULL: none). */
 #define ROW(i)                                                                   \
     if (i < rows) {                                                              \
-        __m512 av = _mm512_set1_ps(a[i]);                                        \
+        __m512 av = _mm512_set1_ps(a_rows ? a[(size_t)(i) * a_ks] : a[i]);                                        \
         c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);                              \
         c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);                              \
     }
@@ -235,9 +235,11 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
 
 /* `rows` (a constant in each caller below) is how many rows of the tile are
  * computed: an edge panel of at most 4 or 8 rows (M = 256 = 21 * 12 + 4)
- * does not pay for 12. `a_ks` is the A panel's step per k: MR when packed,
- * lda when it is read in place (op(A) = A^T: MR contiguous floats per k). */
-AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int rows, int kc, const float *restrict a,
+ * does not pay for 12. The A panel is either k-major (a_rows 0: MR floats
+ * per k, a_ks apart: MR when packed, lda for A^T read in place) or the rows
+ * of a row-major A read in place (a_rows 1: row i at a + i * a_ks). */
+AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int rows, const int a_rows, int kc,
+                                                                      const float *restrict a,
                                                                       int a_ks, const float *restrict b, float *C,
                                                                       int ldc, int mr, int nr, float alpha,
                                                                       float beta, const float *bias) {
@@ -251,7 +253,7 @@ AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int 
         _mm_prefetch((const char *)(b + 8 * NR + 16), _MM_HINT_T0);
         ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5);
         ROW(6); ROW(7); ROW(8); ROW(9); ROW(10); ROW(11);
-        a += a_ks;
+        a += a_rows ? 1 : a_ks;
         b += NR;
     }
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
@@ -266,18 +268,15 @@ AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int 
     STORE(6); STORE(7); STORE(8); STORE(9); STORE(10); STORE(11);
 }
 
-AVX512 static void ukernel12(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr,
-                             float alpha, float beta, const float *bias) {
-    ukernel_rows(12, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta, bias);
-}
-AVX512 static void ukernel8(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr,
-                            float alpha, float beta, const float *bias) {
-    ukernel_rows(8, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta, bias);
-}
-AVX512 static void ukernel4(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr,
-                            float alpha, float beta, const float *bias) {
-    ukernel_rows(4, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta, bias);
-}
+#define UKERNEL(NAME, ROWS, A_ROWS)                                                                      \
+    AVX512 static void NAME(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr, \
+                            float alpha, float beta, const float *bias) {                                     \
+        ukernel_rows(ROWS, A_ROWS, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta, bias);                       \
+    }
+UKERNEL(ukernel12, 12, 0)
+UKERNEL(ukernel8, 8, 0)
+UKERNEL(ukernel4, 4, 0)
+UKERNEL(ukernel12_rows, 12, 1)
 
 /* One thread's rectangle C[m0:m1, n0:n1]. */
 AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, int n0, int n1, int K,
@@ -289,22 +288,29 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
             int kc = K - p0 < KC ? K - p0 : KC;
             float bk = p0 == 0 ? beta : 1.0f;
             const float *biask = p0 == 0 ? bias : NULL; /* added once, with the first k block */
-            /* op(A) = A^T with short rows: full panels are read in place
-             * (MR contiguous floats per k, a_ks = lda) and only a ragged last
-             * panel is packed. Longer rows put the k steps of a panel on few
-             * L1 sets (a 3 KiB stride already costs more than packing). */
-            int full = ta && lda <= 512 ? mc / MR * MR : 0;
+            /* Full panels of A are read in place where that is cheap, and
+             * only a ragged last panel is packed: always for a row-major A
+             * (12 rows streamed along k), and for A^T with short rows (MR
+             * contiguous floats per k, lda apart: longer rows put the k steps
+             * on few L1 sets, and a 3 KiB stride already costs more than
+             * packing). */
+            int full = !ta || lda <= 512 ? mc / MR * MR : 0;
             if (full < mc) pack_a(bufs->a + (size_t)full * kc, A, lda, ta, mb + full, mc - full, p0, kc);
             for (int nb = n0; nb < n1; nb += NB) {
                 int nc = n1 - nb < NB ? n1 - nb : NB;
                 pack_b(bufs->b, B, ldb, tb, nb, nc, p0, kc);
                 for (int ir = 0; ir < mc; ir += MR) {
-                    const float *ap = ir < full ? A + (size_t)p0 * lda + mb + ir : bufs->a + (size_t)ir * kc;
-                    int a_ks = ir < full ? lda : MR;
+                    const float *ap = bufs->a + (size_t)ir * kc;
+                    int a_ks = MR;
                     int mr = mc - ir < MR ? mc - ir : MR;
                     void (*uk)(int, const float *, int, const float *, float *, int, int, int, float, float,
                                const float *) =
                         mr <= 4 ? ukernel4 : mr <= 8 ? ukernel8 : ukernel12;
+                    if (ir < full) {
+                        ap = ta ? A + (size_t)p0 * lda + mb + ir : A + (size_t)(mb + ir) * lda + p0;
+                        a_ks = lda;
+                        uk = ta ? ukernel12 : ukernel12_rows;
+                    }
                     for (int jr = 0; jr < nc; jr += NR) {
                         int nr = nc - jr < NR ? nc - jr : NR;
                         uk(kc, ap, a_ks, bufs->b + (size_t)jr * kc, C + (size_t)(mb + ir) * ldc + nb + jr, ldc, mr, nr,
