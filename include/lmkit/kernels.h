@@ -29,6 +29,11 @@ void lm_kernels_force_scalar(int on);
  * when trans_* is set. Leading dimensions are those of the stored matrices. */
 void lm_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
+/* C[M,N] = op(A) @ op(B) + bias, bias[N] added to every row (NULL: none);
+ * C is overwritten. The AVX-512 path adds the bias as it stores C, so the
+ * layer output is written once and never read back. */
+void lm_sgemm_bias(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B,
+                   int ldb, const float *bias, float *C, int ldc);
 
 /* out[N,OC] = inp[N,IC] @ weight[OC,IC]^T + bias[OC] (bias may be NULL). */
 void lm_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,

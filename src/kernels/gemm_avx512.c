@@ -207,10 +207,10 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
 
 /* ---- micro-kernel ----
  * C[0:mr, 0:nr] = alpha * (a_panel . b_panel) + beta * C (beta == 0: C is
- * not read). */
+ * not read) + bias[0:nr] on every row (bias NULL: none). */
 #define ROW(i)                                                                   \
     if (i < rows) {                                                              \
-        __m512 av = _mm512_set1_ps(a[i]);                                        \
+        __m512 av = _mm512_set1_ps(a_rows ? a[(size_t)(i) * a_ks] : a[i]);                                        \
         c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);                              \
         c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);                              \
     }
@@ -224,6 +224,10 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
                 x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), x0);     \
                 x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), x1); \
             }                                                                    \
+            if (bias) {                                                          \
+                x0 = _mm512_add_ps(x0, bias0);                                   \
+                x1 = _mm512_add_ps(x1, bias1);                                   \
+            }                                                                    \
             _mm512_mask_storeu_ps(cr, m0, x0);                                   \
             _mm512_mask_storeu_ps(cr + 16, m1, x1);                              \
         }                                                                        \
@@ -231,12 +235,14 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
 
 /* `rows` (a constant in each caller below) is how many rows of the tile are
  * computed: an edge panel of at most 4 or 8 rows (M = 256 = 21 * 12 + 4)
- * does not pay for 12. `a_ks` is the A panel's step per k: MR when packed,
- * lda when it is read in place (op(A) = A^T: MR contiguous floats per k). */
-AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int rows, int kc, const float *restrict a,
+ * does not pay for 12. The A panel is either k-major (a_rows 0: MR floats
+ * per k, a_ks apart: MR when packed, lda for A^T read in place) or the rows
+ * of a row-major A read in place (a_rows 1: row i at a + i * a_ks). */
+AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int rows, const int a_rows, int kc,
+                                                                      const float *restrict a,
                                                                       int a_ks, const float *restrict b, float *C,
                                                                       int ldc, int mr, int nr, float alpha,
-                                                                      float beta) {
+                                                                      float beta, const float *bias) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
            c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00,
            c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00,
@@ -247,57 +253,68 @@ AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int 
         _mm_prefetch((const char *)(b + 8 * NR + 16), _MM_HINT_T0);
         ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5);
         ROW(6); ROW(7); ROW(8); ROW(9); ROW(10); ROW(11);
-        a += a_ks;
+        a += a_rows ? 1 : a_ks;
         b += NR;
     }
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
     __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __m512 bias0 = _mm512_setzero_ps(), bias1 = bias0;
+    if (bias) {
+        bias0 = _mm512_maskz_loadu_ps(m0, bias);
+        bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    }
     STORE(0); STORE(1); STORE(2); STORE(3); STORE(4); STORE(5);
     STORE(6); STORE(7); STORE(8); STORE(9); STORE(10); STORE(11);
 }
 
-AVX512 static void ukernel12(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr,
-                             float alpha, float beta) {
-    ukernel_rows(12, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta);
-}
-AVX512 static void ukernel8(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr,
-                            float alpha, float beta) {
-    ukernel_rows(8, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta);
-}
-AVX512 static void ukernel4(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr,
-                            float alpha, float beta) {
-    ukernel_rows(4, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta);
-}
+#define UKERNEL(NAME, ROWS, A_ROWS)                                                                      \
+    AVX512 static void NAME(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr, \
+                            float alpha, float beta, const float *bias) {                                     \
+        ukernel_rows(ROWS, A_ROWS, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta, bias);                       \
+    }
+UKERNEL(ukernel12, 12, 0)
+UKERNEL(ukernel8, 8, 0)
+UKERNEL(ukernel4, 4, 0)
+UKERNEL(ukernel12_rows, 12, 1)
 
 /* One thread's rectangle C[m0:m1, n0:n1]. */
 AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, int n0, int n1, int K,
                                float alpha, const float *A, int lda, const float *B, int ldb, float beta,
-                               float *C, int ldc) {
+                               const float *bias, float *C, int ldc) {
     for (int mb = m0; mb < m1; mb += MB) {
         int mc = m1 - mb < MB ? m1 - mb : MB;
         for (int p0 = 0; p0 < K; p0 += KC) {
             int kc = K - p0 < KC ? K - p0 : KC;
             float bk = p0 == 0 ? beta : 1.0f;
-            /* op(A) = A^T with short rows: full panels are read in place
-             * (MR contiguous floats per k, a_ks = lda) and only a ragged last
-             * panel is packed. Longer rows put the k steps of a panel on few
-             * L1 sets (a 3 KiB stride already costs more than packing). */
-            int full = ta && lda <= 512 ? mc / MR * MR : 0;
+            const float *biask = p0 == 0 ? bias : NULL; /* added once, with the first k block */
+            /* Full panels of A are read in place where that is cheap, and
+             * only a ragged last panel is packed: always for a row-major A
+             * (12 rows streamed along k), and for A^T with short rows (MR
+             * contiguous floats per k, lda apart: longer rows put the k steps
+             * on few L1 sets, and a 3 KiB stride already costs more than
+             * packing). */
+            int full = !ta || lda <= 512 ? mc / MR * MR : 0;
             if (full < mc) pack_a(bufs->a + (size_t)full * kc, A, lda, ta, mb + full, mc - full, p0, kc);
             for (int nb = n0; nb < n1; nb += NB) {
                 int nc = n1 - nb < NB ? n1 - nb : NB;
                 pack_b(bufs->b, B, ldb, tb, nb, nc, p0, kc);
                 for (int ir = 0; ir < mc; ir += MR) {
-                    const float *ap = ir < full ? A + (size_t)p0 * lda + mb + ir : bufs->a + (size_t)ir * kc;
-                    int a_ks = ir < full ? lda : MR;
+                    const float *ap = bufs->a + (size_t)ir * kc;
+                    int a_ks = MR;
                     int mr = mc - ir < MR ? mc - ir : MR;
-                    void (*uk)(int, const float *, int, const float *, float *, int, int, int, float, float) =
+                    void (*uk)(int, const float *, int, const float *, float *, int, int, int, float, float,
+                               const float *) =
                         mr <= 4 ? ukernel4 : mr <= 8 ? ukernel8 : ukernel12;
+                    if (ir < full) {
+                        ap = ta ? A + (size_t)p0 * lda + mb + ir : A + (size_t)(mb + ir) * lda + p0;
+                        a_ks = lda;
+                        uk = ta ? ukernel12 : ukernel12_rows;
+                    }
                     for (int jr = 0; jr < nc; jr += NR) {
                         int nr = nc - jr < NR ? nc - jr : NR;
                         uk(kc, ap, a_ks, bufs->b + (size_t)jr * kc, C + (size_t)(mb + ir) * ldc + nb + jr, ldc, mr, nr,
-                           alpha, bk);
+                           alpha, bk, biask ? biask + nb + jr : NULL);
                     }
                 }
             }
@@ -305,10 +322,13 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
     }
 }
 
-/* C = beta * C (the K == 0 or alpha == 0 case). */
-static void scale_c(int M, int N, float beta, float *C, int ldc) {
+/* C = beta * C + bias (the K == 0 or alpha == 0 case). */
+static void scale_c(int M, int N, float beta, const float *bias, float *C, int ldc) {
     for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+        for (int j = 0; j < N; j++) {
+            float *c = &C[(size_t)i * ldc + j];
+            *c = (beta == 0.0f ? 0.0f : beta * *c) + (bias ? bias[j] : 0.0f);
+        }
 }
 
 /* Split M x N over nt threads as a tm x tn grid of MR/NR-aligned blocks,
@@ -333,11 +353,11 @@ static void choose_grid(int M, int N, int K, int nt, int *tm, int *tn) {
     }
 }
 
-void lm_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                     const float *B, int ldb, float beta, float *C, int ldc) {
+static void sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                         const float *B, int ldb, float beta, const float *bias, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
-        scale_c(M, N, beta, C, ldc);
+        scale_c(M, N, beta, bias, C, ldc);
         return;
     }
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -358,12 +378,27 @@ void lm_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha,
         pack_bufs *bufs = thread_bufs();
         if (m0 < m1 && n0 < n1) {
             if (bufs)
-                gemm_region(bufs, trans_a, trans_b, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
-            else /* no memory for packing buffers: OpenBLAS does this rectangle */
+                gemm_region(bufs, trans_a, trans_b, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
+            else { /* no memory for packing buffers: OpenBLAS does this rectangle */
+                float *Cr = C + (size_t)m0 * ldc + n0;
+                if (bias) { /* C = beta * C + bias first, then accumulate */
+                    scale_c(m1 - m0, n1 - n0, beta, bias + n0, Cr, ldc);
+                    beta = 1.0f;
+                }
                 lm_sgemm_openblas(trans_a, trans_b, m1 - m0, n1 - n0, K, alpha,
                                   trans_a ? A + m0 : A + (size_t)m0 * lda, lda,
-                                  trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta,
-                                  C + (size_t)m0 * ldc + n0, ldc);
+                                  trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta, Cr, ldc);
+            }
         }
     }
+}
+
+void lm_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
+    sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
+}
+
+void lm_sgemm_avx512_bias(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B,
+                          int ldb, const float *bias, float *C, int ldc) {
+    sgemm_avx512(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
 }

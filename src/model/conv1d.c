@@ -6,9 +6,7 @@
 #include <string.h>
 
 void lm_conv1d_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC, int OC) {
-    if (bias)
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof *bias);
-    lm_sgemm(0, 0, N, OC, IC, 1.0f, inp, IC, w, OC, bias ? 1.0f : 0.0f, out, OC);
+    lm_sgemm_bias(0, 0, N, OC, IC, inp, IC, w, OC, bias, out, OC);
 }
 
 void lm_conv1d_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int N,
