@@ -12,18 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Per-layer tensors, in the order they are laid out in the flat buffer. */
-enum {
-    P_LN1_W, P_LN1_B, P_QKV_W, P_QKV_B, P_ATTPROJ_W, P_ATTPROJ_B,
-    P_LN2_W, P_LN2_B, P_FC_W, P_FC_B, P_FCPROJ_W, P_FCPROJ_B, P_PER_LAYER
-};
-/* Table indices of the tensors outside the blocks. */
-#define P_WTE 0
-#define P_WPE 1
-#define P_LAYER0 2
-#define P_LNF_W(L) (P_LAYER0 + (L) * P_PER_LAYER)
-#define P_LNF_B(L) (P_LNF_W(L) + 1)
-
 static lm_status lm_gpt2_build_table(const lm_model_config *c, lm_param_table *t) {
     int64_t C = c->n_embd, V = c->vocab_size, F = c->n_inner;
     LM_TRY(lm_param_table_add(t, 1, 2, (int64_t[]){V, C}, "transformer.wte.weight"));
