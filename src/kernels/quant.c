@@ -216,6 +216,10 @@ static void qmatmul_gemm(float *y, const void *W, lm_qtype t, int rows, int K, c
         lm_qgemm_avx512(y, W, t, rows, K, x, n, tile);
         return;
     }
+    if (lm_quant_isa() == LM_ISA_AVX512 && lm_fgemm_supported(t)) {
+        lm_fgemm_avx512(y, W, t, rows, K, x, n);
+        return;
+    }
     if (t == LM_QT_F32) {
         lm_sgemm(0, 1, n, rows, K, 1.f, x, K, W, K, 0.f, y, rows);
         return;

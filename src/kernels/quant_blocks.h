@@ -106,6 +106,9 @@ float lm_fdot_f32_avx512(const void *w, const float *x, int k);
 int lm_qgemm_supported(lm_qtype t);
 size_t lm_qgemm_scratch(int n, int K);
 void lm_qgemm_avx512(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n, void *scratch);
+/* F16/BF16 prefill GEMM in F32 arithmetic (fgemm_avx512.c). */
+int lm_fgemm_supported(lm_qtype t);
+void lm_fgemm_avx512(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n);
 /* Four rows rb bytes apart at once: y[0..3] (quant_gemv_avx512.c). */
 typedef void (*lm_qdot4_fn)(const void *w, size_t rb, const void *x, int n_blocks, float *y);
 void lm_dot4_q4_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
