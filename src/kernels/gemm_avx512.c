@@ -381,13 +381,14 @@ static void sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float al
                 gemm_region(bufs, trans_a, trans_b, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
             else { /* no memory for packing buffers: OpenBLAS does this rectangle */
                 float *Cr = C + (size_t)m0 * ldc + n0;
-                if (bias) { /* C = beta * C + bias first, then accumulate */
+                float beta_r = beta; /* per thread: beta itself is shared */
+                if (bias) {          /* C = beta * C + bias first, then accumulate */
                     scale_c(m1 - m0, n1 - n0, beta, bias + n0, Cr, ldc);
-                    beta = 1.0f;
+                    beta_r = 1.0f;
                 }
                 lm_sgemm_openblas(trans_a, trans_b, m1 - m0, n1 - n0, K, alpha,
                                   trans_a ? A + m0 : A + (size_t)m0 * lda, lda,
-                                  trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta, Cr, ldc);
+                                  trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta_r, Cr, ldc);
             }
         }
     }

@@ -183,9 +183,10 @@ lm_status lm_mlm_train_run(const lm_mlm_options *o, void (*cb)(const lm_mlm_even
         lm_bert_zero_grad(m);
         s = lm_bert_backward(m, 1.0f);
         if (s != LM_OK) break;
-        double gnorm = lm_clip_grad_norm(lm_bert_grad_data(m), lm_bert_params(m)->total, o->clip);
+        float clip_scale; /* clipping rides on the AdamW pass */
+        double gnorm = lm_grad_norm_clip_scale(lm_bert_grad_data(m), lm_bert_params(m)->total, o->clip, &clip_scale);
         float lr = lm_lr_at(&sched, step);
-        lm_adamw_step(&opt, lm_bert_params(m), lm_bert_param_data(m), lm_bert_grad_data(m), lr);
+        lm_adamw_step_scaled(&opt, lm_bert_params(m), lm_bert_param_data(m), lm_bert_grad_data(m), lr, clip_scale);
         lm_mlm_event ev;
         memset(&ev, 0, sizeof ev);
         ev.step = step + 1;
