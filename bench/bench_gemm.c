@@ -15,21 +15,33 @@
 typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int, float,
                         float *, int);
 
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Best wall-clock GFLOP/s; *per_cpu gets GFLOP per CPU-second (all threads'
+ * CPU time, best run): unlike wall time it does not drop when other jobs
+ * take the cores, so it shows the kernel's own efficiency per core. */
 static double bench(gemm_fn fn, int ta, int tb, int M, int N, int K, float beta, const float *A,
-                    const float *B, float *C, double min_s) {
+                    const float *B, float *C, double min_s, double *per_cpu) {
     int lda = ta ? M : K, ldb = tb ? K : N;
     fn(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, N); /* warm-up */
-    double best = 1e30, total = 0;
+    double best = 1e30, best_cpu = 1e30, total = 0;
     int reps = 0;
     while (total < min_s || reps < 3) {
-        double t0 = lm_now_seconds();
+        double c0 = cpu_seconds(), t0 = lm_now_seconds();
         fn(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, N);
-        double dt = lm_now_seconds() - t0;
+        double dt = lm_now_seconds() - t0, dc = cpu_seconds() - c0;
         total += dt;
         reps++;
         if (dt < best) best = dt;
+        if (dc < best_cpu) best_cpu = dc;
     }
-    return 2.0 * M * N * K / best * 1e-9;
+    double fl = 2.0 * M * N * K * 1e-9;
+    if (per_cpu) *per_cpu = fl / best_cpu;
+    return fl / best;
 }
 
 static void cpu_model(char *buf, size_t n) {
@@ -96,30 +108,40 @@ int main(int argc, char **argv) {
      * OpenBLAS's pthreads spin for a while after each call and would steal
      * the cores from the OpenMP threads of the next measurement. */
     gemm_fn fns[3] = {lm_sgemm_openblas, own ? lm_sgemm_avx512 : NULL, lm_sgemm};
-    double g[3][32] = {{0}};
+    double g[3][32] = {{0}}, own_cpu[32] = {0};
     for (int b = 0; b < 3; b++) {
         if (!fns[b]) continue;
         for (int i = 0; i < ns; i++)
             g[b][i] = bench(fns[b], shapes[i].ta, shapes[i].tb, shapes[i].M, shapes[i].N, shapes[i].K,
-                            shapes[i].beta, A, B, C, min_s);
+                            shapes[i].beta, A, B, C, min_s, b == 1 ? &own_cpu[i] : NULL);
         struct timespec pause = {0, 500000000};
         nanosleep(&pause, NULL);
     }
-    printf("%-14s %2s %6s %6s %6s | %9s %9s %9s  (GFLOP/s)\n", "shape", "op", "M", "N", "K", "openblas",
-           own ? "own" : "own(n/a)", "lm_sgemm");
-    double fl_tot = 0, t[3] = {0};
+    printf("%-14s %2s %6s %6s %6s | %9s %9s %9s | %11s\n", "shape", "op", "M", "N", "K", "openblas",
+           own ? "own" : "own(n/a)", "lm_sgemm", "own/cpu-s");
+    printf("%-14s %2s %6s %6s %6s | %29s | %11s\n", "", "", "", "", "", "GFLOP/s, wall clock, best", "GFLOP/cpu-s");
+    double fl_tot = 0, t[3] = {0}, t_cpu = 0;
     for (int i = 0; i < ns; i++) {
         int M = shapes[i].M, N = shapes[i].N, K = shapes[i].K;
-        printf("%-14s %c%c %6d %6d %6d | %9.1f %9.1f %9.1f\n", shapes[i].what, shapes[i].ta ? 'T' : 'N',
-               shapes[i].tb ? 'T' : 'N', M, N, K, g[0][i], g[1][i], g[2][i]);
+        printf("%-14s %c%c %6d %6d %6d | %9.1f %9.1f %9.1f | %11.1f\n", shapes[i].what, shapes[i].ta ? 'T' : 'N',
+               shapes[i].tb ? 'T' : 'N', M, N, K, g[0][i], g[1][i], g[2][i], own_cpu[i]);
         if (i > 0) { /* training shapes: time-weighted aggregate */
             double fl = 2.0 * M * N * K * 1e-9;
             fl_tot += fl;
             for (int b = 0; b < 3; b++) t[b] += g[b][i] > 0 ? fl / g[b][i] : 0;
+            t_cpu += own_cpu[i] > 0 ? fl / own_cpu[i] : 0;
         }
     }
-    printf("%-14s %2s %6s %6s %6s | %9.1f %9.1f %9.1f\n", "GPT-2 step mix", "", "", "", "", fl_tot / t[0],
-           own ? fl_tot / t[1] : 0.0, fl_tot / t[2]);
+    printf("%-14s %2s %6s %6s %6s | %9.1f %9.1f %9.1f | %11.1f\n", "GPT-2 step mix", "", "", "", "", fl_tot / t[0],
+           own ? fl_tot / t[1] : 0.0, fl_tot / t[2], own ? fl_tot / t_cpu : 0.0);
+    double la[3] = {0};
+    FILE *lf = fopen("/proc/loadavg", "r");
+    if (lf) {
+        if (fscanf(lf, "%lf %lf %lf", &la[0], &la[1], &la[2]) != 3) la[0] = -1;
+        fclose(lf);
+    }
+    printf("load average at the end: %.2f %.2f %.2f (other jobs on the machine lower the wall-clock rates)\n",
+           la[0], la[1], la[2]);
     lm_free(A);
     lm_free(B);
     lm_free(C);

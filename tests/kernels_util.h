@@ -31,6 +31,20 @@ static inline float *kt_copy(const float *x, size_t n) {
     return p;
 }
 
+/* Runs fn once per SIMD level this CPU has (AVX-512, AVX2, scalar), with
+ * the dispatch capped to that level, and prints which one is running. */
+static inline void kt_for_each_level(void (*fn)(void)) {
+    static const int levels[] = {LM_SIMD_AVX512, LM_SIMD_AVX2, LM_SIMD_SCALAR};
+    static const char *names[] = {"avx512", "avx2", "scalar"};
+    for (int i = 0; i < 3; i++) {
+        if (levels[i] > lm_simd_best()) continue;
+        lm_simd_force_level(levels[i]);
+        printf("level %s\n", names[i]);
+        fn();
+    }
+    lm_simd_force_level(-1);
+}
+
 /* CHECK that a and b agree: max |a-b| / max(|b|, floor) <= tol. */
 #define KT_CLOSE(a, b, n, floor, tol, what)                                          \
     do {                                                                             \

@@ -88,6 +88,7 @@ float lm_rng_normal(lm_rng *r);               /* standard normal */
 
 /* ---- time ---- */
 double lm_now_seconds(void); /* monotonic */
+double lm_cpu_seconds(void); /* CPU time of the process, all threads */
 
 /* ---- threads ---- */
 void lm_set_threads(int n); /* <= 0: all cores */

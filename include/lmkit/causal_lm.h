@@ -29,5 +29,11 @@ lm_status lm_causal_lm_open(const char *path, const char *tokenizer, lm_causal_l
 void lm_causal_lm_close(lm_causal_lm *lm);
 /* Encodes a prompt as the model expects it (BOS first for LLaMA). */
 lm_status lm_causal_lm_encode(const lm_causal_lm *lm, const char *text, int32_t **ids, size_t *n);
+/* The same with BOS chosen by the caller: 1 put the BOS id first (when
+ * the model or tokenizer has one), 0 never, -1 as lm_causal_lm_encode.
+ * Chat prompts need this: the template writes BOS itself, as text. */
+lm_status lm_causal_lm_encode_ex(const lm_causal_lm *lm, const char *text, int add_bos, int32_t **ids, size_t *n);
+/* The BOS id prompts start with, or -1. */
+int32_t lm_causal_lm_bos_id(const lm_causal_lm *lm);
 
 #endif

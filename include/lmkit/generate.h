@@ -34,6 +34,10 @@ typedef struct {
     lm_sample_params sample;
     const char *const *stops;
     int n_stops;
+    /* When the context fills: nonzero keeps the last half of the tokens,
+     * recomputes them from position 0 and goes on (context shifting);
+     * zero stops with finish "context". */
+    int context_shift;
 } lm_generate_params;
 
 /* Called with each chunk of text ready to show. Return nonzero to stop. */
@@ -43,6 +47,7 @@ typedef struct {
     int prompt_tokens, generated_tokens;
     double prefill_s, decode_s;
     const char *finish; /* "stop", "length", "eos" or "context" */
+    int shifts;         /* context shifts performed */
 } lm_generate_stats;
 
 /* Any causal LM with a KV cache, seen by the generation loop: `feed` runs

@@ -29,6 +29,11 @@ void lm_kernels_force_scalar(int on);
  * when trans_* is set. Leading dimensions are those of the stored matrices. */
 void lm_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
+/* C[M,N] = op(A) @ op(B) + bias, bias[N] added to every row (NULL: none);
+ * C is overwritten. The AVX-512 path adds the bias as it stores C, so the
+ * layer output is written once and never read back. */
+void lm_sgemm_bias(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B,
+                   int ldb, const float *bias, float *C, int ldc);
 
 /* out[N,OC] = inp[N,IC] @ weight[OC,IC]^T + bias[OC] (bias may be NULL). */
 void lm_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
@@ -123,6 +128,11 @@ int lm_cross_entropy_forward_backward(float *losses, float *dlogits, const float
  * 1-based. */
 void lm_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr,
                      float beta1, float beta2, float eps, float weight_decay, int step);
+/* The same step taking the gradient as grad * grad_scale (an fp32 multiply,
+ * what scaling the gradients in place would leave): global-norm clipping
+ * folds into the update instead of costing a pass over the gradients. */
+void lm_adamw_update_scaled(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                            float beta1, float beta2, float eps, float weight_decay, int step, float grad_scale);
 /* Sum of squares of n values (for global-norm clipping), in double. */
 double lm_sum_squares(const float *x, size_t n);
 void lm_scale(float *x, float s, size_t n);

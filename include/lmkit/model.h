@@ -22,6 +22,7 @@ typedef struct {
     int n_head;
     int n_inner; /* MLP hidden width, 4 * n_embd by default */
     float layer_norm_eps;
+    int bos_token_id, eos_token_id; /* -1: none (written to config.json as null) */
 } lm_model_config;
 
 /* Checks that every field is in range; names the bad field. */
@@ -84,6 +85,9 @@ const float *lm_gpt2_logits(const lm_gpt2 *m);
 /* Accumulates d(loss * grad_scale)/d(params) into the gradient buffer.
  * Must follow a forward with targets. */
 lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale);
+/* Zeroes the gradients. Deferred: the next backward writes the weight
+ * matrices' gradients outright instead of adding to zeros (no memset of
+ * the whole buffer); lm_gpt2_grad_data() zeroes for real if called first. */
 void lm_gpt2_zero_grad(lm_gpt2 *m);
 /* Sum of the loss terms of the last forward (not the mean), and how many
  * positions counted: perplexity needs exact totals. */

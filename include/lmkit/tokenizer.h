@@ -98,6 +98,14 @@ int32_t lm_tokenizer_unk_id(const lm_tokenizer *t);
 /* Writes an HF tokenizer.json (atomically) that `tokenizers` loads and
  * that encodes like this tokenizer. */
 lm_status lm_tokenizer_save(const lm_tokenizer *t, const char *path);
+/* Writes a tokenizer_config.json beside it so transformers' AutoTokenizer
+ * loads tokenizer.json unchanged (model_max_length <= 0: omitted). */
+lm_status lm_tokenizer_save_config(const lm_tokenizer *t, const char *path, int model_max_length);
+
+/* A character-level tokenizer: one id per distinct character of the texts,
+ * in code-point order (nanoGPT's shakespeare_char vocabulary). Saved as an
+ * HF BPE tokenizer.json without merges. */
+lm_status lm_tokenizer_chars(const char *const *texts, const size_t *lens, size_t n_texts, lm_tokenizer **out);
 
 /* ---- training ---- */
 typedef enum { LM_TOKTRAIN_BPE = 0, LM_TOKTRAIN_WORDPIECE = 1 } lm_toktrain_type;

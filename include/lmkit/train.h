@@ -58,10 +58,17 @@ void lm_adamw_free(lm_adamw *opt);
 /* One update over every tensor of the table; weight decay only where the
  * table marks it (matrices and embeddings, not biases or norms). */
 void lm_adamw_step(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr);
+/* The same with every gradient taken as grad * grad_scale (grads untouched). */
+void lm_adamw_step_scaled(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr,
+                          float grad_scale);
 /* Global L2 norm of the gradients; if above max_norm (> 0) they are scaled
  * by max_norm / (norm + 1e-6), as torch.nn.utils.clip_grad_norm_ does.
  * Returns the norm before clipping. */
 double lm_clip_grad_norm(float *grads, size_t n, float max_norm);
+/* The norm, and in *scale the factor lm_clip_grad_norm would scale the
+ * gradients by (1 when not clipping), leaving them as they are: hand it to
+ * lm_adamw_step_scaled and clipping costs no pass of its own. */
+double lm_grad_norm_clip_scale(const float *grads, size_t n, float max_norm, float *scale);
 
 /* ---- the pretraining loop ---- */
 typedef struct {

@@ -95,11 +95,20 @@ void lm_causal_lm_close(lm_causal_lm *lm) {
     memset(lm, 0, sizeof *lm);
 }
 
+int32_t lm_causal_lm_bos_id(const lm_causal_lm *lm) {
+    if (lm->llama && lm->llama->cfg.bos_id >= 0) return lm->llama->cfg.bos_id;
+    return lm->tok ? lm_tokenizer_bos_id(lm->tok) : -1;
+}
+
 lm_status lm_causal_lm_encode(const lm_causal_lm *lm, const char *text, int32_t **ids, size_t *n) {
+    return lm_causal_lm_encode_ex(lm, text, -1, ids, n);
+}
+
+lm_status lm_causal_lm_encode_ex(const lm_causal_lm *lm, const char *text, int add_bos, int32_t **ids, size_t *n) {
     int32_t *raw = NULL;
     size_t k = 0;
     LM_TRY(lm_tokenizer_encode(lm->tok, text, strlen(text), 0, &raw, &k));
-    int bos = lm->add_bos && lm->llama ? lm->llama->cfg.bos_id : -1;
+    int bos = add_bos < 0 ? (lm->add_bos && lm->llama ? lm->llama->cfg.bos_id : -1) : add_bos ? lm_causal_lm_bos_id(lm) : -1;
     if (bos < 0) {
         *ids = raw;
         *n = k;

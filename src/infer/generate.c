@@ -22,7 +22,7 @@ lm_status lm_generate(const lm_decoder *d, const lm_tokenizer *tok, const int32_
     if (!hist || !logits) s = lm_error(LM_ERR_NOMEM, "out of memory");
     lm_streamer st;
     lm_streamer_init(&st, gp->stops, gp->n_stops);
-    int n = n_prompt;
+    int n = n_prompt, cached = n_prompt; /* tokens in history / in the KV cache */
     stats->prompt_tokens = n_prompt;
     stats->finish = "length";
     if (s == LM_OK) {
@@ -57,11 +57,21 @@ lm_status lm_generate(const lm_decoder *d, const lm_tokenizer *tok, const int32_
             break;
         }
         if (s != LM_OK || stats->generated_tokens >= max_new) break;
-        if (n >= d->n_ctx) {
-            stats->finish = "context";
-            break;
+        if (cached >= d->n_ctx) {
+            if (!gp->context_shift || d->n_ctx < 2) {
+                stats->finish = "context";
+                break;
+            }
+            /* Keep the newest half and recompute it from position 0: the
+             * model sees a shorter but still recent context. */
+            int keep = d->n_ctx / 2;
+            s = d->feed(d->ctx, hist + n - keep, keep, 0, logits);
+            cached = keep;
+            stats->shifts++;
+            continue;
         }
-        s = d->feed(d->ctx, &hist[n - 1], 1, n - 1, logits);
+        s = d->feed(d->ctx, &hist[n - 1], 1, cached, logits);
+        cached++;
     }
     stats->decode_s = lm_now_seconds() - t_dec;
     if (s == LM_OK && !st.stopped && strcmp(stats->finish, "stop") != 0) {

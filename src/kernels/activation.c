@@ -1,5 +1,6 @@
 /* Elementwise kernels: GELU (tanh and erf forms), SwiGLU, add, accumulate. */
 #include "kernels/kernels_ref.h"
+#include "kernels/simd.h"
 
 #include <math.h>
 
@@ -65,20 +66,29 @@ void lm_accumulate_ref(float *acc, const float *x, size_t n) {
 }
 
 /* ---- dispatch ---- */
-void lm_gelu_tanh_forward(float *out, const float *inp, size_t n) { lm_gelu_tanh_forward_ref(out, inp, n); }
+#define DISPATCH(name, ...)                                     \
+    do {                                                        \
+        switch (lm_simd_level()) {                              \
+        case LM_SIMD_AVX512: name##_avx512(__VA_ARGS__); break; \
+        case LM_SIMD_AVX2: name##_avx2(__VA_ARGS__); break;     \
+        default: name##_ref(__VA_ARGS__); break;                \
+        }                                                       \
+    } while (0)
+
+void lm_gelu_tanh_forward(float *out, const float *inp, size_t n) { DISPATCH(lm_gelu_tanh_forward, out, inp, n); }
 void lm_gelu_tanh_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-    lm_gelu_tanh_backward_ref(dinp, inp, dout, n);
+    DISPATCH(lm_gelu_tanh_backward, dinp, inp, dout, n);
 }
-void lm_gelu_erf_forward(float *out, const float *inp, size_t n) { lm_gelu_erf_forward_ref(out, inp, n); }
+void lm_gelu_erf_forward(float *out, const float *inp, size_t n) { DISPATCH(lm_gelu_erf_forward, out, inp, n); }
 void lm_gelu_erf_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-    lm_gelu_erf_backward_ref(dinp, inp, dout, n);
+    DISPATCH(lm_gelu_erf_backward, dinp, inp, dout, n);
 }
 void lm_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
-    lm_swiglu_forward_ref(out, gate, up, n);
+    DISPATCH(lm_swiglu_forward, out, gate, up, n);
 }
 void lm_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
                         size_t n) {
-    lm_swiglu_backward_ref(dgate, dup, dout, gate, up, n);
+    DISPATCH(lm_swiglu_backward, dgate, dup, dout, gate, up, n);
 }
-void lm_add(float *out, const float *a, const float *b, size_t n) { lm_add_ref(out, a, b, n); }
-void lm_accumulate(float *acc, const float *x, size_t n) { lm_accumulate_ref(acc, x, n); }
+void lm_add(float *out, const float *a, const float *b, size_t n) { DISPATCH(lm_add, out, a, b, n); }
+void lm_accumulate(float *acc, const float *x, size_t n) { DISPATCH(lm_accumulate, acc, x, n); }

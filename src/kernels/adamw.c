@@ -1,6 +1,7 @@
 /* AdamW with torch.optim.AdamW semantics, and the helpers for global-norm
  * gradient clipping. */
 #include "kernels/kernels_ref.h"
+#include "kernels/simd.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -14,9 +15,6 @@
  *   denom = sqrt(v) / sqrt(1-b2^t) + eps
  *   p -= (lr / (1-b1^t)) * m / denom
  * Scalars are formed in double, like Python floats, then used in fp32. */
-typedef struct {
-    float decay, w1, b2, w2, step_size, bc2_sqrt, eps;
-} adamw_consts;
 
 /* The double a user meant by a float hyperparameter: the shortest decimal
  * that rounds to it (0.999f -> 0.999). PyTorch forms 1 - beta2 from the
@@ -31,8 +29,9 @@ static double intended(float f) {
     return f;
 }
 
-static adamw_consts adamw_setup(float lr_f, float beta1_f, float beta2_f, float eps, float wd_f, int step) {
-    adamw_consts c;
+static lm_adamw_consts adamw_setup(float lr_f, float beta1_f, float beta2_f, float eps, float wd_f, int step,
+                                   float grad_scale) {
+    lm_adamw_consts c;
     double lr = intended(lr_f), beta1 = intended(beta1_f), beta2 = intended(beta2_f), wd = intended(wd_f);
     double bc1 = 1.0 - pow(beta1, step), bc2 = 1.0 - pow(beta2, step);
     c.decay = (float)(1.0 - lr * wd);
@@ -42,14 +41,15 @@ static adamw_consts adamw_setup(float lr_f, float beta1_f, float beta2_f, float 
     c.step_size = (float)(lr / bc1);
     c.bc2_sqrt = (float)sqrt(bc2);
     c.eps = eps;
+    c.grad_scale = grad_scale;
     return c;
 }
 
 void lm_adamw_update_ref(float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                         float beta1, float beta2, float eps, float weight_decay, int step) {
-    adamw_consts c = adamw_setup(lr, beta1, beta2, eps, weight_decay, step);
+                         float beta1, float beta2, float eps, float weight_decay, int step, float grad_scale) {
+    lm_adamw_consts c = adamw_setup(lr, beta1, beta2, eps, weight_decay, step, grad_scale);
     for (size_t i = 0; i < n; i++) {
-        float g = grad[i];
+        float g = grad[i] * c.grad_scale;
         float p = param[i] * c.decay;
         float mi = m[i] + c.w1 * (g - m[i]);
         float vi = v[i] * c.b2 + c.w2 * g * g;
@@ -70,9 +70,35 @@ void lm_scale_ref(float *x, float s, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
+void lm_adamw_update_scaled(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                            float beta1, float beta2, float eps, float weight_decay, int step, float grad_scale) {
+    int level = lm_simd_level();
+    if (level == LM_SIMD_SCALAR) {
+        lm_adamw_update_ref(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale);
+        return;
+    }
+    lm_adamw_consts c = adamw_setup(lr, beta1, beta2, eps, weight_decay, step, grad_scale);
+    if (level == LM_SIMD_AVX512) lm_adamw_apply_avx512(param, grad, m, v, n, &c);
+    else lm_adamw_apply_avx2(param, grad, m, v, n, &c);
+}
+
 void lm_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr,
                      float beta1, float beta2, float eps, float weight_decay, int step) {
-    lm_adamw_update_ref(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step);
+    lm_adamw_update_scaled(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step, 1.0f);
 }
-double lm_sum_squares(const float *x, size_t n) { return lm_sum_squares_ref(x, n); }
-void lm_scale(float *x, float s, size_t n) { lm_scale_ref(x, s, n); }
+
+double lm_sum_squares(const float *x, size_t n) {
+    switch (lm_simd_level()) {
+    case LM_SIMD_AVX512: return lm_sum_squares_avx512(x, n);
+    case LM_SIMD_AVX2: return lm_sum_squares_avx2(x, n);
+    default: return lm_sum_squares_ref(x, n);
+    }
+}
+
+void lm_scale(float *x, float s, size_t n) {
+    switch (lm_simd_level()) {
+    case LM_SIMD_AVX512: lm_scale_avx512(x, s, n); break;
+    case LM_SIMD_AVX2: lm_scale_avx2(x, s, n); break;
+    default: lm_scale_ref(x, s, n); break;
+    }
+}

@@ -1,6 +1,7 @@
 /* Fused multi-head attention (causal / bidirectional, GQA, sliding window,
  * key mask), forward and backward, memory O(T). */
 #include "kernels/kernels_ref.h"
+#include "kernels/simd.h"
 
 #include <math.h>
 
@@ -108,9 +109,14 @@ void lm_attention_backward_ref(float *dq, float *dk, float *dv, const float *dou
 /* ---- dispatch ---- */
 void lm_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                           const lm_attention_shape *s) {
-    lm_attention_forward_ref(out, lse, q, k, v, s);
+    switch (lm_simd_level()) {
+    case LM_SIMD_AVX512: lm_attention_forward_avx512(out, lse, q, k, v, s); break;
+    case LM_SIMD_AVX2: lm_attention_forward_avx2(out, lse, q, k, v, s); break;
+    default: lm_attention_forward_ref(out, lse, q, k, v, s); break;
+    }
 }
 
+/* D_i = dout_i . out_i for every (batch, head, query). */
 size_t lm_attention_backward_scratch(const lm_attention_shape *s) {
     return (size_t)s->B * s->NH * s->T;
 }
@@ -118,6 +124,9 @@ size_t lm_attention_backward_scratch(const lm_attention_shape *s) {
 void lm_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
                            const float *k, const float *v, const float *out, const float *lse,
                            const lm_attention_shape *s, float *scratch) {
-    (void)scratch;
-    lm_attention_backward_ref(dq, dk, dv, dout, q, k, v, out, lse, s);
+    switch (lm_simd_level()) {
+    case LM_SIMD_AVX512: lm_attention_backward_avx512(dq, dk, dv, dout, q, k, v, out, lse, s, scratch); break;
+    case LM_SIMD_AVX2: lm_attention_backward_avx2(dq, dk, dv, dout, q, k, v, out, lse, s, scratch); break;
+    default: lm_attention_backward_ref(dq, dk, dv, dout, q, k, v, out, lse, s); break;
+    }
 }

@@ -9,6 +9,7 @@
 static lm_cpu_features g_cpu;
 static pthread_once_t g_cpu_once = PTHREAD_ONCE_INIT;
 static atomic_int g_force_scalar;
+static atomic_int g_force_level = -1;
 
 static uint64_t xgetbv0(void) {
     uint32_t lo, hi;
@@ -54,10 +55,17 @@ const lm_cpu_features *lm_cpu(void) {
 
 void lm_kernels_force_scalar(int on) { atomic_store(&g_force_scalar, on ? 1 : 0); }
 
-int lm_simd_level(void) {
-    if (atomic_load_explicit(&g_force_scalar, memory_order_relaxed)) return LM_SIMD_SCALAR;
+int lm_simd_best(void) {
     const lm_cpu_features *f = lm_cpu();
     if (f->avx512f && f->avx512bw && f->avx512vl && f->fma) return LM_SIMD_AVX512;
     if (f->avx2 && f->fma) return LM_SIMD_AVX2;
     return LM_SIMD_SCALAR;
+}
+
+void lm_simd_force_level(int level) { atomic_store(&g_force_level, level); }
+
+int lm_simd_level(void) {
+    if (atomic_load_explicit(&g_force_scalar, memory_order_relaxed)) return LM_SIMD_SCALAR;
+    int best = lm_simd_best(), forced = atomic_load_explicit(&g_force_level, memory_order_relaxed);
+    return forced >= 0 && forced < best ? forced : best;
 }

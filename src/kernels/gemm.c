@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <omp.h>
 #include <stdatomic.h>
+#include <string.h>
 
 /* ---- reference ---- */
 void lm_sgemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
@@ -56,6 +57,20 @@ void lm_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
     lm_sgemm_openblas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+void lm_sgemm_bias(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B,
+                   int ldb, const float *bias, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (bias && lm_simd_level() == LM_SIMD_AVX512) {
+        lm_sgemm_avx512_bias(trans_a, trans_b, M, N, K, A, lda, B, ldb, bias, C, ldc);
+        return;
+    }
+    if (bias) {
+#pragma omp parallel for schedule(static) if ((long)M * N >= 65536)
+        for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, bias, (size_t)N * sizeof *bias);
+    }
+    lm_sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, bias ? 1.0f : 0.0f, C, ldc);
+}
+
 /* ---- linear layer ---- */
 void lm_linear_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N,
                            int IC, int OC) {
@@ -97,12 +112,7 @@ void lm_linear_forward(float *out, const float *inp, const float *weight, const 
         lm_linear_forward_ref(out, inp, weight, bias, N, IC, OC);
         return;
     }
-    if (bias) {
-#pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++)
-            for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias[o];
-    }
-    lm_sgemm(0, 1, N, OC, IC, 1.0f, inp, IC, weight, IC, bias ? 1.0f : 0.0f, out, OC);
+    lm_sgemm_bias(0, 1, N, OC, IC, inp, IC, weight, IC, bias, out, OC);
 }
 
 void lm_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,

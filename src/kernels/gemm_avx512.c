@@ -8,8 +8,9 @@
  * stays in L1 while the B micro-panels stream from L2.
  * Threads: C is split into a grid of rectangles, one per thread, each run
  * independently with its own packing buffers (no barriers).
- * Packing buffers are per OS thread, allocated on first use and kept (the
- * kernels' no-allocation rule holds from the second call on). */
+ * Packing buffers are per OS thread (3 MiB), allocated on its first call
+ * and freed when it exits (the kernels' no-allocation rule holds from the
+ * second call on). */
 #include "kernels/kernels_ref.h"
 
 #include <immintrin.h>
@@ -20,26 +21,46 @@
 
 #define MR 12
 #define NR 32
-#define KC 384
+#define KC 512
 #define MB 1536 /* multiple of MR */
 #define NB 480  /* multiple of NR */
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 
 /* ---- per-thread packing buffers ----
- * A registry keeps every buffer reachable (so leak checkers stay quiet) and
- * lets threads find their own through a thread-local pointer. */
+ * Found through a pthread key (freed when the thread exits); a registry
+ * keeps every live buffer reachable from a global, so leak checkers do not
+ * flag the ones of threads still alive at exit (OpenMP's pool). */
 typedef struct pack_bufs {
     float *a, *b;
-    struct pack_bufs *next;
+    struct pack_bufs *prev, *next;
 } pack_bufs;
 static pack_bufs *g_bufs_head;
 static pthread_mutex_t g_bufs_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Thread_local pack_bufs *t_bufs;
+static pthread_key_t g_bufs_key;
+static pthread_once_t g_bufs_once = PTHREAD_ONCE_INIT;
+static int g_bufs_key_ok;
+
+static void bufs_destroy(void *arg) {
+    pack_bufs *p = arg;
+    pthread_mutex_lock(&g_bufs_lock);
+    if (p->prev) p->prev->next = p->next;
+    else g_bufs_head = p->next;
+    if (p->next) p->next->prev = p->prev;
+    pthread_mutex_unlock(&g_bufs_lock);
+    free(p->a);
+    free(p->b);
+    free(p);
+}
+
+static void bufs_key_init(void) { g_bufs_key_ok = pthread_key_create(&g_bufs_key, bufs_destroy) == 0; }
 
 static pack_bufs *thread_bufs(void) {
-    if (t_bufs) return t_bufs;
-    pack_bufs *p = calloc(1, sizeof *p);
+    pthread_once(&g_bufs_once, bufs_key_init);
+    if (!g_bufs_key_ok) return NULL;
+    pack_bufs *p = pthread_getspecific(g_bufs_key);
+    if (p) return p;
+    p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->a = aligned_alloc(64, (size_t)MB * KC * sizeof(float));
     p->b = aligned_alloc(64, (size_t)NB * KC * sizeof(float));
@@ -51,47 +72,14 @@ static pack_bufs *thread_bufs(void) {
     }
     pthread_mutex_lock(&g_bufs_lock);
     p->next = g_bufs_head;
+    if (g_bufs_head) g_bufs_head->prev = p;
     g_bufs_head = p;
     pthread_mutex_unlock(&g_bufs_lock);
-    t_bufs = p;
-    return p;
-}
-
-/* ---- packing ----
- * A block: rows [i0, i0+mc) x k [p0, p0+kc) of op(A) -> panels of MR rows,
- * each laid out [k][MR], zero-padded past mc. */
-AVX512 static void pack_a(float *dst, const float *A, int lda, int trans_a, int i0, int mc, int p0, int kc) {
-    for (int ir = 0; ir < mc; ir += MR) {
-        int mr = mc - ir < MR ? mc - ir : MR;
-        float *d = dst + (size_t)ir * kc;
-        if (trans_a) { /* op(A)[i][k] = A[k][i]: MR contiguous floats per k */
-            __mmask16 m = (__mmask16)((1u << mr) - 1);
-            const float *s = A + (size_t)p0 * lda + i0 + ir;
-            for (int k = 0; k < kc; k++) {
-                __m512 v = _mm512_maskz_loadu_ps(m, s + (size_t)k * lda);
-                _mm512_mask_storeu_ps(d + (size_t)k * MR, 0x0fff, v);
-            }
-        } else { /* op(A)[i][k] = A[i][k]: gather one k across MR rows */
-            const float *s = A + (size_t)(i0 + ir) * lda + p0;
-            __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 0, 0, 0),
-                                             _mm512_set1_epi32(lda));
-            __mmask16 m = (__mmask16)((1u << mr) - 1);
-            int k = 0;
-            if (mr == MR) {
-                /* 16 k at a time: 12 row loads, scalar transpose through L1 */
-                for (; k + 16 <= kc; k += 16) {
-                    float tile[MR][16];
-                    for (int r = 0; r < MR; r++) _mm512_storeu_ps(tile[r], _mm512_loadu_ps(s + (size_t)r * lda + k));
-                    for (int kk = 0; kk < 16; kk++)
-                        for (int r = 0; r < MR; r++) d[(size_t)(k + kk) * MR + r] = tile[r][kk];
-                }
-            }
-            for (; k < kc; k++) {
-                __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, s + k, 4);
-                _mm512_mask_storeu_ps(d + (size_t)k * MR, 0x0fff, v);
-            }
-        }
+    if (pthread_setspecific(g_bufs_key, p) != 0) {
+        bufs_destroy(p);
+        return NULL;
     }
+    return p;
 }
 
 /* 16x16 transpose of r[0..15] in registers. */
@@ -123,22 +111,69 @@ AVX512 static inline void transpose16(__m512 r[16]) {
     for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
+/* ---- packing ----
+ * A block: rows [i0, i0+mc) x k [p0, p0+kc) of op(A) -> panels of MR rows,
+ * each laid out [k][MR], zero-padded past mc. */
+AVX512 static void pack_a(float *dst, const float *A, int lda, int trans_a, int i0, int mc, int p0, int kc) {
+    for (int ir = 0; ir < mc; ir += MR) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        float *d = dst + (size_t)ir * kc;
+        if (trans_a) { /* op(A)[i][k] = A[k][i]: MR contiguous floats per k */
+            __mmask16 m = (__mmask16)((1u << mr) - 1);
+            const float *s = A + (size_t)p0 * lda + i0 + ir;
+            for (int k = 0; k < kc; k++) {
+                __m512 v = _mm512_maskz_loadu_ps(m, s + (size_t)k * lda);
+                _mm512_mask_storeu_ps(d + (size_t)k * MR, 0x0fff, v);
+            }
+        } else { /* op(A)[i][k] = A[i][k]: gather one k across MR rows */
+            const float *s = A + (size_t)(i0 + ir) * lda + p0;
+            __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 0, 0, 0),
+                                             _mm512_set1_epi32(lda));
+            __mmask16 m = (__mmask16)((1u << mr) - 1);
+            int k = 0;
+            /* 16 k at a time: mr row loads, an in-register transpose, and
+             * 16 stores of MR lanes (each overlapping the next: ascending) */
+            for (; k + 16 <= kc; k += 16) {
+                __m512 r[16];
+                for (int i = 0; i < 16; i++)
+                    r[i] = i < mr ? _mm512_loadu_ps(s + (size_t)i * lda + k) : _mm512_setzero_ps();
+                transpose16(r);
+                for (int kk = 0; kk < 16; kk++) _mm512_mask_storeu_ps(d + (size_t)(k + kk) * MR, 0x0fff, r[kk]);
+            }
+            for (; k < kc; k++) {
+                __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, s + k, 4);
+                _mm512_mask_storeu_ps(d + (size_t)k * MR, 0x0fff, v);
+            }
+        }
+    }
+}
+
+/* Mask of the first n lanes of a vector (n clamped to 0..16). */
+static inline __mmask16 lane_mask(int n) { return (__mmask16)(n >= 16 ? 0xffff : n > 0 ? (1u << n) - 1 : 0); }
+
 /* B block: k [p0, p0+kc) x columns [j0, j0+nc) of op(B) -> panels of NR
  * columns, each laid out [k][NR], zero-padded past nc. */
 AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int j0, int nc, int p0, int kc) {
+    if (!trans_b) {
+        /* op(B)[k][j] = B[k][j]: row by row, so the reads stream through
+         * memory in order (the weights come from DRAM; the hardware
+         * prefetcher follows a row, not a column of 128-byte pieces). */
+        const float *s = B + (size_t)p0 * ldb + j0;
+        for (int k = 0; k < kc; k++) {
+            const float *row = s + (size_t)k * ldb;
+            for (int jr = 0; jr < nc; jr += NR) {
+                int nr = nc - jr < NR ? nc - jr : NR;
+                float *d = dst + (size_t)jr * kc + (size_t)k * NR;
+                _mm512_store_ps(d, _mm512_maskz_loadu_ps(lane_mask(nr), row + jr));
+                _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(lane_mask(nr - 16), row + jr + 16));
+            }
+        }
+        return;
+    }
     for (int jr = 0; jr < nc; jr += NR) {
         int nr = nc - jr < NR ? nc - jr : NR;
         float *d = dst + (size_t)jr * kc;
-        if (!trans_b) { /* op(B)[k][j] = B[k][j]: rows are contiguous */
-            __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
-            __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
-            const float *s = B + (size_t)p0 * ldb + j0 + jr;
-            for (int k = 0; k < kc; k++) {
-                const float *row = s + (size_t)k * ldb;
-                _mm512_store_ps(d + (size_t)k * NR, _mm512_maskz_loadu_ps(m0, row));
-                _mm512_store_ps(d + (size_t)k * NR + 16, _mm512_maskz_loadu_ps(m1, row + 16));
-            }
-        } else { /* op(B)[k][j] = B[j][k]: transpose 16x16 blocks */
+        { /* op(B)[k][j] = B[j][k]: transpose 16x16 blocks */
             const float *s = B + (size_t)(j0 + jr) * ldb + p0;
             for (int half = 0; half < 2; half++) {
                 int cols = nr - half * 16;
@@ -172,13 +207,13 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
 
 /* ---- micro-kernel ----
  * C[0:mr, 0:nr] = alpha * (a_panel . b_panel) + beta * C (beta == 0: C is
- * not read). */
+ * not read) + bias[0:nr] on every row (bias NULL: none). */
 #define ROW(i)                                                                   \
-    do {                                                                         \
-        __m512 av = _mm512_set1_ps(a[i]);                                        \
+    if (i < rows) {                                                              \
+        __m512 av = _mm512_set1_ps(a_rows ? a[(size_t)(i) * a_ks] : a[i]);                                        \
         c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);                              \
         c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);                              \
-    } while (0)
+    }
 
 #define STORE(i)                                                                 \
     do {                                                                         \
@@ -189,13 +224,25 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
                 x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), x0);     \
                 x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), x1); \
             }                                                                    \
+            if (bias) {                                                          \
+                x0 = _mm512_add_ps(x0, bias0);                                   \
+                x1 = _mm512_add_ps(x1, bias1);                                   \
+            }                                                                    \
             _mm512_mask_storeu_ps(cr, m0, x0);                                   \
             _mm512_mask_storeu_ps(cr + 16, m1, x1);                              \
         }                                                                        \
     } while (0)
 
-AVX512 static void ukernel(int kc, const float *restrict a, const float *restrict b, float *C, int ldc, int mr,
-                           int nr, float alpha, float beta) {
+/* `rows` (a constant in each caller below) is how many rows of the tile are
+ * computed: an edge panel of at most 4 or 8 rows (M = 256 = 21 * 12 + 4)
+ * does not pay for 12. The A panel is either k-major (a_rows 0: MR floats
+ * per k, a_ks apart: MR when packed, lda for A^T read in place) or the rows
+ * of a row-major A read in place (a_rows 1: row i at a + i * a_ks). */
+AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int rows, const int a_rows, int kc,
+                                                                      const float *restrict a,
+                                                                      int a_ks, const float *restrict b, float *C,
+                                                                      int ldc, int mr, int nr, float alpha,
+                                                                      float beta, const float *bias) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
            c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00,
            c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00,
@@ -203,38 +250,71 @@ AVX512 static void ukernel(int kc, const float *restrict a, const float *restric
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         _mm_prefetch((const char *)(b + 8 * NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + 8 * NR + 16), _MM_HINT_T0);
         ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5);
         ROW(6); ROW(7); ROW(8); ROW(9); ROW(10); ROW(11);
-        a += MR;
+        a += a_rows ? 1 : a_ks;
         b += NR;
     }
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
     __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __m512 bias0 = _mm512_setzero_ps(), bias1 = bias0;
+    if (bias) {
+        bias0 = _mm512_maskz_loadu_ps(m0, bias);
+        bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    }
     STORE(0); STORE(1); STORE(2); STORE(3); STORE(4); STORE(5);
     STORE(6); STORE(7); STORE(8); STORE(9); STORE(10); STORE(11);
 }
 
+#define UKERNEL(NAME, ROWS, A_ROWS)                                                                      \
+    AVX512 static void NAME(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr, \
+                            float alpha, float beta, const float *bias) {                                     \
+        ukernel_rows(ROWS, A_ROWS, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta, bias);                       \
+    }
+UKERNEL(ukernel12, 12, 0)
+UKERNEL(ukernel8, 8, 0)
+UKERNEL(ukernel4, 4, 0)
+UKERNEL(ukernel12_rows, 12, 1)
+
 /* One thread's rectangle C[m0:m1, n0:n1]. */
 AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, int n0, int n1, int K,
                                float alpha, const float *A, int lda, const float *B, int ldb, float beta,
-                               float *C, int ldc) {
+                               const float *bias, float *C, int ldc) {
     for (int mb = m0; mb < m1; mb += MB) {
         int mc = m1 - mb < MB ? m1 - mb : MB;
         for (int p0 = 0; p0 < K; p0 += KC) {
             int kc = K - p0 < KC ? K - p0 : KC;
             float bk = p0 == 0 ? beta : 1.0f;
-            pack_a(bufs->a, A, lda, ta, mb, mc, p0, kc);
+            const float *biask = p0 == 0 ? bias : NULL; /* added once, with the first k block */
+            /* Full panels of A are read in place where that is cheap, and
+             * only a ragged last panel is packed: always for a row-major A
+             * (12 rows streamed along k), and for A^T with short rows (MR
+             * contiguous floats per k, lda apart: longer rows put the k steps
+             * on few L1 sets, and a 3 KiB stride already costs more than
+             * packing). */
+            int full = !ta || lda <= 512 ? mc / MR * MR : 0;
+            if (full < mc) pack_a(bufs->a + (size_t)full * kc, A, lda, ta, mb + full, mc - full, p0, kc);
             for (int nb = n0; nb < n1; nb += NB) {
                 int nc = n1 - nb < NB ? n1 - nb : NB;
                 pack_b(bufs->b, B, ldb, tb, nb, nc, p0, kc);
                 for (int ir = 0; ir < mc; ir += MR) {
                     const float *ap = bufs->a + (size_t)ir * kc;
+                    int a_ks = MR;
                     int mr = mc - ir < MR ? mc - ir : MR;
+                    void (*uk)(int, const float *, int, const float *, float *, int, int, int, float, float,
+                               const float *) =
+                        mr <= 4 ? ukernel4 : mr <= 8 ? ukernel8 : ukernel12;
+                    if (ir < full) {
+                        ap = ta ? A + (size_t)p0 * lda + mb + ir : A + (size_t)(mb + ir) * lda + p0;
+                        a_ks = lda;
+                        uk = ta ? ukernel12 : ukernel12_rows;
+                    }
                     for (int jr = 0; jr < nc; jr += NR) {
                         int nr = nc - jr < NR ? nc - jr : NR;
-                        ukernel(kc, ap, bufs->b + (size_t)jr * kc, C + (size_t)(mb + ir) * ldc + nb + jr, ldc,
-                                mr, nr, alpha, bk);
+                        uk(kc, ap, a_ks, bufs->b + (size_t)jr * kc, C + (size_t)(mb + ir) * ldc + nb + jr, ldc, mr, nr,
+                           alpha, bk, biask ? biask + nb + jr : NULL);
                     }
                 }
             }
@@ -242,10 +322,13 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
     }
 }
 
-/* C = beta * C (the K == 0 or alpha == 0 case). */
-static void scale_c(int M, int N, float beta, float *C, int ldc) {
+/* C = beta * C + bias (the K == 0 or alpha == 0 case). */
+static void scale_c(int M, int N, float beta, const float *bias, float *C, int ldc) {
     for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+        for (int j = 0; j < N; j++) {
+            float *c = &C[(size_t)i * ldc + j];
+            *c = (beta == 0.0f ? 0.0f : beta * *c) + (bias ? bias[j] : 0.0f);
+        }
 }
 
 /* Split M x N over nt threads as a tm x tn grid of MR/NR-aligned blocks,
@@ -270,11 +353,11 @@ static void choose_grid(int M, int N, int K, int nt, int *tm, int *tn) {
     }
 }
 
-void lm_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                     const float *B, int ldb, float beta, float *C, int ldc) {
+static void sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                         const float *B, int ldb, float beta, const float *bias, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
-        scale_c(M, N, beta, C, ldc);
+        scale_c(M, N, beta, bias, C, ldc);
         return;
     }
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -295,12 +378,28 @@ void lm_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha,
         pack_bufs *bufs = thread_bufs();
         if (m0 < m1 && n0 < n1) {
             if (bufs)
-                gemm_region(bufs, trans_a, trans_b, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
-            else /* no memory for packing buffers: OpenBLAS does this rectangle */
+                gemm_region(bufs, trans_a, trans_b, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
+            else { /* no memory for packing buffers: OpenBLAS does this rectangle */
+                float *Cr = C + (size_t)m0 * ldc + n0;
+                float beta_r = beta; /* per thread: beta itself is shared */
+                if (bias) {          /* C = beta * C + bias first, then accumulate */
+                    scale_c(m1 - m0, n1 - n0, beta, bias + n0, Cr, ldc);
+                    beta_r = 1.0f;
+                }
                 lm_sgemm_openblas(trans_a, trans_b, m1 - m0, n1 - n0, K, alpha,
                                   trans_a ? A + m0 : A + (size_t)m0 * lda, lda,
-                                  trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta,
-                                  C + (size_t)m0 * ldc + n0, ldc);
+                                  trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta_r, Cr, ldc);
+            }
         }
     }
+}
+
+void lm_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
+    sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
+}
+
+void lm_sgemm_avx512_bias(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B,
+                          int ldb, const float *bias, float *C, int ldc) {
+    sgemm_avx512(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
 }

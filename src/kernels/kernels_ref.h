@@ -11,6 +11,11 @@ enum { LM_SIMD_SCALAR = 0, LM_SIMD_AVX2 = 2, LM_SIMD_AVX512 = 3 };
 /* The SIMD level the dispatching kernels use now: the best the CPU supports,
  * or LM_SIMD_SCALAR while lm_kernels_force_scalar(1) is in effect. */
 int lm_simd_level(void);
+/* The best level this CPU supports. */
+int lm_simd_best(void);
+/* For tests: cap the level (e.g. LM_SIMD_AVX2 on an AVX-512 machine to test
+ * the AVX2 paths); -1 removes the cap. */
+void lm_simd_force_level(int level);
 
 /* ---- GEMM back ends (same contract as lm_sgemm) ---- */
 void lm_sgemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
@@ -20,6 +25,9 @@ void lm_sgemm_openblas(int trans_a, int trans_b, int M, int N, int K, float alph
 /* Own packed AVX-512 sgemm; only call when lm_cpu()->avx512f. */
 void lm_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                      int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* C = op(A) op(B) + bias, the bias added in the micro-kernel's store. */
+void lm_sgemm_avx512_bias(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B,
+                          int ldb, const float *bias, float *C, int ldc);
 void lm_linear_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N,
                            int IC, int OC);
 void lm_linear_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -66,7 +74,7 @@ int lm_cross_entropy_forward_backward_ref(float *losses, float *dlogits, const f
 
 /* ---- optimizer ---- */
 void lm_adamw_update_ref(float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                         float beta1, float beta2, float eps, float weight_decay, int step);
+                         float beta1, float beta2, float eps, float weight_decay, int step, float grad_scale);
 double lm_sum_squares_ref(const float *x, size_t n);
 void lm_scale_ref(float *x, float s, size_t n);
 

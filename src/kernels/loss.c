@@ -1,5 +1,6 @@
 /* Softmax cross-entropy with ignore index, fused forward + backward. */
 #include "kernels/kernels_ref.h"
+#include "kernels/simd.h"
 
 #include <math.h>
 
@@ -37,5 +38,12 @@ int lm_cross_entropy_forward_backward_ref(float *losses, float *dlogits, const f
 
 int lm_cross_entropy_forward_backward(float *losses, float *dlogits, const float *logits,
                                       const int32_t *targets, int N, int V, float grad_scale) {
-    return lm_cross_entropy_forward_backward_ref(losses, dlogits, logits, targets, N, V, grad_scale);
+    switch (lm_simd_level()) {
+    case LM_SIMD_AVX512:
+        return lm_cross_entropy_forward_backward_avx512(losses, dlogits, logits, targets, N, V, grad_scale);
+    case LM_SIMD_AVX2:
+        return lm_cross_entropy_forward_backward_avx2(losses, dlogits, logits, targets, N, V, grad_scale);
+    default:
+        return lm_cross_entropy_forward_backward_ref(losses, dlogits, logits, targets, N, V, grad_scale);
+    }
 }

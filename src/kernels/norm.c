@@ -1,5 +1,6 @@
 /* LayerNorm and RMSNorm over the last dimension, forward and backward. */
 #include "kernels/kernels_ref.h"
+#include "kernels/simd.h"
 
 #include <math.h>
 
@@ -80,23 +81,32 @@ void lm_rmsnorm_backward_ref(float *dinp, float *dweight, const float *dout, con
 }
 
 /* ---- dispatch ---- */
+#define DISPATCH(name, ...)                                     \
+    do {                                                        \
+        switch (lm_simd_level()) {                              \
+        case LM_SIMD_AVX512: name##_avx512(__VA_ARGS__); break; \
+        case LM_SIMD_AVX2: name##_avx2(__VA_ARGS__); break;     \
+        default: name##_ref(__VA_ARGS__); break;                \
+        }                                                       \
+    } while (0)
+
 void lm_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                           const float *bias, int N, int C, float eps) {
-    lm_layernorm_forward_ref(out, mean, rstd, inp, weight, bias, N, C, eps);
+    DISPATCH(lm_layernorm_forward, out, mean, rstd, inp, weight, bias, N, C, eps);
 }
 
 void lm_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                            const float *inp, const float *weight, const float *mean,
                            const float *rstd, int N, int C) {
-    lm_layernorm_backward_ref(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+    DISPATCH(lm_layernorm_backward, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
 }
 
 void lm_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C,
                         float eps) {
-    lm_rmsnorm_forward_ref(out, rstd, inp, weight, N, C, eps);
+    DISPATCH(lm_rmsnorm_forward, out, rstd, inp, weight, N, C, eps);
 }
 
 void lm_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
                          const float *weight, const float *rstd, int N, int C) {
-    lm_rmsnorm_backward_ref(dinp, dweight, dout, inp, weight, rstd, N, C);
+    DISPATCH(lm_rmsnorm_backward, dinp, dweight, dout, inp, weight, rstd, N, C);
 }

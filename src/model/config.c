@@ -1,7 +1,11 @@
 /* Model configuration <-> Hugging Face config.json. */
 #include "lmkit/model.h"
 
+#include "base/json_field.h"
+
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 lm_status lm_config_validate(const lm_model_config *c) {
@@ -13,19 +17,6 @@ lm_status lm_config_validate(const lm_model_config *c) {
     if (c->n_embd % c->n_head) return lm_error(LM_ERR_ARG, "config: n_embd %d is not divisible by n_head %d", c->n_embd, c->n_head);
     if (c->n_inner < 1 || c->n_inner > (1 << 18)) return lm_error(LM_ERR_ARG, "config: n_inner %d out of range", c->n_inner);
     if (!(c->layer_norm_eps > 0 && c->layer_norm_eps < 1)) return lm_error(LM_ERR_ARG, "config: layer_norm_epsilon %g out of range (0, 1)", c->layer_norm_eps);
-    return LM_OK;
-}
-
-static lm_status lm_json_int(json_t *root, const char *path, const char *key, int *out, int required) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        if (required) return lm_error(LM_ERR_FORMAT, "%s: missing field '%s'", path, key);
-        return LM_OK;
-    }
-    if (!json_is_integer(v)) return lm_error(LM_ERR_FORMAT, "%s: field '%s' must be an integer", path, key);
-    json_int_t x = json_integer_value(v);
-    if (x < 0 || x > (1 << 30)) return lm_error(LM_ERR_FORMAT, "%s: field '%s' = %lld out of range", path, key, (long long)x);
-    *out = (int)x;
     return LM_OK;
 }
 
@@ -43,16 +34,19 @@ lm_status lm_config_load(const char *path, lm_model_config *c) {
     else if (strcmp(json_string_value(mt), "gpt2") != 0)
         s = lm_error(LM_ERR_UNSUPPORTED, "%s: model_type '%s' is not supported here (expected 'gpt2')", path, json_string_value(mt));
     c->arch = LM_ARCH_GPT2;
-    if (s == LM_OK) s = lm_json_int(root, path, "vocab_size", &c->vocab_size, 1);
-    if (s == LM_OK) s = lm_json_int(root, path, "n_positions", &c->n_ctx, 1);
-    if (s == LM_OK) s = lm_json_int(root, path, "n_embd", &c->n_embd, 1);
-    if (s == LM_OK) s = lm_json_int(root, path, "n_layer", &c->n_layer, 1);
-    if (s == LM_OK) s = lm_json_int(root, path, "n_head", &c->n_head, 1);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "vocab_size", &c->vocab_size, 1);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "n_positions", &c->n_ctx, 1);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "n_embd", &c->n_embd, 1);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "n_layer", &c->n_layer, 1);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "n_head", &c->n_head, 1);
     if (s == LM_OK) {
         c->n_inner = 4 * c->n_embd;
-        s = lm_json_int(root, path, "n_inner", &c->n_inner, 0);
+        s = lm_json_field_int(root, path, "n_inner", &c->n_inner, 0);
     }
     c->layer_norm_eps = 1e-5f;
+    c->bos_token_id = c->eos_token_id = -1;
+    if (s == LM_OK) s = lm_json_field_int(root, path, "bos_token_id", &c->bos_token_id, 0);
+    if (s == LM_OK) s = lm_json_field_int(root, path, "eos_token_id", &c->eos_token_id, 0);
     json_t *eps = json_object_get(root, "layer_norm_epsilon");
     if (s == LM_OK && eps) {
         if (!json_is_number(eps)) s = lm_error(LM_ERR_FORMAT, "%s: field 'layer_norm_epsilon' must be a number", path);
@@ -86,7 +80,13 @@ lm_status lm_config_save(const lm_model_config *c, const char *path) {
     json_object_set_new(root, "n_head", json_integer(c->n_head));
     json_object_set_new(root, "n_inner", json_integer(c->n_inner));
     json_object_set_new(root, "activation_function", json_string("gelu_new"));
-    json_object_set_new(root, "layer_norm_epsilon", json_real(c->layer_norm_eps));
+    /* The float epsilon printed as the decimal it was meant to be (1e-05,
+     * not 9.9999997e-06). */
+    char eps_text[32];
+    snprintf(eps_text, sizeof eps_text, "%g", c->layer_norm_eps);
+    json_object_set_new(root, "layer_norm_epsilon", json_real(strtod(eps_text, NULL)));
+    json_object_set_new(root, "bos_token_id", c->bos_token_id >= 0 ? json_integer(c->bos_token_id) : json_null());
+    json_object_set_new(root, "eos_token_id", c->eos_token_id >= 0 ? json_integer(c->eos_token_id) : json_null());
     json_object_set_new(root, "resid_pdrop", json_real(0));
     json_object_set_new(root, "embd_pdrop", json_real(0));
     json_object_set_new(root, "attn_pdrop", json_real(0));

@@ -12,18 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Per-layer tensors, in the order they are laid out in the flat buffer. */
-enum {
-    P_LN1_W, P_LN1_B, P_QKV_W, P_QKV_B, P_ATTPROJ_W, P_ATTPROJ_B,
-    P_LN2_W, P_LN2_B, P_FC_W, P_FC_B, P_FCPROJ_W, P_FCPROJ_B, P_PER_LAYER
-};
-/* Table indices of the tensors outside the blocks. */
-#define P_WTE 0
-#define P_WPE 1
-#define P_LAYER0 2
-#define P_LNF_W(L) (P_LAYER0 + (L) * P_PER_LAYER)
-#define P_LNF_B(L) (P_LNF_W(L) + 1)
-
 static lm_status lm_gpt2_build_table(const lm_model_config *c, lm_param_table *t) {
     int64_t C = c->n_embd, V = c->vocab_size, F = c->n_inner;
     LM_TRY(lm_param_table_add(t, 1, 2, (int64_t[]){V, C}, "transformer.wte.weight"));
@@ -118,11 +106,27 @@ void lm_gpt2_free(lm_gpt2 *m) {
 const lm_model_config *lm_gpt2_config(const lm_gpt2 *m) { return &m->cfg; }
 const lm_param_table *lm_gpt2_params(const lm_gpt2 *m) { return &m->table; }
 float *lm_gpt2_param_data(lm_gpt2 *m) { return m->params; }
-float *lm_gpt2_grad_data(lm_gpt2 *m) { return m->grads; }
+float *lm_gpt2_grad_data(lm_gpt2 *m) {
+    if (m->grad_zero_pending) {
+        memset(m->grads, 0, m->table.total * sizeof(float));
+        m->grad_zero_pending = 0;
+    }
+    return m->grads;
+}
 const float *lm_gpt2_logits(const lm_gpt2 *m) { return m->acts.logits; }
 
 void lm_gpt2_zero_grad(lm_gpt2 *m) {
-    if (m->grads) memset(m->grads, 0, m->table.total * sizeof(float));
+    if (m->grads) m->grad_zero_pending = 1;
+}
+
+/* The tensors whose gradient a backward writes first with a beta = 0 GEMM:
+ * the four weight matrices of each block, and wte (the LM head's weight
+ * gradient; the embedding's contribution is added after it). */
+static int lm_gpt2_gemm_written(int index) {
+    if (index == P_WTE) return 1;
+    if (index < P_LAYER0) return 0;
+    int which = (index - P_LAYER0) % P_PER_LAYER;
+    return which == P_QKV_W || which == P_ATTPROJ_W || which == P_FC_W || which == P_FCPROJ_W;
 }
 
 double lm_gpt2_last_loss_sum(const lm_gpt2 *m, int *counted) {
@@ -254,12 +258,22 @@ lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale) {
     float *P = m->params, *G = m->grads;
     lm_attention_shape as = {B, T, NH, NH, C / NH, 3 * C, 3 * C, 1.0f / sqrtf((float)(C / NH)), 1, 0, NULL};
     size_t BTC = (size_t)BT * C;
+    /* After zero_grad the weight matrices' gradient GEMMs overwrite
+     * (beta 0) instead of adding to zeros; only the small tensors (biases,
+     * norms, wpe), which kernels accumulate into, are zeroed here. */
+    float gbeta = 1.0f;
+    if (m->grad_zero_pending) {
+        for (int i = 0; i < m->table.n; i++)
+            if (!lm_gpt2_gemm_written(i)) memset(lm_at(m, G, i), 0, m->table.params[i].numel * sizeof(float));
+        m->grad_zero_pending = 0;
+        gbeta = 0.0f;
+    }
 
     /* LM head. grad_scale rides on the GEMM's alpha, so no extra pass over
      * the [BT, V] logits gradient is needed. */
     const float *dlogits = a->logits;
     lm_sgemm(0, 0, BT, C, V, grad_scale, dlogits, V, lm_at(m, P, P_WTE), C, 0.0f, a->dln, C);
-    lm_sgemm(1, 0, V, C, BT, grad_scale, dlogits, V, a->lnf, C, 1.0f, lm_at(m, G, P_WTE), C);
+    lm_sgemm(1, 0, V, C, BT, grad_scale, dlogits, V, a->lnf, C, gbeta, lm_at(m, G, P_WTE), C);
     memset(a->dres, 0, BTC * sizeof(float));
     const float *last = a->res3 + (size_t)(L - 1) * BTC;
     lm_layernorm_backward(a->dres, lm_at(m, G, P_LNF_W(L)), lm_at(m, G, P_LNF_B(L)), a->dln, last, lm_at(m, P, P_LNF_W(L)),
@@ -272,26 +286,22 @@ lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale) {
         const float *res2 = a->res2 + lo * C, *ln2 = a->ln2 + lo * C, *fch = a->fch + lo * F;
         const float *fch_gelu = a->fch_gelu + lo * F;
         /* res3 = res2 + mlp(ln2(res2)): dres flows straight through and into the MLP. */
-        memset(a->dfch_gelu, 0, (size_t)BT * F * sizeof(float));
         lm_conv1d_backward(a->dfch_gelu, lm_layer_at(m, G, l, P_FCPROJ_W), lm_layer_at(m, G, l, P_FCPROJ_B), a->dres,
-                           fch_gelu, lm_layer_at(m, P, l, P_FCPROJ_W), BT, F, C);
+                           fch_gelu, lm_layer_at(m, P, l, P_FCPROJ_W), BT, F, C, gbeta);
         memset(a->dfch, 0, (size_t)BT * F * sizeof(float));
         lm_gelu_tanh_backward(a->dfch, fch, a->dfch_gelu, (size_t)BT * F);
-        memset(a->dln, 0, BTC * sizeof(float));
         lm_conv1d_backward(a->dln, lm_layer_at(m, G, l, P_FC_W), lm_layer_at(m, G, l, P_FC_B), a->dfch, ln2,
-                           lm_layer_at(m, P, l, P_FC_W), BT, C, F);
+                           lm_layer_at(m, P, l, P_FC_W), BT, C, F, gbeta);
         lm_layernorm_backward(a->dres, lm_layer_at(m, G, l, P_LN2_W), lm_layer_at(m, G, l, P_LN2_B), a->dln, res2,
                               lm_layer_at(m, P, l, P_LN2_W), a->ln2_mean + lo, a->ln2_rstd + lo, BT, C);
         /* res2 = residual + attn(ln1(residual)) */
-        memset(a->datty, 0, BTC * sizeof(float));
         lm_conv1d_backward(a->datty, lm_layer_at(m, G, l, P_ATTPROJ_W), lm_layer_at(m, G, l, P_ATTPROJ_B), a->dres, atty,
-                           lm_layer_at(m, P, l, P_ATTPROJ_W), BT, C, C);
+                           lm_layer_at(m, P, l, P_ATTPROJ_W), BT, C, C, gbeta);
         memset(a->dqkv, 0, BTC * 3 * sizeof(float));
         lm_attention_backward(a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datty, qkv, qkv + C, qkv + 2 * C, atty,
                               a->lse + (size_t)l * NH * BT, &as, a->attn_scratch);
-        memset(a->dln, 0, BTC * sizeof(float));
         lm_conv1d_backward(a->dln, lm_layer_at(m, G, l, P_QKV_W), lm_layer_at(m, G, l, P_QKV_B), a->dqkv, ln1,
-                           lm_layer_at(m, P, l, P_QKV_W), BT, C, 3 * C);
+                           lm_layer_at(m, P, l, P_QKV_W), BT, C, 3 * C, gbeta);
         lm_layernorm_backward(a->dres, lm_layer_at(m, G, l, P_LN1_W), lm_layer_at(m, G, l, P_LN1_B), a->dln, residual,
                               lm_layer_at(m, P, l, P_LN1_W), a->ln1_mean + lo, a->ln1_rstd + lo, BT, C);
     }

@@ -126,12 +126,12 @@ lm_status lm_gpt2_decode(lm_gpt2 *m, lm_gpt2_cache *cache, const int32_t *ids, i
     const float *P = m->params;
 #define W(i) (P + tp[(i)].offset)
     for (int i = 0; i < n; i++) cache->pos[i] = pos + i;
-    lm_embedding_forward(cache->x, ids, cache->pos, W(0), W(1), n, C);
+    lm_embedding_forward(cache->x, ids, cache->pos, W(P_WTE), W(P_WPE), n, C);
     for (int l = 0; l < L; l++) {
-        int base = 2 + l * 12; /* table order: see lm_gpt2_build_table */
+        int base = P_LAYER0 + l * P_PER_LAYER;
         float *kc = cache->k + (size_t)l * cfg->n_ctx * C, *vc = cache->v + (size_t)l * cfg->n_ctx * C;
-        lm_layernorm_forward(cache->ln, cache->mean, cache->rstd, cache->x, W(base + 0), W(base + 1), n, C, cfg->layer_norm_eps);
-        lm_conv1d_forward(cache->qkv, cache->ln, W(base + 2), W(base + 3), n, C, 3 * C);
+        lm_layernorm_forward(cache->ln, cache->mean, cache->rstd, cache->x, W(base + P_LN1_W), W(base + P_LN1_B), n, C, cfg->layer_norm_eps);
+        lm_conv1d_forward(cache->qkv, cache->ln, W(base + P_QKV_W), W(base + P_QKV_B), n, C, 3 * C);
         for (int i = 0; i < n; i++) {
             memcpy(kc + (size_t)(pos + i) * C, cache->qkv + (size_t)i * 3 * C + C, (size_t)C * sizeof(float));
             memcpy(vc + (size_t)(pos + i) * C, cache->qkv + (size_t)i * 3 * C + 2 * C, (size_t)C * sizeof(float));
@@ -139,18 +139,18 @@ lm_status lm_gpt2_decode(lm_gpt2 *m, lm_gpt2_cache *cache, const int32_t *ids, i
         for (int i = 0; i < n; i++)
             lm_cached_attention(cache->att + (size_t)i * C, cache->qkv + (size_t)i * 3 * C, kc, vc, pos + i, NH, HS, C,
                                 cache->scores);
-        lm_conv1d_forward(cache->proj, cache->att, W(base + 4), W(base + 5), n, C, C);
+        lm_conv1d_forward(cache->proj, cache->att, W(base + P_ATTPROJ_W), W(base + P_ATTPROJ_B), n, C, C);
         lm_accumulate(cache->x, cache->proj, (size_t)n * C);
-        lm_layernorm_forward(cache->ln, cache->mean, cache->rstd, cache->x, W(base + 6), W(base + 7), n, C, cfg->layer_norm_eps);
-        lm_conv1d_forward(cache->fch, cache->ln, W(base + 8), W(base + 9), n, C, F);
+        lm_layernorm_forward(cache->ln, cache->mean, cache->rstd, cache->x, W(base + P_LN2_W), W(base + P_LN2_B), n, C, cfg->layer_norm_eps);
+        lm_conv1d_forward(cache->fch, cache->ln, W(base + P_FC_W), W(base + P_FC_B), n, C, F);
         lm_gelu_tanh_forward(cache->fch_gelu, cache->fch, (size_t)n * F);
-        lm_conv1d_forward(cache->proj, cache->fch_gelu, W(base + 10), W(base + 11), n, F, C);
+        lm_conv1d_forward(cache->proj, cache->fch_gelu, W(base + P_FCPROJ_W), W(base + P_FCPROJ_B), n, F, C);
         lm_accumulate(cache->x, cache->proj, (size_t)n * C);
     }
     /* Only the last token's logits are needed for sampling. */
     const float *xl = cache->x + (size_t)(n - 1) * C;
-    lm_layernorm_forward(cache->ln, cache->mean, cache->rstd, xl, W(2 + L * 12), W(3 + L * 12), 1, C, cfg->layer_norm_eps);
-    lm_linear_forward(logits_out, cache->ln, W(0), NULL, 1, C, cfg->vocab_size);
+    lm_layernorm_forward(cache->ln, cache->mean, cache->rstd, xl, W(P_LNF_W(L)), W(P_LNF_B(L)), 1, C, cfg->layer_norm_eps);
+    lm_linear_forward(logits_out, cache->ln, W(P_WTE), NULL, 1, C, cfg->vocab_size);
 #undef W
     return LM_OK;
 }

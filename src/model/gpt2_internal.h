@@ -23,8 +23,22 @@ struct lm_gpt2 {
     int B, T;         /* shape of the last forward */
     int32_t *ids, *targets, *pos;
     int has_targets;
+    int grad_zero_pending; /* zero_grad was called: the next backward overwrites */
     double last_loss_sum;
     int last_counted;
 };
+
+/* Table indices: per-layer tensors in the order lm_gpt2_build_table lays
+ * them out in the flat buffer, then the tensors outside the blocks. */
+enum {
+    P_LN1_W, P_LN1_B, P_QKV_W, P_QKV_B, P_ATTPROJ_W, P_ATTPROJ_B,
+    P_LN2_W, P_LN2_B, P_FC_W, P_FC_B, P_FCPROJ_W, P_FCPROJ_B, P_PER_LAYER
+};
+/* Table indices of the tensors outside the blocks. */
+#define P_WTE 0
+#define P_WPE 1
+#define P_LAYER0 2
+#define P_LNF_W(L) (P_LAYER0 + (L) * P_PER_LAYER)
+#define P_LNF_B(L) (P_LNF_W(L) + 1)
 
 #endif

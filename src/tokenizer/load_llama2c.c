@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-lm_status lm_tok_merges_from_ranks(lm_tokenizer *t, char **raw, uint32_t *rlen, const uint32_t *rank,
+lm_status lm_tok_merges_from_ranks(lm_tokenizer *t, int32_t n, char **raw, uint32_t *rlen, const uint32_t *rank,
                                    const char *path);
 
 static const double *sort_scores;
@@ -61,6 +61,14 @@ lm_status lm_tok_load_llama2c(const char *path, lm_tokenizer **out) {
                 break;
             }
         }
+        /* llama2.c writes BOS/EOS as "\n<s>\n" and "\n</s>\n": use the real names */
+        size_t skip_after = 0;
+        if (l >= 5 && buf[pos] == '\n' && buf[pos + 1] == '<' && buf[pos + (size_t)l - 1] == '\n' &&
+            buf[pos + (size_t)l - 2] == '>') {
+            pos++;
+            l -= 2;
+            skip_after = 1;
+        }
         /* ' ' -> U+2581 */
         char *s = malloc((size_t)l * 3 + 1);
         if (!s) {
@@ -77,7 +85,7 @@ lm_status lm_tok_load_llama2c(const char *path, lm_tokenizer **out) {
         raw[n] = s;
         rlen[n] = (uint32_t)k;
         score[n] = sc;
-        pos += (size_t)l;
+        pos += (size_t)l + skip_after;
         st = lm_tok_set_token(t, (int32_t)n, s, k);
         if (st == LM_OK && lm_strmap_get(&t->vocab, t->tok[n], t->tok_len[n]) < 0)
             st = lm_strmap_put(&t->vocab, t->tok[n], t->tok_len[n], (int32_t)n);
@@ -99,7 +107,7 @@ lm_status lm_tok_load_llama2c(const char *path, lm_tokenizer **out) {
         for (size_t i = 0; i < n; i++) rank[order[i]] = (uint32_t)i;
         st = lm_tok_alloc_vocab(t, (int32_t)n);
     }
-    if (st == LM_OK) st = lm_tok_merges_from_ranks(t, raw, rlen, rank, path);
+    if (st == LM_OK) st = lm_tok_merges_from_ranks(t, (int32_t)n, raw, rlen, rank, path);
     for (size_t i = 0; i < n; i++) free(raw[i]);
     free(raw);
     free(rlen);

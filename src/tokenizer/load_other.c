@@ -205,12 +205,13 @@ static long b64dec(const char *s, size_t n, char *out) {
 /* Every way to cut a token into two tokens is a merge of the token's rank:
  * that is exactly tiktoken's rule "merge the adjacent pair whose
  * concatenation has the lowest rank". raw[id] holds each token's bytes. */
-static lm_status merges_from_ranks(lm_tokenizer *t, char **raw, uint32_t *rlen, const uint32_t *rank, const char *path) {
+static lm_status merges_from_ranks(lm_tokenizer *t, int32_t n, char **raw, uint32_t *rlen, const uint32_t *rank,
+                                   const char *path) {
     lm_strmap m = {0};
     lm_status st = LM_OK;
-    for (int32_t i = 0; i < t->n_vocab && st == LM_OK; i++)
+    for (int32_t i = 0; i < n && st == LM_OK; i++)
         if (raw[i]) st = lm_strmap_put(&m, raw[i], rlen[i], i);
-    for (int32_t i = 0; i < t->n_vocab && st == LM_OK; i++) {
+    for (int32_t i = 0; i < n && st == LM_OK; i++) {
         if (!raw[i] || rlen[i] < 2) continue;
         for (uint32_t k = 1; k < rlen[i] && st == LM_OK; k++) {
             int32_t a = lm_strmap_get(&m, raw[i], k), b = lm_strmap_get(&m, raw[i] + k, rlen[i] - k);
@@ -224,9 +225,9 @@ static lm_status merges_from_ranks(lm_tokenizer *t, char **raw, uint32_t *rlen, 
     return st;
 }
 
-lm_status lm_tok_merges_from_ranks(lm_tokenizer *t, char **raw, uint32_t *rlen, const uint32_t *rank,
+lm_status lm_tok_merges_from_ranks(lm_tokenizer *t, int32_t n, char **raw, uint32_t *rlen, const uint32_t *rank,
                                    const char *path) {
-    return merges_from_ranks(t, raw, rlen, rank, path);
+    return merges_from_ranks(t, n, raw, rlen, rank, path);
 }
 
 lm_status lm_tok_load_tiktoken(const char *path, lm_tokenizer **out) {
@@ -300,7 +301,7 @@ lm_status lm_tok_load_tiktoken(const char *path, lm_tokenizer **out) {
         for (int32_t i = 0; rank && i <= maxid; i++) rank[i] = (uint32_t)i;
     }
     if (st == LM_OK) st = lm_tok_alloc_vocab(t, maxid + 1);
-    if (st == LM_OK) st = merges_from_ranks(t, raw, rlen, rank, path);
+    if (st == LM_OK) st = merges_from_ranks(t, maxid + 1, raw, rlen, rank, path);
     for (size_t i = 0; i < cap; i++) free(raw[i]);
     free(raw);
     free(rlen);

@@ -4,14 +4,21 @@
  * padding and so on. Unicode data comes from utf8proc. */
 #include "tokenizer/tok_internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
+
+#include "tokenizer/unicode_hf.h"
 
 int lm_char_is_whitespace(uint32_t c);
 
 lm_status lm_nstr_push(lm_nstr *ns, const char *b, size_t n, uint32_t o0, uint32_t o1) {
     if (!n) return LM_OK;
+    /* b may point into ns->s itself (a stage copying a piece to the end):
+     * keep it valid across the realloc */
+    size_t self_off = SIZE_MAX;
+    if (ns->s && b >= ns->s && b < ns->s + ns->len) self_off = (size_t)(b - ns->s);
     if (ns->len + n > ns->cap) {
         size_t nc = ns->cap ? ns->cap * 2 : 256;
         while (nc < ns->len + n) nc *= 2;
@@ -26,6 +33,7 @@ lm_status lm_nstr_push(lm_nstr *ns, const char *b, size_t n, uint32_t o0, uint32
         ns->a1 = a1;
         ns->cap = nc;
     }
+    if (self_off != SIZE_MAX) b = ns->s + self_off;
     memcpy(ns->s + ns->len, b, n);
     for (size_t i = 0; i < n; i++) {
         ns->a0[ns->len + i] = o0;
@@ -52,6 +60,8 @@ static lm_status nstr_append(lm_nstr *o, const lm_nstr *in) {
     return LM_OK;
 }
 
+/* Removed characters (filters) are dropped with their offsets, as HF's
+ * NormalizedString::filter does. */
 static lm_status push_cp(lm_nstr *o, uint32_t cp, uint32_t o0, uint32_t o1) {
     char b[4];
     int k = lm_utf8_encode(cp, b);
@@ -62,81 +72,6 @@ static lm_status push_cp(lm_nstr *o, uint32_t cp, uint32_t o0, uint32_t o1) {
 #define FOR_CHARS(ns, i, k, cp)                                                                        \
     for (size_t i = 0, k = 0; i < (ns)->len; i += k)                                                   \
         if ((k = (size_t)lm_utf8_decode((const uint8_t *)(ns)->s + i, (ns)->len - i, &cp)) == 0 ? (k = 1, cp = 0xFFFD, 1) : 1)
-
-static int is_cjk(uint32_t c) {
-    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
-           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B820 && c <= 0x2CEAF) ||
-           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
-}
-
-static int is_mark(uint32_t c) {
-    utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
-    return k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME;
-}
-
-static lm_status lower_one(lm_nstr *o, uint32_t cp, uint32_t o0, uint32_t o1) {
-    if (cp == 0x130) { /* the one unconditional multi-char lowercase: I with dot above */
-        LM_TRY(push_cp(o, 'i', o0, o1));
-        return push_cp(o, 0x307, o0, o1);
-    }
-    return push_cp(o, (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp), o0, o1);
-}
-
-/* Unicode normalization over segments (a starter plus what follows it
- * that is not a starter), so composition sees whole clusters. */
-static lm_status unorm(const lm_nstr *in, lm_nstr *o, int compose, int compat) {
-    size_t i = 0;
-    utf8proc_option_t opt = UTF8PROC_STABLE | (compose ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE) |
-                            (compat ? UTF8PROC_COMPAT : 0);
-    while (i < in->len) {
-        size_t j = i;
-        uint32_t cp;
-        int k = lm_utf8_decode((const uint8_t *)in->s + j, in->len - j, &cp);
-        j += k ? (size_t)k : 1;
-        size_t nchars = 1;
-        while (j < in->len) {
-            k = lm_utf8_decode((const uint8_t *)in->s + j, in->len - j, &cp);
-            if (!k) break;
-            const utf8proc_property_t *pr = utf8proc_get_property((utf8proc_int32_t)cp);
-            int joins = pr->combining_class != 0 || (cp >= 0x1161 && cp <= 0x1175) || (cp >= 0x11A8 && cp <= 0x11C2);
-            if (!joins) break;
-            j += (size_t)k;
-            nchars++;
-        }
-        utf8proc_uint8_t *res = NULL;
-        utf8proc_ssize_t rl = utf8proc_map((const utf8proc_uint8_t *)in->s + i, (utf8proc_ssize_t)(j - i), &res, opt);
-        if (rl < 0) {
-            LM_TRY(lm_nstr_push(o, in->s + i, j - i, in->a0[i], in->a1[j - 1]));
-        } else {
-            /* count output chars: equal counts align one to one (the usual
-             * case); otherwise every output char spans the whole cluster */
-            size_t outn = 0;
-            for (utf8proc_ssize_t q = 0; q < rl; q++) outn += (res[q] & 0xC0) != 0x80;
-            size_t p = i;
-            lm_status st = LM_OK;
-            for (utf8proc_ssize_t q = 0; q < rl && st == LM_OK;) {
-                uint32_t c2;
-                int k2 = lm_utf8_decode(res + q, (size_t)(rl - q), &c2);
-                if (!k2) k2 = 1;
-                uint32_t o0 = in->a0[i], o1 = in->a1[j - 1];
-                if (outn == nchars) {
-                    uint32_t c3;
-                    int k3 = lm_utf8_decode((const uint8_t *)in->s + p, in->len - p, &c3);
-                    if (!k3) k3 = 1;
-                    o0 = in->a0[p];
-                    o1 = in->a1[p + (size_t)k3 - 1];
-                    p += (size_t)k3;
-                }
-                st = lm_nstr_push(o, (const char *)res + q, (size_t)k2, o0, o1);
-                q += k2;
-            }
-            free(res);
-            LM_TRY(st);
-        }
-        i = j;
-    }
-    return LM_OK;
-}
 
 static lm_status replace_lit(const lm_norm *n, const lm_nstr *in, lm_nstr *o) {
     size_t i = 0, pl = n->pattern_len;
@@ -175,16 +110,20 @@ static lm_status replace_re(const lm_norm *n, const lm_nstr *in, lm_nstr *o) {
 static lm_status apply_one(const lm_norm *n, const lm_nstr *in, lm_nstr *o) {
     uint32_t cp;
     switch (n->type) {
-    case LM_NORM_NFC: return unorm(in, o, 1, 0);
-    case LM_NORM_NFD: return unorm(in, o, 0, 0);
-    case LM_NORM_NFKC: return unorm(in, o, 1, 1);
-    case LM_NORM_NFKD: return unorm(in, o, 0, 1);
-    case LM_NORM_LOWER:
-        FOR_CHARS(in, i, k, cp) LM_TRY(lower_one(o, cp, in->a0[i], in->a1[i + k - 1]));
+    case LM_NORM_NFC: return lm_unorm_hf(in, o, 1, 0);
+    case LM_NORM_NFD: return lm_unorm_hf(in, o, 0, 0);
+    case LM_NORM_NFKC: return lm_unorm_hf(in, o, 1, 1);
+    case LM_NORM_NFKD: return lm_unorm_hf(in, o, 0, 1);
+    case LM_NORM_LOWER: return lm_lower_hf(in, o);
+    case LM_NORM_STRIP_ACCENTS: {
+        FOR_CHARS(in, i, k, cp) {
+            if (lm_uhf_is_mark(cp)) {
+                continue;
+            }
+            LM_TRY(lm_nstr_push(o, in->s + i, k, in->a0[i], in->a1[i + k - 1]));
+        }
         return LM_OK;
-    case LM_NORM_STRIP_ACCENTS:
-        FOR_CHARS(in, i, k, cp) if (!is_mark(cp)) LM_TRY(lm_nstr_push(o, in->s + i, k, in->a0[i], in->a1[i + k - 1]));
-        return LM_OK;
+    }
     case LM_NORM_REPLACE: return n->re ? replace_re(n, in, o) : replace_lit(n, in, o);
     case LM_NORM_PREPEND:
         if (in->len) LM_TRY(lm_nstr_push(o, n->content, n->content_len, in->a0[0], in->a1[0]));
@@ -212,16 +151,10 @@ static lm_status apply_one(const lm_norm *n, const lm_nstr *in, lm_nstr *o) {
         FOR_CHARS(in, i, k, cp) {
             uint32_t o0 = in->a0[i], o1 = in->a1[i + k - 1];
             if (n->clean_text) {
-                if (cp == 0 || cp == 0xFFFD) continue;
-                if (cp == '\t' || cp == '\n' || cp == '\r' || lm_char_is_whitespace(cp)) cp = ' ';
-                else {
-                    utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
-                    if (c == UTF8PROC_CATEGORY_CC || c == UTF8PROC_CATEGORY_CF || c == UTF8PROC_CATEGORY_CN ||
-                        c == UTF8PROC_CATEGORY_CO || c == UTF8PROC_CATEGORY_CS)
-                        continue;
-                }
+                if (cp == 0 || cp == 0xFFFD || lm_uhf_is_control(cp)) continue;
+                if (lm_uhf_is_bert_ws(cp)) cp = ' ';
             }
-            if (n->chinese && is_cjk(cp)) {
+            if (n->chinese && lm_uhf_is_chinese(cp)) {
                 st = push_cp(&a, ' ', o0, o1);
                 if (st == LM_OK) st = push_cp(&a, cp, o0, o1);
                 if (st == LM_OK) st = push_cp(&a, ' ', o0, o1);
@@ -231,21 +164,20 @@ static lm_status apply_one(const lm_norm *n, const lm_nstr *in, lm_nstr *o) {
         int strip = n->strip_accents < 0 ? n->lowercase : n->strip_accents;
         if (st == LM_OK && strip) {
             lm_nstr b = {0};
-            st = unorm(&a, &b, 0, 0);
+            st = lm_unorm_hf(&a, &b, 0, 0);
             lm_nstr_free(&a);
             a = (lm_nstr){0};
             FOR_CHARS(&b, i, k, cp) {
                 if (st) break;
-                if (utf8proc_category((utf8proc_int32_t)cp) == UTF8PROC_CATEGORY_MN) continue;
+                if (lm_uhf_is_mn(cp)) {
+                    continue;
+                }
                 st = lm_nstr_push(&a, b.s + i, k, b.a0[i], b.a1[i + k - 1]);
             }
             lm_nstr_free(&b);
         }
         if (st == LM_OK && n->lowercase) {
-            FOR_CHARS(&a, i, k, cp) {
-                if (st) break;
-                st = lower_one(o, cp, a.a0[i], a.a1[i + k - 1]);
-            }
+            st = lm_lower_hf(&a, o);
         } else if (st == LM_OK) {
             st = nstr_append(o, &a);
         }

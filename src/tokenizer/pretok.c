@@ -2,6 +2,7 @@
  * one at a time, with HF's split behaviours (removed, isolated, merged
  * with previous / next, contiguous). Regexes run on PCRE2's JIT. */
 #include "tokenizer/tok_internal.h"
+#include "tokenizer/unicode_hf.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -129,6 +130,34 @@ static lm_status find_literal(const char *lit, size_t ll, const char *text, uint
     return segs_push(g, prev, e, 0);
 }
 
+/* Whitespace: maximal runs of word chars or of other non-space chars are
+ * the matches (HF's regex \w+|[^\w\s]+ with Rust's Unicode classes) */
+static lm_status find_word_runs(const char *text, uint32_t s, uint32_t e, segs *g) {
+    uint32_t prev = s, i = s;
+    while (i < e) {
+        uint32_t cp;
+        int k = lm_utf8_decode((const uint8_t *)text + i, e - i, &cp);
+        if (!k) { cp = 0xFFFD; k = 1; }
+        int c = lm_uhf_ws_class(cp);
+        if (!c) {
+            i += (uint32_t)k;
+            continue;
+        }
+        uint32_t j = i + (uint32_t)k;
+        while (j < e) {
+            uint32_t c2;
+            int k2 = lm_utf8_decode((const uint8_t *)text + j, e - j, &c2);
+            if (!k2) { c2 = 0xFFFD; k2 = 1; }
+            if (lm_uhf_ws_class(c2) != c) break;
+            j += (uint32_t)k2;
+        }
+        if (i > prev) LM_TRY(segs_push(g, prev, i, 0));
+        LM_TRY(segs_push(g, i, j, 1));
+        prev = i = j;
+    }
+    return prev < e ? segs_push(g, prev, e, 0) : LM_OK;
+}
+
 typedef int (*char_pred)(uint32_t cp, const lm_pre *p);
 
 static lm_status find_chars(char_pred f, const lm_pre *p, const char *text, uint32_t s, uint32_t e, segs *g) {
@@ -155,15 +184,12 @@ static int is_ws(uint32_t c) {
 int lm_char_is_whitespace(uint32_t c) { return is_ws(c); }
 static int pred_ws(uint32_t c, const lm_pre *p) { (void)p; return is_ws(c); }
 int lm_char_is_punct(uint32_t c) {
-    if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126)) return 1;
-    utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
-    return k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO;
+    return lm_uhf_is_punct(c);
 }
 static int pred_punct(uint32_t c, const lm_pre *p) { (void)p; return lm_char_is_punct(c); }
 static int pred_digit(uint32_t c, const lm_pre *p) {
     (void)p;
-    utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
-    return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
+    return lm_uhf_is_numeric(c);
 }
 static int pred_repl(uint32_t c, const lm_pre *p) { return c == p->replacement; }
 
@@ -232,8 +258,8 @@ static lm_status metaspace(const lm_pre *p, lm_nstr *ns, lm_span sp, int first, 
     int is_start = sp.s < sp.e && ns->a0[sp.s] == 0;
     int starts_space = sp.s < sp.e && ns->s[sp.s] == ' ';
     if (!starts_with_rep && !starts_space && (p->prepend == 2 || (p->prepend == 1 && first && is_start))) {
-        uint32_t o0 = sp.s < sp.e ? ns->a0[sp.s] : 0;
-        LM_TRY(lm_nstr_push(ns, rep, (size_t)rl, o0, o0));
+        /* HF aligns the inserted marker with the first character */
+        LM_TRY(lm_nstr_push(ns, rep, (size_t)rl, ns->a0[sp.s], ns->a1[sp.s]));
     }
     for (uint32_t i = sp.s; i < sp.e; i++) {
         if (ns->s[i] == ' ') LM_TRY(lm_nstr_push(ns, rep, (size_t)rl, ns->a0[i], ns->a1[i]));
@@ -275,7 +301,7 @@ static lm_status apply_one(const lm_pre *p, lm_nstr *ns, const lm_spans *in, lm_
             if (st == LM_OK) st = emit(&g, p->behavior, p->invert, out);
             break;
         case LM_PRE_WHITESPACE:
-            st = find_regex(p->re, ns->s, sp.s, sp.e, &g);
+            st = find_word_runs(ns->s, sp.s, sp.e, &g);
             if (st == LM_OK) st = emit(&g, LM_SPLIT_REMOVED, 1, out);
             break;
         case LM_PRE_WHITESPACE_SPLIT:

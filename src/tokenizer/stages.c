@@ -189,7 +189,7 @@ lm_status lm_pre_parse(json_t *j, const char *path, lm_pre **out) {
         p->invert = jbool(j, "invert", 0);
     } else if (!strcmp(ty, "Whitespace")) {
         p->type = LM_PRE_WHITESPACE;
-        LM_TRY(lm_regex_compile("\\w+|[^\\w\\s]+", 13, path, &p->re));
+        /* split by hand with HF's own character classes (pretok.c) */
     } else if (!strcmp(ty, "WhitespaceSplit")) p->type = LM_PRE_WHITESPACE_SPLIT;
     else if (!strcmp(ty, "BertPreTokenizer")) p->type = LM_PRE_BERT;
     else if (!strcmp(ty, "Punctuation")) {

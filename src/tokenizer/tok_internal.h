@@ -74,6 +74,17 @@ typedef struct {
 lm_status lm_nstr_push(lm_nstr *ns, const char *b, size_t n, uint32_t o0, uint32_t o1);
 void lm_nstr_free(lm_nstr *ns);
 
+/* HF's NormalizedString::transform (ntransform.c): a new string as
+ * (char, change) pairs, aligned to the old one by position. */
+typedef struct { uint32_t cp; int32_t change; } lm_tchar;
+typedef struct { lm_tchar *v; size_t n, cap; } lm_tstream;
+lm_status lm_tstream_push(lm_tstream *t, uint32_t cp, int32_t change);
+lm_status lm_ntransform(const lm_nstr *in, const lm_tstream *t, size_t initial_chars, lm_nstr *o);
+/* NFD / NFC / NFKD / NFKC of in into o with HF's alignments */
+lm_status lm_unorm_hf(const lm_nstr *in, lm_nstr *o, int compose, int compat);
+/* Lowercase (Rust's char::to_lowercase) with HF's alignments */
+lm_status lm_lower_hf(const lm_nstr *in, lm_nstr *o);
+
 /* ---- pipeline stages ---- */
 typedef enum {
     LM_NORM_NFC, LM_NORM_NFD, LM_NORM_NFKC, LM_NORM_NFKD, LM_NORM_LOWER, LM_NORM_STRIP_ACCENTS,

@@ -28,17 +28,30 @@ void lm_adamw_free(lm_adamw *opt) {
     opt->m = opt->v = NULL;
 }
 
-void lm_adamw_step(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr) {
+void lm_adamw_step_scaled(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr,
+                          float grad_scale) {
     opt->t++;
     for (int i = 0; i < table->n; i++) {
         const lm_param *p = &table->params[i];
-        lm_adamw_update(params + p->offset, grads + p->offset, opt->m + p->offset, opt->v + p->offset, p->numel, lr, opt->beta1,
-                        opt->beta2, opt->eps, p->decay ? opt->weight_decay : 0.0f, (int)opt->t);
+        lm_adamw_update_scaled(params + p->offset, grads + p->offset, opt->m + p->offset, opt->v + p->offset, p->numel, lr,
+                               opt->beta1, opt->beta2, opt->eps, p->decay ? opt->weight_decay : 0.0f, (int)opt->t,
+                               grad_scale);
     }
 }
 
-double lm_clip_grad_norm(float *grads, size_t n, float max_norm) {
+void lm_adamw_step(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr) {
+    lm_adamw_step_scaled(opt, table, params, grads, lr, 1.0f);
+}
+
+double lm_grad_norm_clip_scale(const float *grads, size_t n, float max_norm, float *scale) {
     double norm = sqrt(lm_sum_squares(grads, n));
-    if (max_norm > 0 && norm > max_norm) lm_scale(grads, (float)(max_norm / (norm + 1e-6)), n);
+    *scale = max_norm > 0 && norm > max_norm ? (float)(max_norm / (norm + 1e-6)) : 1.0f;
+    return norm;
+}
+
+double lm_clip_grad_norm(float *grads, size_t n, float max_norm) {
+    float scale;
+    double norm = lm_grad_norm_clip_scale(grads, n, max_norm, &scale);
+    if (scale != 1.0f) lm_scale(grads, scale, n);
     return norm;
 }

@@ -152,7 +152,7 @@ lm_status lm_checkpoint_read_state(const char *run_dir, lm_train_options *o, lon
         s = lm_error(LM_ERR_FORMAT, "%s: missing 'step' or 'options'", state_path);
     } else {
         *step = (long)json_integer_value(jstep);
-        o->data_dir = strdup(json_string_value(jdata)); /* owned by the caller */
+        o->data_dir = strdup(json_string_value(jdata)); /* the caller frees it */
         o->batch = (int)lm_jnum(opts, "batch", o->batch);
         o->seq_len = (int)lm_jnum(opts, "seq_len", o->seq_len);
         o->grad_accum = (int)lm_jnum(opts, "grad_accum", o->grad_accum);

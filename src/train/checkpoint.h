@@ -14,7 +14,8 @@
 
 lm_status lm_checkpoint_save(const char *run_dir, const lm_gpt2 *m, const lm_adamw *opt, long step,
                              const lm_train_options *o);
-/* Reads RUN/latest_checkpoint's trainer state: options and step. */
+/* Reads RUN/latest_checkpoint's trainer state: options and step. o->data_dir
+ * and *ckpt_dir are malloc'd; the caller frees them. */
 lm_status lm_checkpoint_read_state(const char *run_dir, lm_train_options *o, long *step, char **ckpt_dir);
 /* Loads weights and optimizer moments from a checkpoint directory. */
 lm_status lm_checkpoint_load(const char *ckpt_dir, lm_gpt2 *m, lm_adamw *opt);

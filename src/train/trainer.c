@@ -5,7 +5,9 @@
  * resumed run draws exactly the batches an uninterrupted run would. */
 #include "lmkit/train.h"
 
+#include "lmkit/tokenizer.h"
 #include "train/checkpoint.h"
+#include "train/tokenizer_files.h"
 #include "train/metrics.h"
 
 #include <math.h>
@@ -20,6 +22,7 @@ void lm_train_options_default(lm_train_options *o) {
     memset(o, 0, sizeof *o);
     o->model.arch = LM_ARCH_GPT2;
     o->model.layer_norm_eps = 1e-5f;
+    o->model.bos_token_id = o->model.eos_token_id = -1;
     o->batch = 8;
     o->seq_len = 64;
     o->grad_accum = 1;
@@ -94,25 +97,17 @@ static lm_status lm_open_shards(const char *data_dir, lm_shard *train, lm_shard 
     return s;
 }
 
-/* Copies DATA/tokenizer.json into the run so the checkpoint is a complete
- * Hugging Face directory. */
-static lm_status lm_copy_tokenizer(const char *data_dir, const char *run_dir) {
-    const char *files[] = {"tokenizer.json", "tokenizer_config.json"};
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        char *src = lm_path_join(data_dir, files[i]), *dst = lm_path_join(run_dir, files[i]);
-        lm_status s = LM_OK;
-        if (lm_file_exists(src)) {
-            char *buf = NULL;
-            size_t n = 0;
-            s = lm_read_file(src, &buf, &n);
-            if (s == LM_OK) s = lm_write_file_atomic(dst, buf, n);
-            free(buf);
-        }
-        free(src);
-        free(dst);
-        LM_TRY(s);
+/* BOS/EOS ids of the data's tokenizer, for config.json (-1 when none). */
+static void lm_tokenizer_special_ids(const char *data_dir, int *bos, int *eos) {
+    char *path = lm_path_join(data_dir, "tokenizer.json");
+    lm_tokenizer *tok = NULL;
+    *bos = *eos = -1;
+    if (path && lm_file_exists(path) && lm_tokenizer_load(path, &tok) == LM_OK) {
+        *bos = lm_tokenizer_bos_id(tok);
+        *eos = lm_tokenizer_eos_id(tok);
     }
-    return LM_OK;
+    lm_tokenizer_free(tok);
+    free(path);
 }
 
 static lm_status lm_validate_options(const lm_train_options *o) {
@@ -136,7 +131,7 @@ typedef struct {
     lm_shard train, val;
     lm_metrics metrics;
     long start_step;
-    char *resumed_data_dir; /* strdup'd by lm_checkpoint_read_state */
+    char *resumed_data_dir; /* owned copy when the options came from a checkpoint */
 } lm_trainer;
 
 static lm_status lm_trainer_setup(lm_trainer *tr, const lm_train_options *opts) {
@@ -146,7 +141,7 @@ static lm_status lm_trainer_setup(lm_trainer *tr, const lm_train_options *opts) 
         /* The run's own options win, except the step budget. */
         lm_train_options stored = *opts;
         LM_TRY(lm_checkpoint_read_state(opts->out_dir, &stored, &tr->start_step, &ckpt_dir));
-        if (stored.data_dir != opts->data_dir) tr->resumed_data_dir = (char *)stored.data_dir;
+        tr->resumed_data_dir = (char *)stored.data_dir;
         stored.out_dir = opts->out_dir;
         stored.resume = 1;
         if (opts->steps > 0 && opts->steps != stored.steps) {
@@ -172,13 +167,14 @@ static lm_status lm_trainer_setup(lm_trainer *tr, const lm_train_options *opts) 
         s = lm_config_load(cfg_path, &cfg);
     } else {
         cfg.vocab_size = tr->train.vocab_size;
+        lm_tokenizer_special_ids(tr->o.data_dir, &cfg.bos_token_id, &cfg.eos_token_id);
         if (cfg.n_ctx == 0) cfg.n_ctx = tr->o.seq_len;
         if (cfg.n_inner == 0) cfg.n_inner = 4 * cfg.n_embd;
         tr->o.model = cfg;
         s = lm_mkdir_p(tr->o.out_dir);
         if (s == LM_OK) s = lm_config_validate(&cfg);
         if (s == LM_OK) s = lm_config_save(&cfg, cfg_path);
-        if (s == LM_OK) s = lm_copy_tokenizer(tr->o.data_dir, tr->o.out_dir);
+        if (s == LM_OK) s = lm_copy_tokenizer_files(tr->o.data_dir, tr->o.out_dir);
     }
     free(cfg_path);
     if (s == LM_OK && tr->o.seq_len > cfg.n_ctx)
@@ -196,12 +192,12 @@ static lm_status lm_trainer_setup(lm_trainer *tr, const lm_train_options *opts) 
 }
 
 static void lm_trainer_teardown(lm_trainer *tr) {
+    free(tr->resumed_data_dir);
     lm_metrics_close(&tr->metrics);
     lm_adamw_free(&tr->opt);
     lm_gpt2_free(tr->model);
     lm_shard_close(&tr->train);
     lm_shard_close(&tr->val);
-    free(tr->resumed_data_dir);
 }
 
 lm_status lm_train_run(const lm_train_options *opts, lm_train_callback cb, void *user) {
@@ -242,9 +238,10 @@ lm_status lm_train_run(const lm_train_options *opts, lm_train_callback cb, void 
             s = lm_error(LM_ERR_RANGE, "loss became %g at step %ld; lower --lr or raise --warmup", loss, step + 1);
             break;
         }
-        double norm = lm_clip_grad_norm(lm_gpt2_grad_data(tr.model), tab->total, o->clip);
+        float clip_scale;
+        double norm = lm_grad_norm_clip_scale(lm_gpt2_grad_data(tr.model), tab->total, o->clip, &clip_scale);
         float lr = lm_lr_at(&o->lr, step);
-        lm_adamw_step(&tr.opt, tab, lm_gpt2_param_data(tr.model), lm_gpt2_grad_data(tr.model), lr);
+        lm_adamw_step_scaled(&tr.opt, tab, lm_gpt2_param_data(tr.model), lm_gpt2_grad_data(tr.model), lr, clip_scale);
         double dt = lm_now_seconds() - t0;
         step_time_sum += dt;
         steps_timed++;

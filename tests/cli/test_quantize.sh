@@ -14,9 +14,11 @@ done
 cmp -s "$T/m.gguf" "$T/m2.gguf" || fail "gguf -> gguf conversion is not byte-identical"
 "$B" init --arch llama --preset stories260K-shape --type q8_0 --out "$T/r.gguf" >/dev/null || fail init
 "$B" bench generate --model "$T/r.gguf" --prompt-tokens 4 --gen-tokens 2 >/dev/null || fail "bench init model"
-# eval --perplexity on a LLaMA model: the F32 figure test_llama_ppl checks (3.70).
+# eval --perplexity on a LLaMA model: the model scores its own stories, so
+# the perplexity is a few (test_llama_ppl checks the figure in the library).
 out=$("$B" eval --model "$M" --tokenizer "$V" --perplexity "$S/tests/golden/llama2c_stories260K/eval_stories.txt" --json) || fail "eval llama"
-echo "$out" | grep -q '"perplexity": 3.70' || fail "eval llama output: $out"
+echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(not (1.5 < d["perplexity"] < 8 and d["tokens"] > 3000))' ||
+    fail "eval llama output: $out"
 # A Hugging Face directory converts to GGUF and quantizes from there.
 H="$S/tests/golden/llama_tiny/model"
 "$B" convert "$H" "$T/hf.gguf" >/dev/null || fail "convert HF dir"

@@ -9,6 +9,13 @@ for f in train.bin val.bin meta.json tokenizer.json; do
     [ -s "$TMP/data/$f" ] && ok || bad "prepare did not write $f"
 done
 
+# Character-level vocabulary: one id per distinct character, in code-point order.
+expect_ok "prepare chars" "$LMKIT" prepare "$TMP/corpus.txt" --tokenizer chars --out "$TMP/chars"
+distinct=$(python3 -c 'import sys; print(len(set(open(sys.argv[1], encoding="utf-8").read())))' "$TMP/corpus.txt")
+grep -q "\"vocab_size\": $distinct," "$TMP/chars/meta.json" && ok || bad "chars vocab should be $distinct: $(grep vocab "$TMP/chars/meta.json")"
+printf 'ROMEO:\n' | "$LMKIT" tokenize --tokenizer "$TMP/chars/tokenizer.json" --ids > "$TMP/ids" && ok || bad "tokenize with chars"
+"$LMKIT" tokenize --tokenizer "$TMP/chars/tokenizer.json" --decode < "$TMP/ids" | grep -qx "ROMEO:" && ok || bad "chars round trip"
+
 TRAIN=(--data "$TMP/data" --n-layer 2 --n-head 2 --n-embd 32 --seq-len 32 --batch 4 --lr 3e-3 --warmup 2 --eval-every 4 --eval-batches 2 --threads 2)
 expect_ok "train 8 steps" "$LMKIT" train "${TRAIN[@]}" --steps 8 --out "$TMP/runA"
 for f in config.json model.safetensors tokenizer.json metrics.jsonl loss.svg latest_checkpoint; do
@@ -38,6 +45,18 @@ expect_ok "resume after torn save" "$LMKIT" train --resume "$TMP/runB" --steps 1
 [ -d "$TMP/runB/checkpoint-10" ] && [ ! -e "$TMP/runB/checkpoint-9.tmp" ] && ok || bad "torn checkpoint not cleaned up"
 
 head -c 3000 "$TMP/corpus.txt" > "$TMP/small.txt"
+# A real kill: SIGKILL a run that checkpoints every step, at some moment
+# mid-save or mid-step; whatever it left must resume and load.
+"$LMKIT" train "${TRAIN[@]}" --steps 100000 --save-every 1 --eval-every 0 --out "$TMP/runK" >/dev/null 2>&1 &
+kpid=$!
+for i in $(seq 1 100); do [ -e "$TMP/runK/latest_checkpoint" ] && break; sleep 0.05; done
+sleep 0.3
+kill -9 $kpid 2>/dev/null; wait $kpid 2>/dev/null
+[ -e "$TMP/runK/latest_checkpoint" ] && ok || bad "killed run left no checkpoint"
+killed_at=$(sed 's/checkpoint-//' "$TMP/runK/latest_checkpoint")
+expect_ok "resume after SIGKILL" "$LMKIT" train --resume "$TMP/runK" --steps $((killed_at + 2)) --threads 2
+expect_ok "killed run loads" "$LMKIT" generate --model "$TMP/runK" --prompt "A" --max-tokens 3
+
 expect_ok "eval json" "$LMKIT" eval --model "$TMP/runA" --perplexity "$TMP/small.txt" --json
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {"loss","perplexity","tokens"} <= d.keys() and d["tokens"] > 0' "$TMP/out" 2>/dev/null && ok || bad "eval --json output: $(cat "$TMP/out")"
 expect_ok "generate" "$LMKIT" generate --model "$TMP/runA" --prompt "ROMEO:" --max-tokens 20 --seed 3
@@ -45,6 +64,12 @@ out1=$(cat "$TMP/out")
 "$LMKIT" generate --model "$TMP/runA" --prompt "ROMEO:" --max-tokens 20 --seed 3 > "$TMP/out2" 2>/dev/null
 [ "$out1" = "$(cat "$TMP/out2")" ] && ok || bad "same seed gave different text"
 case "$out1" in ROMEO:*) ok ;; *) bad "generate output does not start with the prompt" ;; esac
+
+# Past the 32-token context: shifting keeps going, --no-context-shift stops.
+expect_ok "generate past context" "$LMKIT" generate --model "$TMP/runA" --prompt "RO" --max-tokens 80 --temperature 0 --stats
+grep -q "generated 80 tokens" "$TMP/err" && ok || bad "context shift: $(cat "$TMP/err")"
+expect_ok "generate no shift" "$LMKIT" generate --model "$TMP/runA" --prompt "RO" --max-tokens 80 --no-context-shift
+grep -q "stopped at the model's context length" "$TMP/err" && ok || bad "no-context-shift did not stop"
 
 # Bad input
 expect_error "unknown flag" "unknown option '--bogus'" "$LMKIT" train --bogus 1

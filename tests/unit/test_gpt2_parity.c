@@ -8,6 +8,9 @@
 #include "test.h"
 
 #include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 static float *tensor_f32(const lm_safetensors *st, const char *name, int64_t *n) {
     const lm_st_tensor *t = lm_safetensors_find(st, name);
@@ -99,6 +102,32 @@ int main(void) {
     e = compare_params(lm_gpt2_params(m), lm_gpt2_grad_data(m), &gold, "grad.", worst);
     CHECK_MSG(e <= 1e-3, "gradient rel err %g (worst: %s)", e, worst);
 
+    /* A second backward without zero_grad accumulates: exactly twice the
+     * gradient (up to the rounding of wte's two contributions). The first
+     * backward after zero_grad overwrites instead (the steps below rely on it). */
+    {
+        const lm_param_table *t = lm_gpt2_params(m);
+        float *g1 = malloc(t->total * sizeof(float));
+        memcpy(g1, lm_gpt2_grad_data(m), t->total * sizeof(float));
+        CHECK_OK(lm_gpt2_forward(m, ids, targets, B, T, &loss));
+        CHECK_OK(lm_gpt2_backward(m, 1.0f));
+        const float *g2 = lm_gpt2_grad_data(m);
+        /* per tensor, against its largest entry: bias gradients are sums
+         * that cancel, and the second backward adds its rows one by one */
+        double worst2 = 0;
+        for (int q = 0; q < t->n; q++) {
+            const lm_param *p = &t->params[q];
+            double err = 0, top = 0;
+            for (size_t i = p->offset; i < p->offset + p->numel; i++) {
+                err = fmax(err, fabs((double)g2[i] - 2.0 * g1[i]));
+                top = fmax(top, fabs(2.0 * g1[i]));
+            }
+            worst2 = fmax(worst2, err / (top + 1e-30));
+        }
+        CHECK_MSG(worst2 <= 1e-5, "accumulated gradient vs twice one backward: rel err %g", worst2);
+        free(g1);
+    }
+
     /* 3 AdamW steps on the same batch: lr 1e-2 -> 1e-3, warmup 2, total 3,
      * betas (0.9, 0.95), eps 1e-8, wd 0.1 on matrices, clip 1.0 */
     lm_lr_schedule sched = {1e-2f, 1e-3f, 2, 3};
@@ -110,11 +139,12 @@ int main(void) {
         CHECK_OK(lm_gpt2_forward(m, ids, targets, B, T, &loss));
         lm_gpt2_zero_grad(m);
         CHECK_OK(lm_gpt2_backward(m, 1.0f));
-        double norm = lm_clip_grad_norm(lm_gpt2_grad_data(m), tab->total, 1.0f);
+        float clip_scale; /* the trainer's path: the clip factor is applied inside AdamW */
+        double norm = lm_grad_norm_clip_scale(lm_gpt2_grad_data(m), tab->total, 1.0f, &clip_scale);
         CHECK_MSG(norm > 1.0, "step %d grad norm %g should trigger clipping", s, norm);
         float lr = lm_lr_at(&sched, s);
         CHECK_MSG(fabsf(lr - ref_lrs[s]) < 1e-9f, "lr(%d) = %g", s, lr);
-        lm_adamw_step(&opt, tab, lm_gpt2_param_data(m), lm_gpt2_grad_data(m), lr);
+        lm_adamw_step_scaled(&opt, tab, lm_gpt2_param_data(m), lm_gpt2_grad_data(m), lr, clip_scale);
     }
     e = compare_params(tab, lm_gpt2_param_data(m), &gold, "step3.", worst);
     CHECK_MSG(e <= 1e-3, "params after 3 steps rel err %g (worst: %s)", e, worst);

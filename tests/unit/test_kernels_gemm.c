@@ -4,6 +4,8 @@
  * forward/backward against their references and a finite-difference check. */
 #include "kernels_util.h"
 
+#include <pthread.h>
+
 typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int, float,
                         float *, int);
 
@@ -146,6 +148,57 @@ static void linear_tests(void) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lm_free(bufs[i]);
 }
 
+/* Calls from short-lived threads, one after the other (the test counters
+ * are not atomic): each gets its own packing buffers, freed when it exits
+ * (ASan checks both). */
+static void *thread_gemm(void *arg) {
+    (void)arg;
+    check_gemm("lm_sgemm in a pthread", lm_sgemm, 0, 1, 40, 70, 50, 1.0f, 0.0f);
+    return NULL;
+}
+
+/* lm_sgemm_bias: C = op(A) op(B) + bias over C poisoned with NaN (it must
+ * not be read), against the same product from lm_sgemm_ref plus the bias. */
+static void check_gemm_bias(int ta, int tb, int M, int N, int K, int with_bias) {
+    int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 5;
+    float *A = kt_randn((size_t)(ta ? K : M) * lda, 1.0f), *B = kt_randn((size_t)(tb ? N : K) * ldb, 1.0f);
+    float *bias = kt_randn((size_t)N, 1.0f), *C = kt_alloc((size_t)M * ldc), *R = kt_alloc((size_t)M * ldc);
+    for (size_t i = 0; i < (size_t)M * ldc; i++) C[i] = NAN;
+    lm_sgemm_bias(ta, tb, M, N, K, A, lda, B, ldb, with_bias ? bias : NULL, C, ldc);
+    lm_sgemm_ref(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, R, ldc);
+    double worst = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double want = (double)R[(size_t)i * ldc + j] + (with_bias ? bias[j] : 0.0);
+            /* fp32 rounding over K terms of size ~1: a few eps * sqrt(K) */
+            double e = fabs(C[(size_t)i * ldc + j] - want) / (sqrt((double)K + 1) + fabs(want));
+            if (!(e <= worst)) worst = e;
+        }
+    CHECK_MSG(worst <= 1e-5, "sgemm_bias ta=%d tb=%d M=%d N=%d K=%d bias=%d: err %.3g", ta, tb, M, N, K, with_bias,
+              worst);
+    lm_free(A);
+    lm_free(B);
+    lm_free(bias);
+    lm_free(C);
+    lm_free(R);
+}
+
+static void gemm_bias_tests(void) {
+    static const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 50, 129}, {256, 97, 300}, {130, 200, 1100}, {5, 3, 0}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int b = 0; b < 2; b++) check_gemm_bias(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], b);
+}
+
+static void thread_tests(void) {
+    for (int i = 0; i < 3; i++) {
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, thread_gemm, NULL) == 0);
+        pthread_join(th, NULL);
+    }
+}
+
 int main(void) {
     lm_rng_seed(&kt_rng, 1234, 0);
     gemm_suite("sgemm_ref", lm_sgemm_ref);
@@ -154,12 +207,14 @@ int main(void) {
     gemm_large("lm_sgemm", lm_sgemm);
     gemm_large("openblas", lm_sgemm_openblas);
     if (lm_cpu()->avx512f && lm_cpu()->avx512bw && lm_cpu()->avx512vl && lm_cpu()->fma) {
-        gemm_suite("sgemm_avx512", lm_sgemm_avx512);
-        gemm_large("sgemm_avx512", lm_sgemm_avx512);
+        gemm_suite("sgemm_avx512", lm_sgemm_avx512); /* large shapes: via lm_sgemm above */
     }
     linear_tests();
+    gemm_bias_tests();
+    thread_tests();
     lm_kernels_force_scalar(1);
     linear_tests();
+    gemm_bias_tests();
     gemm_suite("lm_sgemm scalar", lm_sgemm);
     lm_kernels_force_scalar(0);
     TEST_MAIN_END();

@@ -265,9 +265,9 @@ static void all_tests(void) {
 
 int main(void) {
     lm_rng_seed(&kt_rng, 77, 0);
-    all_tests();
-    lm_kernels_force_scalar(1); /* the dispatch's scalar path, too */
-    all_tests();
+    kt_for_each_level(all_tests);
+    lm_kernels_force_scalar(1); /* the public switch reaches the references too */
+    CHECK(lm_simd_level() == LM_SIMD_SCALAR);
     lm_kernels_force_scalar(0);
     TEST_MAIN_END();
 }

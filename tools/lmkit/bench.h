@@ -4,5 +4,6 @@
 
 int lm_bench_train(int argc, char **argv);
 int lm_bench_generate(int argc, char **argv);
+int lm_bench_tokenize(int argc, char **argv);
 
 #endif

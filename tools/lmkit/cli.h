@@ -6,9 +6,16 @@ int lm_cmd_prepare(int argc, char **argv);
 int lm_cmd_train(int argc, char **argv);
 int lm_cmd_eval(int argc, char **argv);
 int lm_cmd_generate(int argc, char **argv);
+int lm_cmd_chat(int argc, char **argv);
 int lm_cmd_bench(int argc, char **argv);
 int lm_cmd_quantize(int argc, char **argv);
 int lm_cmd_convert(int argc, char **argv);
 int lm_cmd_init(int argc, char **argv);
+int lm_cmd_tokenize(int argc, char **argv);
+int lm_cmd_train_tokenizer(int argc, char **argv);
+int lm_cmd_finetune(int argc, char **argv);
+int lm_cmd_classify(int argc, char **argv);
+int lm_cmd_embed(int argc, char **argv);
+int lm_cmd_fill_mask(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ int lm_cmd_bench(int argc, char **argv) {
     } benches[] = {
         {"train", lm_bench_train, "time a training step (forward, backward, AdamW)"},
         {"generate", lm_bench_generate, "prefill and decode tokens/s of a LLaMA-family model"},
+        {"tokenize", lm_bench_tokenize, "encode MB/s of a tokenizer over a text file"},
     };
     if (argc < 2 || !strcmp(argv[1], "--help")) {
         printf("usage: lmkit bench <workload> [options]\n\nworkloads:\n");

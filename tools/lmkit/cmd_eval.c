@@ -1,5 +1,6 @@
 /* lmkit eval: perplexity of a model over a text file. */
 #include "args.h"
+#include "bert_cli.h"
 #include "cli.h"
 
 #include "lmkit/causal_lm.h"
@@ -11,22 +12,31 @@
 #include <stdlib.h>
 
 int lm_cmd_eval(int argc, char **argv) {
-    const char *model_dir = NULL, *ppl_file = NULL, *tok_spec = NULL;
-    int stride = 0, threads = 0, json = 0;
+    const char *model_dir = NULL, *ppl_file = NULL, *tok_spec = NULL, *data = NULL, *text_column = NULL, *label_column = NULL;
+    int stride = 0, threads = 0, json = 0, no_header = 0, max_len = 512, batch = 32;
     const lm_arg specs[] = {
         {"--model", LM_ARG_STR, &model_dir, "model: GPT-2 or LLaMA-family directory, .gguf or llama2.c .bin"},
         {"--tokenizer", LM_ARG_STR, &tok_spec, "tokenizer (default: the model's own)"},
         {"--perplexity", LM_ARG_STR, &ppl_file, "text file to score"},
         {"--stride", LM_ARG_INT, &stride, "window stride in tokens (default: half the context)"},
+        {"--data", LM_ARG_STR, &data, "labelled .tsv/.csv/.jsonl: accuracy/macro-F1 or RMSE/Pearson of a fine-tuned encoder"},
+        {"--text-column", LM_ARG_STR, &text_column, "with --data: text column [text|sentence]"},
+        {"--label-column", LM_ARG_STR, &label_column, "with --data: label column [label]"},
+        {"--no-header", LM_ARG_FLAG, &no_header, "with --data: no header row (columns are 0-based indices)"},
+        {"--max-len", LM_ARG_INT, &max_len, "with --data: tokens per row [512]"},
+        {"--batch", LM_ARG_INT, &batch, "with --data: rows per forward pass [32]"},
         {"--json", LM_ARG_FLAG, &json, "print one JSON object on stdout"},
         {"--threads", LM_ARG_INT, &threads, "CPU threads (default: all cores)"},
         {NULL, 0, NULL, NULL},
     };
-    int r = lm_args_parse("lmkit eval --model M --perplexity FILE [--tokenizer T] [--stride N] [--json]", specs, argc, argv, NULL, NULL);
+    int r = lm_args_parse("lmkit eval --model M (--perplexity FILE [--tokenizer T] [--stride N] | --data FILE) [--json]", specs, argc,
+                          argv, NULL, NULL);
     if (r) return r == 1 ? 0 : 2;
     if (!model_dir) return lm_fail("eval: --model DIR is required");
-    if (!ppl_file) return lm_fail("eval: --perplexity FILE is required");
     lm_set_threads(threads);
+    if (data && ppl_file) return lm_fail("eval: give --perplexity or --data, not both");
+    if (data) return lm_cli_eval_data(model_dir, data, text_column, label_column, no_header, max_len, batch, json);
+    if (!ppl_file) return lm_fail("eval: --perplexity FILE (language models) or --data FILE (classifiers) is required");
     lm_causal_lm lm = {0};
     char *text = NULL;
     size_t len = 0;

@@ -17,7 +17,7 @@ static int lm_print_chunk(const char *text, size_t n, void *user) {
 
 int lm_cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *prompt = NULL, *tok_spec = NULL;
-    int max_tokens = 256, threads = 0, show_stats = 0;
+    int max_tokens = 256, threads = 0, show_stats = 0, no_shift = 0;
     long seed = 0;
     lm_strs stops = {0};
     lm_sample_params sp = lm_sample_defaults();
@@ -36,6 +36,7 @@ int lm_cmd_generate(int argc, char **argv) {
         {"--seed", LM_ARG_LONG, &seed, "random seed; the same seed gives the same text (0)"},
         {"--stop", LM_ARG_STRS, &stops, "stop when this text appears (repeatable)"},
         {"--stats", LM_ARG_FLAG, &show_stats, "print token counts and speed to stderr"},
+        {"--no-context-shift", LM_ARG_FLAG, &no_shift, "stop at the context length instead of shifting the context"},
         {"--threads", LM_ARG_INT, &threads, "CPU threads (default: all cores)"},
         {NULL, 0, NULL, NULL},
     };
@@ -58,7 +59,7 @@ int lm_cmd_generate(int argc, char **argv) {
     } else if ((int)n > lm.decoder.n_ctx) {
         rc = lm_fail("generate: --prompt is %zu tokens, longer than the model's context of %d", n, lm.decoder.n_ctx);
     } else {
-        lm_generate_params gp = {max_tokens, sp, stops.items, stops.n};
+        lm_generate_params gp = {max_tokens, sp, stops.items, stops.n, !no_shift};
         lm_generate_stats st;
         fputs(prompt, stdout);
         if (lm_generate(&lm.decoder, lm.tok, ids, (int)n, &gp, lm_print_chunk, NULL, &st) != LM_OK) {

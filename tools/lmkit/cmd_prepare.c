@@ -16,7 +16,7 @@ int lm_cmd_prepare(int argc, char **argv) {
     float val_fraction = 0.1f;
     int threads = 0;
     const lm_arg specs[] = {
-        {"--tokenizer", LM_ARG_STR, &tok_spec, "bytes | gpt2 | PATH to tokenizer.json / dir (gpt2)"},
+        {"--tokenizer", LM_ARG_STR, &tok_spec, "bytes | chars (one id per character of the corpus) | gpt2 | PATH (gpt2)"},
         {"--val-fraction", LM_ARG_FLOAT, &val_fraction, "share of tokens held out for validation, from the end (0.1)"},
         {"--out", LM_ARG_STR, &out, "output directory for train.bin, val.bin, meta.json, tokenizer.json"},
         {"--threads", LM_ARG_INT, &threads, "CPU threads (default: all cores)"},
@@ -24,7 +24,7 @@ int lm_cmd_prepare(int argc, char **argv) {
     };
     char **files = NULL;
     int nfiles = 0;
-    int r = lm_args_parse("lmkit prepare TEXT_FILES... --tokenizer {bytes|gpt2|PATH} [--val-fraction F] --out DIR", specs, argc,
+    int r = lm_args_parse("lmkit prepare TEXT_FILES... --tokenizer {bytes|chars|gpt2|PATH} [--val-fraction F] --out DIR", specs, argc,
                           argv, &files, &nfiles);
     if (r) {
         free(files);
@@ -34,6 +34,8 @@ int lm_cmd_prepare(int argc, char **argv) {
     lm_tokenizer *tok = NULL;
     int32_t *all = NULL;
     size_t n_all = 0, cap = 0, total_bytes = 0;
+    char **texts = NULL;
+    size_t *lens = NULL;
     lm_set_threads(threads);
     if (nfiles == 0) {
         rc = lm_fail("prepare: no input text files given");
@@ -47,23 +49,35 @@ int lm_cmd_prepare(int argc, char **argv) {
         rc = lm_fail("prepare: --val-fraction %g must be in (0, 1)", val_fraction);
         goto done;
     }
-    if (lm_tokenizer_load(tok_spec, &tok) != LM_OK) {
-        rc = lm_fail_status();
+    /* All texts are read first: the character tokenizer is built from them. */
+    texts = calloc((size_t)nfiles, sizeof *texts);
+    lens = calloc((size_t)nfiles, sizeof *lens);
+    if (!texts || !lens) {
+        rc = lm_fail("prepare: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < nfiles; i++) {
+        if (lm_read_file(files[i], &texts[i], &lens[i]) != LM_OK) {
+            rc = lm_fail_status();
+            goto done;
+        }
+        total_bytes += lens[i];
+    }
+    lm_status ts = !strcmp(tok_spec, "chars") ? lm_tokenizer_chars((const char *const *)texts, lens, (size_t)nfiles, &tok)
+                                              : lm_tokenizer_load(tok_spec, &tok);
+    if (ts != LM_OK) {
+        rc = total_bytes == 0 && !strcmp(tok_spec, "chars")
+                 ? lm_fail("prepare: the corpus is empty (%d file%s, 0 bytes)", nfiles, nfiles == 1 ? "" : "s")
+                 : lm_fail_status();
         goto done;
     }
     int32_t eos = lm_tokenizer_eos_id(tok);
     for (int i = 0; i < nfiles; i++) {
-        char *text = NULL;
-        size_t len = 0;
-        if (lm_read_file(files[i], &text, &len) != LM_OK) {
-            rc = lm_fail_status();
-            goto done;
-        }
-        total_bytes += len;
         int32_t *ids = NULL;
         size_t n = 0;
-        lm_status s = len ? lm_tokenizer_encode(tok, text, len, 0, &ids, &n) : LM_OK;
-        free(text);
+        lm_status s = lens[i] ? lm_tokenizer_encode(tok, texts[i], lens[i], 0, &ids, &n) : LM_OK;
+        free(texts[i]);
+        texts[i] = NULL;
         if (s != LM_OK) {
             rc = lm_fail("%s: %s", files[i], lm_last_error());
             goto done;
@@ -102,6 +116,9 @@ int lm_cmd_prepare(int argc, char **argv) {
     if (s == LM_OK) s = lm_shard_write(train_path, all, n_train, vocab);
     if (s == LM_OK) s = lm_shard_write(val_path, all + n_train, n_val, vocab);
     if (s == LM_OK) s = lm_tokenizer_save(tok, tok_path);
+    char *tok_cfg_path = lm_path_join(out, "tokenizer_config.json");
+    if (s == LM_OK) s = lm_tokenizer_save_config(tok, tok_cfg_path, 0);
+    free(tok_cfg_path);
     if (s == LM_OK) {
         json_t *jf = json_array();
         for (int i = 0; i < nfiles; i++) json_array_append_new(jf, json_string(files[i]));
@@ -125,6 +142,9 @@ int lm_cmd_prepare(int argc, char **argv) {
             vocab, (double)total_bytes / (double)n_all, total_bytes);
     rc = 0;
 done:
+    for (int i = 0; texts && i < nfiles; i++) free(texts[i]);
+    free(texts);
+    free(lens);
     lm_tokenizer_free(tok);
     free(all);
     free(files);

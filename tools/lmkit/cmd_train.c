@@ -1,5 +1,6 @@
 /* lmkit train: pretrain a GPT-2 from token shards, or --resume a run. */
 #include "args.h"
+#include "bert_cli.h"
 #include "cli.h"
 #include "progress.h"
 
@@ -28,12 +29,17 @@ int lm_cmd_train(int argc, char **argv) {
     float min_lr = -1;
     long warmup = -1, steps = -1;
     long seed = 1337;
-    int threads = 0, n_layer = 4, n_head = 4, n_embd = 128, n_ctx = 0;
+    int threads = 0, n_layer = 4, n_head = 4, n_embd = 128, n_ctx = 0, whole_word = 0;
+    const char *objective = NULL;
+    float mask_prob = 0.15f;
     const lm_arg specs[] = {
         {"--data", LM_ARG_STR, &o.data_dir, "directory written by 'lmkit prepare'"},
         {"--out", LM_ARG_STR, &o.out_dir, "run directory (a Hugging Face checkpoint dir)"},
         {"--resume", LM_ARG_STR, &resume, "continue the run in this directory from its last checkpoint"},
-        {"--arch", LM_ARG_STR, &arch, "model architecture: gpt2"},
+        {"--arch", LM_ARG_STR, &arch, "model architecture: gpt2 | bert"},
+        {"--objective", LM_ARG_STR, &objective, "training objective: clm (gpt2) | mlm (bert)"},
+        {"--mask-prob", LM_ARG_FLOAT, &mask_prob, "mlm: fraction of tokens selected (0.15; 80% [MASK], 10% random, 10% kept)"},
+        {"--whole-word", LM_ARG_FLAG, &whole_word, "mlm: mask whole words (a token and its ## pieces) together"},
         {"--n-layer", LM_ARG_INT, &n_layer, "transformer blocks (4)"},
         {"--n-head", LM_ARG_INT, &n_head, "attention heads (4)"},
         {"--n-embd", LM_ARG_INT, &n_embd, "model width (128)"},
@@ -71,7 +77,32 @@ int lm_cmd_train(int argc, char **argv) {
     } else {
         if (!o.data_dir) return lm_fail("train: --data DIR is required");
         if (!o.out_dir) return lm_fail("train: --out RUN is required");
-        if (strcmp(arch, "gpt2") != 0) return lm_fail("train: --arch '%s' is not supported (available: gpt2)", arch);
+        if (!strcmp(arch, "bert")) {
+            if (objective && strcmp(objective, "mlm") != 0) return lm_fail("train: --arch bert supports --objective mlm only (got '%s')", objective);
+            lm_mlm_options mo;
+            lm_mlm_options_default(&mo);
+            mo.data_dir = o.data_dir;
+            mo.out_dir = o.out_dir;
+            mo.hidden = n_embd;
+            mo.n_layer = n_layer;
+            mo.n_head = n_head;
+            mo.batch = o.batch;
+            mo.seq_len = o.seq_len;
+            mo.steps = steps > 0 ? steps : o.steps;
+            mo.lr = o.lr.max_lr;
+            mo.min_lr = min_lr >= 0 ? min_lr : mo.lr / 10;
+            mo.warmup = warmup >= 0 ? warmup : (mo.steps / 10 < 100 ? mo.steps / 10 : 100);
+            mo.eval_every = o.eval_every;
+            mo.eval_batches = o.eval_batches;
+            mo.weight_decay = o.weight_decay;
+            mo.clip = o.clip;
+            mo.mask_prob = mask_prob;
+            mo.whole_word = whole_word;
+            mo.seed = o.seed;
+            return lm_cli_train_mlm(&mo);
+        }
+        if (strcmp(arch, "gpt2") != 0) return lm_fail("train: --arch '%s' is not supported (available: gpt2, bert)", arch);
+        if (objective && strcmp(objective, "clm") != 0) return lm_fail("train: --arch gpt2 supports --objective clm only (got '%s')", objective);
         if (steps > 0) o.steps = steps;
         else if (steps == 0 || steps < -1) return lm_fail("train: --steps %ld must be >= 1", steps);
         o.model.n_layer = n_layer;

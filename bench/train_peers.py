@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Training speed, lmkit against PyTorch, side by side in one run (issue 2).
+
+    python3 bench/train_peers.py step [--threads 2] [--steps 5] [--rounds 3]
+    python3 bench/train_peers.py shakespeare [--threads 2] [--iters 2000]
+
+`step`: one GPT-2 124M training step (batch 4 x 64, fp32, forward + backward +
+AdamW) with `lmkit bench train` and with bench/torch_train_step.py
+(transformers GPT2LMHeadModel), alternating the two `--rounds` times so load
+changes on a shared machine hit both; reports the median ms/step of each
+and their ratio, plus lmkit's achieved GFLOP/s against the machine's fp32
+GEMM peak measured in the same run by bench_gemm (2048^3).
+
+`shakespeare`: the nanoGPT CPU Shakespeare recipe (bytes, 4 layers, 4 heads,
+width 128, context 64, batch 12, --iters steps, lr 1e-3 -> 1e-4, warmup 100,
+beta2 0.99, wd 0.1, clip 1) with lmkit (prepare + train) and with
+bench/torch_shakespeare.py, reporting the final validation loss and wall
+time of each.
+
+Needs: build/lmkit and build/bench_gemm (cmake --build build --target bench_gemm),
+pip install torch transformers. Writes its section of bench/RESULTS.md.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LMKIT = os.path.join(ROOT, "build", "lmkit")
+RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
+
+
+def run(cmd, env=None):
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{out.stderr}")
+    return out.stdout
+
+
+def machine():
+    model = "?"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    flags = open("/proc/cpuinfo").read()
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16") if f" {f}" in flags]
+    return {"cpu": model, "cores": os.cpu_count(), "isa": isa, "load_avg": os.getloadavg()[0],
+            "kernel": platform.release(), "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def gemm_peak(threads):
+    exe = os.path.join(ROOT, "build", "bench_gemm")
+    if not os.path.exists(exe):
+        return None
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = run([exe, "256", "0.3"], env)
+    # the 2048^3 line of the own kernel: "... 2048x2048x2048 ... lmkit ... NNN GFLOP/s"
+    peak = None
+    for line in out.splitlines():
+        if "2048" in line:
+            nums = [float(x) for x in re.findall(r"(\d+\.\d+)", line)]
+            if nums:
+                peak = max(nums) if peak is None else max(peak, max(nums))
+    return {"peak_gflops": peak, "raw": out}
+
+
+def write_section(name, text):
+    body = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    block = f"{start}\n{text.rstrip()}\n{end}\n"
+    if start in body:
+        body = re.sub(re.escape(start) + ".*?" + re.escape(end) + "\n?", block.replace("\\", "\\\\"), body, flags=re.S)
+    else:
+        body = body.rstrip() + "\n\n" + block
+    with open(RESULTS + ".tmp", "w") as f:
+        f.write(body)
+    os.replace(RESULTS + ".tmp", RESULTS)
+
+
+def step(a):
+    m = machine()
+    lm_times, pt_times, lm_gflops = [], [], []
+    for r in range(a.rounds):
+        lm = json.loads(run([LMKIT, "bench", "train", "--arch", "gpt2", "--preset", "124M", "--batch", "4",
+                             "--seq-len", "64", "--steps", str(a.steps), "--threads", str(a.threads), "--json"]))
+        lm_times.append(lm["ms_per_step"])
+        lm_gflops.append(lm["gflops"])
+        pt = json.loads(run([sys.executable, os.path.join(ROOT, "bench", "torch_train_step.py"), "--threads",
+                             str(a.threads), "--batch", "4", "--seq-len", "64", "--steps", str(a.steps)]).strip().splitlines()[-1])
+        pt_times.append(pt["ms_per_step"])
+        print(f"round {r + 1}: lmkit {lm['ms_per_step']:.0f} ms, pytorch {pt['ms_per_step']:.0f} ms", file=sys.stderr)
+    peak = gemm_peak(a.threads)
+    lm_ms, pt_ms = statistics.median(lm_times), statistics.median(pt_times)
+    gf = statistics.median(lm_gflops)
+    res = {"lmkit_ms": lm_ms, "pytorch_ms": pt_ms, "ratio": lm_ms / pt_ms, "lmkit_gflops": gf,
+           "gemm_peak_gflops": peak and peak["peak_gflops"], "machine": m}
+    print(json.dumps(res))
+    peak_txt = f"{peak['peak_gflops']:.0f}" if peak and peak["peak_gflops"] else "n/a"
+    write_section("train-step", f"""## GPT-2 124M training step (issue 2)
+
+`python3 bench/train_peers.py step --threads {a.threads} --steps {a.steps} --rounds {a.rounds}` —
+batch 4 × 64, fp32, forward + backward + AdamW, {a.threads} threads, median over {a.rounds} alternating rounds
+of {a.steps} timed steps each (after a warm-up step).
+
+| | ms/step | ratio to PyTorch |
+|---|---:|---:|
+| lmkit (`lmkit bench train --preset 124M`) | {lm_ms:.0f} | {lm_ms / pt_ms:.2f} |
+| PyTorch {torch_version()} (`bench/torch_train_step.py`) | {pt_ms:.0f} | 1.00 |
+
+lmkit's whole step runs at {gf:.0f} GFLOP/s (matmul FLOPs / step time); the machine's fp32 GEMM
+peak measured in the same run (bench_gemm, 2048³, best back end) is {peak_txt} GFLOP/s.
+Rounds: lmkit {', '.join(f'{t:.0f}' for t in lm_times)} ms; PyTorch {', '.join(f'{t:.0f}' for t in pt_times)} ms.
+
+Machine: {m['cpu']}, {m['cores']} cores, {', '.join(m['isa'])}; load average {m['load_avg']:.2f} at start; {m['date']}.
+""")
+
+
+def torch_version():
+    try:
+        import torch
+        return torch.__version__
+    except ImportError:
+        return "?"
+
+
+def shakespeare(a):
+    m = machine()
+    tmp = tempfile.mkdtemp(prefix="lmkit_shakespeare_")
+    try:
+        data = os.path.join(tmp, "data")
+        run([LMKIT, "prepare", os.path.join(ROOT, "data", "tinyshakespeare", "input.txt"), "--tokenizer", "bytes",
+             "--val-fraction", "0.1", "--out", data])
+        t0 = time.time()
+        run([LMKIT, "train", "--data", data, "--arch", "gpt2", "--n-layer", "4", "--n-head", "4", "--n-embd", "128",
+             "--seq-len", "64", "--batch", "12", "--steps", str(a.iters), "--lr", "1e-3", "--min-lr", "1e-4",
+             "--warmup", str(min(100, a.iters // 2)), "--beta2", "0.99", "--weight-decay", "0.1", "--clip", "1", "--eval-every",
+             str(a.iters), "--eval-batches", "200", "--threads", str(a.threads), "--out", os.path.join(tmp, "run")])
+        lm_wall = time.time() - t0
+        lines = [json.loads(l) for l in open(os.path.join(tmp, "run", "metrics.jsonl"))]
+        lm_val = [l["val_loss"] for l in lines if "val_loss" in l][-1]
+        curve = [(l["step"], l["loss"]) for l in lines if l["step"] % max(1, a.iters // 10) == 0]
+        shutil.copy(os.path.join(tmp, "run", "loss.svg"), os.path.join(ROOT, "docs", "shakespeare_loss.svg"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    t0 = time.time()
+    pt = json.loads(run([sys.executable, os.path.join(ROOT, "bench", "torch_shakespeare.py"), "--iters", str(a.iters),
+                         "--threads", str(a.threads), "--eval-batches", "200"]).strip().splitlines()[-1])
+    pt_wall = time.time() - t0
+    res = {"lmkit_val_loss": lm_val, "lmkit_wall_s": lm_wall, "pytorch_val_loss": pt["val_loss"],
+           "pytorch_wall_s": pt_wall, "pytorch_train_s": pt.get("wall_s"), "ratio": lm_wall / pt_wall, "machine": m}
+    print(json.dumps(res))
+    write_section("shakespeare", f"""## nanoGPT Shakespeare recipe (issue 2)
+
+`python3 bench/train_peers.py shakespeare --threads {a.threads} --iters {a.iters}` — bytes, 4 layers, 4 heads,
+width 128, context 64, batch 12, {a.iters} steps, lr 1e-3 → 1e-4 (warmup 100, cosine), beta2 0.99,
+weight decay 0.1, clip 1.0, no dropout; validation loss over 200 batches of the last 10% of the text.
+
+| | val loss (nats/char) | wall time (s) | ratio |
+|---|---:|---:|---:|
+| lmkit (prepare + train, end to end) | {lm_val:.4f} | {lm_wall:.1f} | {lm_wall / pt_wall:.2f} |
+| PyTorch {torch_version()} (`bench/torch_shakespeare.py`, whole script) | {pt['val_loss']:.4f} | {pt_wall:.1f} | 1.00 |
+
+lmkit's training curve (step, loss): {', '.join(f'{s}: {l:.3f}' for s, l in curve)}; plot in docs/shakespeare_loss.svg.
+
+Machine: {m['cpu']}, {m['cores']} cores, {', '.join(m['isa'])}; load average {m['load_avg']:.2f} at start; {m['date']}.
+""")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="what", required=True)
+    s = sub.add_parser("step")
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--steps", type=int, default=5)
+    s.add_argument("--rounds", type=int, default=3)
+    s = sub.add_parser("shakespeare")
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--iters", type=int, default=2000)
+    a = ap.parse_args()
+    step(a) if a.what == "step" else shakespeare(a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+/* Internal: reading typed fields of JSON configuration files (jansson),
+ * with errors that name the file and the field. */
+#ifndef LMKIT_JSON_FIELD_H
+#define LMKIT_JSON_FIELD_H
+
+#include <jansson.h>
+
+#include "lmkit/base.h"
+
+/* Reads root[key] as an integer in [0, 2^30] into *out. A missing or null
+ * field is an error when `required`, else leaves *out unchanged. */
+lm_status lm_json_field_int(json_t *root, const char *path, const char *key, int *out, int required);
+
+#endif

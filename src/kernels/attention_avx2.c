@@ -1,0 +1,5 @@
+/* AVX2 + FMA build of attention_body.h. */
+#pragma GCC target("avx2,fma")
+#define LM_VW 8
+#define LM_SFX(name) name##_avx2
+#include "kernels/attention_body.h"

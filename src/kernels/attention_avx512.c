@@ -1,0 +1,5 @@
+/* AVX-512 build of attention_body.h. */
+#pragma GCC target("avx512f,avx512bw,avx512vl,fma")
+#define LM_VW 16
+#define LM_SFX(name) name##_avx512
+#include "kernels/attention_body.h"

@@ -1,0 +1,404 @@
+/* Vectorized fused attention, written once over vec.h and compiled per ISA
+ * by attention_avx512.c and attention_avx2.c (names get LM_SFX).
+ *
+ * Everything is built from two register-blocked tile products (mm_rows,
+ * mm_acc) on small packed tiles, so no [T, T] buffer ever exists.
+ *
+ * Forward: one work item per (batch, head, block of QB queries), OpenMP
+ * dynamic schedule. Keys go by chunks of FKB: the chunk of K is packed
+ * transposed ([HS][FKB]) and V row-padded; S = Q K^T for the block's rows,
+ * then an online softmax (running max m, sum l) rescales each query's
+ * accumulator before acc += P V. lse = m + log(l) is saved.
+ *
+ * Backward (FlashAttention-2 style): D_i = dout_i . out_i first (scratch,
+ * B*NH*T floats); then one work item per (batch, kv head), which owns the
+ * dk/dv rows of its kv head and the dq rows of the query heads reading it,
+ * so there are no races. For each chunk of BKB keys and each block of QBB
+ * queries that can see it: S = Q K^T and dP = dO V^T, P = exp(S*scale - lse)
+ * (recomputed, masked), dS = P (dP - D) scale; then dV += P^T dO and
+ * dK += dS^T Q (chunk-local tiles) and dQ += dS K.
+ * Per-thread memory: tiles of [chunk x HS] on the stack; head sizes above
+ * LM_ATTN_MAX_HS use the reference. */
+#include "kernels/kernels_ref.h"
+#include "kernels/simd.h"
+#include "kernels/vec.h"
+
+#include <math.h>
+#include <omp.h>
+
+#define LM_ATTN_MAX_HS 256
+#define FKB (4 * LM_VW) /* keys per forward chunk */
+#define NFV 4
+#define QB 64           /* queries per forward work item */
+#define BKB (2 * LM_VW) /* keys per backward chunk */
+#define NBV 2
+#define QBB 32          /* queries per backward block */
+#define VB 4            /* accumulator vectors per row in mm_acc */
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+
+/* Keys query i may see lie in [key_lo, key_hi) (before key_valid). */
+static inline int key_lo(const lm_attention_shape *s, int i) {
+    return s->window > 0 ? imax(0, i - s->window + 1) : 0;
+}
+static inline int key_hi(const lm_attention_shape *s, int i) {
+    if (s->causal) return i + 1;
+    return s->window > 0 ? imin(s->T, i + s->window) : s->T;
+}
+/* Queries that may see key j lie in [query_lo, query_hi). */
+static inline int query_lo(const lm_attention_shape *s, int j) {
+    if (s->causal) return j;
+    return s->window > 0 ? imax(0, j - s->window + 1) : 0;
+}
+static inline int query_hi(const lm_attention_shape *s, int j) {
+    return s->window > 0 ? imin(s->T, j + s->window) : s->T;
+}
+
+/* Per-chunk key validity lanes (-1 valid, 0 not): key_valid and j < T. */
+static inline void chunk_valid(const lm_attention_shape *s, int b, int j0, int nv, vi *valid) {
+    for (int c = 0; c < nv; c++) {
+        vi ok = {0};
+        for (int l = 0; l < LM_VW; l++) {
+            int j = j0 + c * LM_VW + l;
+            ok[l] = j < s->T && (!s->key_valid || s->key_valid[(size_t)b * s->T + j]) ? -1 : 0;
+        }
+        valid[c] = ok;
+    }
+}
+
+/* Lanes of chunk vector c (first key j0c) that a query with key range
+ * [lo, hi) may attend to. */
+static inline vi lane_mask(vi valid, int j0c, int lo, int hi) {
+    vi j = viota() + j0c;
+    return valid & (j >= lo) & (j < hi);
+}
+
+/* Transposed pack: dst[d * ldd + jj] = row (j0 + jj) of src, element d,
+ * for jj < jn; zero for jn <= jj < width. */
+static inline void pack_t(float *dst, int ldd, const float *src, size_t stride, int j0, int jn, int width,
+                          int HS) {
+    for (int jj = 0; jj < width; jj++) {
+        if (jj < jn) {
+            const float *r = src + (size_t)(j0 + jj) * stride;
+            for (int d = 0; d < HS; d++) dst[(size_t)d * ldd + jj] = r[d];
+        } else {
+            for (int d = 0; d < HS; d++) dst[(size_t)d * ldd + jj] = 0.0f;
+        }
+    }
+}
+
+/* Row pack: rows [j0, j0+n) of src (HS floats each) into dst with HSP
+ * columns, zero-padded, each multiplied by `mul`. */
+static inline void pack_rows(float *dst, int HSP, const float *src, size_t stride, int j0, int n, int HS,
+                             float mul) {
+    for (int jj = 0; jj < n; jj++) {
+        float *d = dst + (size_t)jj * HSP;
+        const float *r = src + (size_t)(j0 + jj) * stride;
+        for (int c = 0; c < HS; c++) d[c] = r[c] * mul;
+        for (int c = HS; c < HSP; c++) d[c] = 0.0f;
+    }
+}
+
+/* S[r][0 : nv*VW] = sum_d X[r][d] * Yt[d][0 : nv*VW] for r < R (nv <= 4):
+ * two rows at a time, 2 x nv vector accumulators. */
+static inline void mm_rows(float *S, int lds, int R, const float *X, int ldx, const float *Yt, int ldy, int HS,
+                           int nv) {
+    int r = 0;
+    if (nv <= 2) /* narrow tiles: four rows at a time keep 8 FMA chains going */
+        for (; r + 4 <= R; r += 4) {
+            vf a[4][2];
+            for (int q = 0; q < 4; q++) a[q][0] = a[q][1] = vset1(0.0f);
+            const float *x0 = X + (size_t)r * ldx;
+            for (int d = 0; d < HS; d++) {
+                const float *y = Yt + (size_t)d * ldy;
+                vf y0 = vload(y), y1 = nv > 1 ? vload(y + LM_VW) : vset1(0.0f);
+                for (int q = 0; q < 4; q++) {
+                    float sq = x0[(size_t)q * ldx + d];
+                    a[q][0] += sq * y0;
+                    a[q][1] += sq * y1;
+                }
+            }
+            for (int q = 0; q < 4; q++) {
+                vstore(S + (size_t)(r + q) * lds, a[q][0]);
+                if (nv > 1) vstore(S + (size_t)(r + q) * lds + LM_VW, a[q][1]);
+            }
+        }
+    for (; r + 2 <= R; r += 2) {
+        vf a0[4], a1[4];
+        for (int c = 0; c < 4; c++) a0[c] = a1[c] = vset1(0.0f);
+        const float *x0 = X + (size_t)r * ldx, *x1 = x0 + ldx;
+        for (int d = 0; d < HS; d++) {
+            const float *y = Yt + (size_t)d * ldy;
+            float s0 = x0[d], s1 = x1[d];
+            for (int c = 0; c < 4; c++)
+                if (c < nv) {
+                    vf yv = vload(y + c * LM_VW);
+                    a0[c] += s0 * yv;
+                    a1[c] += s1 * yv;
+                }
+        }
+        for (int c = 0; c < 4; c++)
+            if (c < nv) {
+                vstore(S + (size_t)r * lds + c * LM_VW, a0[c]);
+                vstore(S + (size_t)(r + 1) * lds + c * LM_VW, a1[c]);
+            }
+    }
+    for (; r < R; r++) {
+        vf a0[4];
+        for (int c = 0; c < 4; c++) a0[c] = vset1(0.0f);
+        const float *x0 = X + (size_t)r * ldx;
+        for (int d = 0; d < HS; d++) {
+            const float *y = Yt + (size_t)d * ldy;
+            for (int c = 0; c < 4; c++)
+                if (c < nv) a0[c] += x0[d] * vload(y + c * LM_VW);
+        }
+        for (int c = 0; c < 4; c++)
+            if (c < nv) vstore(S + (size_t)r * lds + c * LM_VW, a0[c]);
+    }
+}
+
+/* Cacc[r][0 : NHV*VW] += sum_{t<n} A(r, t) * X[t][0 : NHV*VW] for r < R,
+ * with A(r, t) = A[r*a_rs + t*a_ts]: two rows x VB vectors in registers. */
+static inline void mm_acc(float *Cacc, int ldc, int R, const float *A, int a_rs, int a_ts, int n, const float *X,
+                          int ldx, int NHV) {
+    for (int cb = 0; cb < NHV; cb += VB) {
+        int nv = imin(VB, NHV - cb);
+        int r = 0;
+        for (; r + 2 <= R; r += 2) {
+            float *c0 = Cacc + (size_t)r * ldc + cb * LM_VW, *c1 = c0 + ldc;
+            vf a0[VB], a1[VB];
+            for (int c = 0; c < VB; c++) {
+                a0[c] = c < nv ? vload(c0 + c * LM_VW) : vset1(0.0f);
+                a1[c] = c < nv ? vload(c1 + c * LM_VW) : vset1(0.0f);
+            }
+            const float *ar0 = A + (size_t)r * a_rs, *ar1 = ar0 + a_rs;
+            for (int t = 0; t < n; t++) {
+                const float *x = X + (size_t)t * ldx + cb * LM_VW;
+                float s0 = ar0[(size_t)t * a_ts], s1 = ar1[(size_t)t * a_ts];
+                for (int c = 0; c < VB; c++)
+                    if (c < nv) {
+                        vf xv = vload(x + c * LM_VW);
+                        a0[c] += s0 * xv;
+                        a1[c] += s1 * xv;
+                    }
+            }
+            for (int c = 0; c < VB; c++)
+                if (c < nv) {
+                    vstore(c0 + c * LM_VW, a0[c]);
+                    vstore(c1 + c * LM_VW, a1[c]);
+                }
+        }
+        for (; r < R; r++) {
+            float *c0 = Cacc + (size_t)r * ldc + cb * LM_VW;
+            vf a0[VB];
+            for (int c = 0; c < VB; c++) a0[c] = c < nv ? vload(c0 + c * LM_VW) : vset1(0.0f);
+            const float *ar0 = A + (size_t)r * a_rs;
+            for (int t = 0; t < n; t++) {
+                const float *x = X + (size_t)t * ldx + cb * LM_VW;
+                float s0 = ar0[(size_t)t * a_ts];
+                for (int c = 0; c < VB; c++)
+                    if (c < nv) a0[c] += s0 * vload(x + c * LM_VW);
+            }
+            for (int c = 0; c < VB; c++)
+                if (c < nv) vstore(c0 + c * LM_VW, a0[c]);
+        }
+    }
+}
+
+void LM_SFX(lm_attention_forward)(float *out, float *lse, const float *q, const float *k, const float *v,
+                                  const lm_attention_shape *s) {
+    const int T = s->T, HS = s->HS, NH = s->NH, group = s->NH / s->NKV;
+    if (HS > LM_ATTN_MAX_HS) {
+        lm_attention_forward_ref(out, lse, q, k, v, s);
+        return;
+    }
+    const int HSP = (HS + LM_VW - 1) / LM_VW * LM_VW, NHV = HSP / LM_VW;
+    const int nqb = (T + QB - 1) / QB;
+    const long items = (long)s->B * NH * nqb;
+    const int par = (double)s->B * NH * T * T * HS > 2e6;
+#pragma omp parallel if (par)
+    {
+        float Kt[HS * FKB] __attribute__((aligned(64)));
+        float Vp[FKB * HSP] __attribute__((aligned(64)));
+        float Qs[QB * HSP] __attribute__((aligned(64)));
+        float acc[QB * HSP] __attribute__((aligned(64)));
+        float P[QB * FKB] __attribute__((aligned(64)));
+        float m[QB], l[QB];
+#pragma omp for schedule(dynamic, 1)
+        for (long it = 0; it < items; it++) {
+            int qb = (int)(it % nqb), h = (int)(it / nqb % NH), b = (int)(it / nqb / NH);
+            int g = h / group;
+            int i0 = qb * QB, nr = imin(QB, T - i0);
+            const float *kb = k + (size_t)b * T * s->kv_stride + (size_t)g * HS;
+            const float *vb = v + (size_t)b * T * s->kv_stride + (size_t)g * HS;
+            pack_rows(Qs, HSP, q + (size_t)b * T * s->q_stride + (size_t)h * HS, s->q_stride, i0, nr, HS, s->scale);
+            for (int r = 0; r < nr; r++) {
+                m[r] = -INFINITY;
+                l[r] = 0.0f;
+            }
+            memset(acc, 0, (size_t)nr * HSP * sizeof(float));
+            int jlo = key_lo(s, i0), jhi = key_hi(s, i0 + nr - 1);
+            for (int j0 = jlo; j0 < jhi; j0 += FKB) {
+                int jn = imin(FKB, T - j0);
+                /* rows of the block that see some key of the chunk: a range,
+                 * since both ends of the key range grow with i */
+                int ra = 0, rb = nr;
+                while (ra < nr && key_hi(s, i0 + ra) <= j0) ra++;
+                while (rb > ra && key_lo(s, i0 + rb - 1) >= j0 + jn) rb--;
+                if (ra >= rb) continue;
+                pack_t(Kt, FKB, kb, s->kv_stride, j0, jn, FKB, HS);
+                pack_rows(Vp, HSP, vb, s->kv_stride, j0, jn, HS, 1.0f);
+                vi valid[NFV];
+                chunk_valid(s, b, j0, NFV, valid);
+                mm_rows(P + (size_t)ra * FKB, FKB, rb - ra, Qs + (size_t)ra * HSP, HSP, Kt, FKB, HS, NFV);
+                for (int r = ra; r < rb; r++) {
+                    int lo = key_lo(s, i0 + r), hi = key_hi(s, i0 + r);
+                    float *pr = P + (size_t)r * FKB;
+                    vf sc[NFV];
+                    vi mk[NFV];
+                    vf mx = vset1(-INFINITY);
+                    for (int c = 0; c < NFV; c++) {
+                        mk[c] = lane_mask(valid[c], j0 + c * LM_VW, lo, hi);
+                        sc[c] = vsel(mk[c], vload(pr + c * LM_VW), vset1(-INFINITY));
+                        mx = vmax(mx, sc[c]);
+                    }
+                    float cmax = vhmax(mx);
+                    if (cmax == -INFINITY) { /* nothing visible in this chunk */
+                        memset(pr, 0, FKB * sizeof(float));
+                        continue;
+                    }
+                    float mnew = m[r] > cmax ? m[r] : cmax;
+                    float corr = expf(m[r] - mnew); /* 0 on the first visible chunk */
+                    vf ps = vset1(0.0f);
+                    for (int c = 0; c < NFV; c++) {
+                        vf p = vsel(mk[c], vexp(sc[c] - mnew), vset1(0.0f));
+                        ps += p;
+                        vstore(pr + c * LM_VW, p);
+                    }
+                    l[r] = l[r] * corr + vhsum(ps);
+                    m[r] = mnew;
+                    if (corr != 1.0f) {
+                        float *a = acc + (size_t)r * HSP;
+                        for (int c = 0; c < NHV; c++) vstore(a + c * LM_VW, vload(a + c * LM_VW) * corr);
+                    }
+                }
+                mm_acc(acc + (size_t)ra * HSP, HSP, rb - ra, P + (size_t)ra * FKB, FKB, 1, jn, Vp, HSP, NHV);
+            }
+            for (int r = 0; r < nr; r++) {
+                float *o = out + ((size_t)b * T + i0 + r) * NH * HS + (size_t)h * HS;
+                float *L = lse + ((size_t)b * NH + h) * T + i0 + r;
+                if (l[r] == 0.0f) { /* no key to attend to */
+                    memset(o, 0, (size_t)HS * sizeof(float));
+                    *L = -INFINITY;
+                    continue;
+                }
+                float inv = 1.0f / l[r];
+                const float *a = acc + (size_t)r * HSP;
+                for (int d = 0; d < HS; d++) o[d] = a[d] * inv;
+                *L = m[r] + logf(l[r]);
+            }
+        }
+    }
+}
+
+void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                   const float *k, const float *v, const float *out, const float *lse,
+                                   const lm_attention_shape *s, float *scratch) {
+    const int T = s->T, HS = s->HS, NH = s->NH, NKV = s->NKV, group = s->NH / s->NKV;
+    if (HS > LM_ATTN_MAX_HS) {
+        lm_attention_backward_ref(dq, dk, dv, dout, q, k, v, out, lse, s);
+        return;
+    }
+    const int HSP = (HS + LM_VW - 1) / LM_VW * LM_VW, NHV = HSP / LM_VW;
+    const int par = (double)s->B * NH * T * T * HS > 1e6;
+    float *Dall = scratch; /* [B, NH, T] */
+    const long rows = (long)s->B * NH * T;
+#pragma omp parallel for schedule(static) if (par)
+    for (long r = 0; r < rows; r++) {
+        int i = (int)(r % T), h = (int)(r / T % NH), b = (int)(r / T / NH);
+        size_t o = ((size_t)b * T + i) * NH * HS + (size_t)h * HS;
+        float d = 0.0f;
+        for (int c = 0; c < HS; c++) d += dout[o + c] * out[o + c];
+        Dall[r] = d;
+    }
+    const long items = (long)s->B * NKV;
+#pragma omp parallel if (par)
+    {
+        float Kt[HS * BKB] __attribute__((aligned(64)));
+        float Vt[HS * BKB] __attribute__((aligned(64)));
+        float Kp[BKB * HSP] __attribute__((aligned(64)));
+        float dKa[BKB * HSP] __attribute__((aligned(64)));
+        float dVa[BKB * HSP] __attribute__((aligned(64)));
+        float Qp[QBB * HSP] __attribute__((aligned(64)));
+        float DOp[QBB * HSP] __attribute__((aligned(64)));
+        float DQ[QBB * HSP] __attribute__((aligned(64)));
+        float P[QBB * BKB] __attribute__((aligned(64)));
+        float dS[QBB * BKB] __attribute__((aligned(64)));
+#pragma omp for schedule(dynamic, 1)
+        for (long it = 0; it < items; it++) {
+            int g = (int)(it % NKV), b = (int)(it / NKV);
+            size_t kvoff = (size_t)b * T * s->kv_stride + (size_t)g * HS;
+            for (int j0 = 0; j0 < T; j0 += BKB) {
+                int jn = imin(BKB, T - j0);
+                int ilo = query_lo(s, j0), ihi = query_hi(s, j0 + jn - 1);
+                if (ilo >= ihi) continue;
+                vi valid[NBV];
+                chunk_valid(s, b, j0, NBV, valid);
+                int any = 0;
+                for (int c = 0; c < NBV; c++)
+                    for (int ln = 0; ln < LM_VW; ln++) any |= valid[c][ln] != 0;
+                if (!any) continue;
+                pack_t(Kt, BKB, k + kvoff, s->kv_stride, j0, jn, BKB, HS);
+                pack_t(Vt, BKB, v + kvoff, s->kv_stride, j0, jn, BKB, HS);
+                pack_rows(Kp, HSP, k + kvoff, s->kv_stride, j0, jn, HS, 1.0f);
+                memset(dKa, 0, (size_t)jn * HSP * sizeof(float));
+                memset(dVa, 0, (size_t)jn * HSP * sizeof(float));
+                for (int h = g * group; h < (g + 1) * group; h++) {
+                    const float *qh = q + (size_t)b * T * s->q_stride + (size_t)h * HS;
+                    const float *doh = dout + (size_t)b * T * NH * HS + (size_t)h * HS;
+                    const float *Lh = lse + ((size_t)b * NH + h) * T, *Dh = Dall + ((size_t)b * NH + h) * T;
+                    for (int i0 = ilo; i0 < ihi; i0 += QBB) {
+                        int nr = imin(QBB, ihi - i0);
+                        pack_rows(Qp, HSP, qh, s->q_stride, i0, nr, HS, 1.0f);
+                        pack_rows(DOp, HSP, doh, (size_t)NH * HS, i0, nr, HS, 1.0f);
+                        mm_rows(P, BKB, nr, Qp, HSP, Kt, BKB, HS, NBV);
+                        mm_rows(dS, BKB, nr, DOp, HSP, Vt, BKB, HS, NBV);
+                        for (int r = 0; r < nr; r++) {
+                            int i = i0 + r;
+                            float L = Lh[i], Di = Dh[i];
+                            int lo = key_lo(s, i), hi = key_hi(s, i);
+                            float *pr = P + (size_t)r * BKB, *dr = dS + (size_t)r * BKB;
+                            for (int c = 0; c < NBV; c++) {
+                                vi mk = lane_mask(valid[c], j0 + c * LM_VW, lo, hi);
+                                if (L == -INFINITY) mk = mk & 0;
+                                vf p = vsel(mk, vexp(vload(pr + c * LM_VW) * s->scale - L), vset1(0.0f));
+                                vstore(pr + c * LM_VW, p);
+                                vstore(dr + c * LM_VW, p * (vload(dr + c * LM_VW) - Di) * s->scale);
+                            }
+                        }
+                        /* dV += P^T dO, dK += dS^T Q, dQ += dS K */
+                        mm_acc(dVa, HSP, jn, P, 1, BKB, nr, DOp, HSP, NHV);
+                        mm_acc(dKa, HSP, jn, dS, 1, BKB, nr, Qp, HSP, NHV);
+                        memset(DQ, 0, (size_t)nr * HSP * sizeof(float));
+                        mm_acc(DQ, HSP, nr, dS, BKB, 1, jn, Kp, HSP, NHV);
+                        for (int r = 0; r < nr; r++) {
+                            float *dqi = dq + ((size_t)b * T + i0 + r) * s->q_stride + (size_t)h * HS;
+                            const float *dqa = DQ + (size_t)r * HSP;
+                            for (int d = 0; d < HS; d++) dqi[d] += dqa[d];
+                        }
+                    }
+                }
+                for (int jj = 0; jj < jn; jj++) {
+                    float *dkr = dk + kvoff + (size_t)(j0 + jj) * s->kv_stride;
+                    float *dvr = dv + kvoff + (size_t)(j0 + jj) * s->kv_stride;
+                    const float *dka = dKa + (size_t)jj * HSP, *dva = dVa + (size_t)jj * HSP;
+                    for (int d = 0; d < HS; d++) {
+                        dkr[d] += dka[d];
+                        dvr[d] += dva[d];
+                    }
+                }
+            }
+        }
+    }
+}

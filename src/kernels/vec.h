@@ -1,0 +1,98 @@
+/* A tiny portable SIMD layer for the per-ISA kernel files: GCC vector
+ * extensions of LM_VW floats, plus an accurate vector exp. A file that
+ * includes it first selects the ISA for the whole file, e.g.
+ *
+ *   #pragma GCC target("avx512f,avx512bw,avx512vl,fma")
+ *   #define LM_VW 16
+ *   #define LM_SFX(name) name##_avx512
+ *   #include "kernels/vec.h"
+ *
+ * so one kernel body (see pointwise_body.h) compiles to AVX-512 and AVX2. */
+#ifndef LMKIT_KERNELS_VEC_H
+#define LMKIT_KERNELS_VEC_H
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if LM_VW != 16 && LM_VW != 8
+#error "LM_VW must be 16 (AVX-512) or 8 (AVX2)"
+#endif
+
+typedef float vf __attribute__((vector_size(LM_VW * 4)));
+typedef int32_t vi __attribute__((vector_size(LM_VW * 4)));
+typedef double vd __attribute__((vector_size(LM_VW * 8)));
+
+static inline vf vload(const float *p) {
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
+static inline vf vset1(float x) {
+    vf v = {0};
+    return v + x;
+}
+/* The first k (< LM_VW) lanes from p, the rest `fill`. */
+static inline vf vload_part(const float *p, size_t k, float fill) {
+    float t[LM_VW];
+    for (int i = 0; i < LM_VW; i++) t[i] = fill;
+    memcpy(t, p, k * sizeof(float));
+    return vload(t);
+}
+static inline void vstore_part(float *p, vf v, size_t k) {
+    float t[LM_VW];
+    vstore(t, v);
+    memcpy(p, t, k * sizeof(float));
+}
+static inline vi viota(void) {
+    vi v;
+    for (int i = 0; i < LM_VW; i++) v[i] = i;
+    return v;
+}
+static inline vf vsel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
+#if LM_VW == 16
+static inline vf vmin(vf a, vf b) { return (vf)_mm512_min_ps((__m512)a, (__m512)b); }
+static inline vf vmax(vf a, vf b) { return (vf)_mm512_max_ps((__m512)a, (__m512)b); }
+static inline vf vsqrt(vf a) { return (vf)_mm512_sqrt_ps((__m512)a); }
+#else
+static inline vf vmin(vf a, vf b) { return (vf)_mm256_min_ps((__m256)a, (__m256)b); }
+static inline vf vmax(vf a, vf b) { return (vf)_mm256_max_ps((__m256)a, (__m256)b); }
+static inline vf vsqrt(vf a) { return (vf)_mm256_sqrt_ps((__m256)a); }
+#endif
+static inline vf vabs(vf a) { return (vf)((vi)a & 0x7fffffff); }
+static inline float vhsum(vf v) {
+    float s = 0;
+    for (int i = 0; i < LM_VW; i++) s += v[i];
+    return s;
+}
+static inline float vhmax(vf v) {
+    float s = v[0];
+    for (int i = 1; i < LM_VW; i++) s = v[i] > s ? v[i] : s;
+    return s;
+}
+
+/* exp(x) to about 1 ulp for x in [-87.3, 88]; inputs outside are clamped
+ * (so exp never returns 0 or inf: 1.2e-38 and 1.65e38 at the ends).
+ * Cephes expf: x = n*ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n built
+ * in the exponent bits. */
+static inline vf vexp(vf x) {
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    x = vmin(vmax(x, vset1(-87.33654f)), vset1(88.0f));
+    vf t = x * 1.44269504088896341f + magic;
+    vf n = t - magic;
+    vi ni = (vi)t - (vi)vset1(magic);
+    vf r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    vf p = vset1(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    vf y = p * (r * r) + r + 1.0f;
+    return y * (vf)((ni + 127) << 23);
+}
+
+#endif

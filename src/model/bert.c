@@ -1,0 +1,317 @@
+/* BERT encoder: word + position + token-type embeddings, LayerNorm, then
+ * post-LayerNorm blocks (bidirectional attention with a key mask, exact
+ * GELU MLP). Forward and backward are written out layer by layer; all the
+ * arithmetic is in src/kernels. Heads live in bert_heads.c. */
+#include "model/bert_internal.h"
+
+#include "lmkit/kernels.h"
+#include "model/param_table_build.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void lm_bert_open_options_default(lm_bert_open_options *o) {
+    memset(o, 0, sizeof *o);
+    o->head = -1;
+    o->problem = -1;
+}
+
+static lm_status lm_bert_build_table(lm_bert *m) {
+    const lm_bert_config *c = &m->cfg;
+    lm_param_table *t = &m->table;
+    int64_t C = c->hidden, F = c->intermediate;
+    const char *pre = c->head == LM_BERT_HEAD_NONE ? "" : "bert.";
+    LM_TRY(lm_param_table_add(t, 1, 2, (int64_t[]){c->vocab_size, C}, "%sembeddings.word_embeddings.weight", pre));
+    LM_TRY(lm_param_table_add(t, 1, 2, (int64_t[]){c->max_pos, C}, "%sembeddings.position_embeddings.weight", pre));
+    LM_TRY(lm_param_table_add(t, 1, 2, (int64_t[]){c->type_vocab, C}, "%sembeddings.token_type_embeddings.weight", pre));
+    LM_TRY(lm_param_table_add(t, 0, 1, &C, "%sembeddings.LayerNorm.weight", pre));
+    LM_TRY(lm_param_table_add(t, 0, 1, &C, "%sembeddings.LayerNorm.bias", pre));
+    for (int l = 0; l < c->n_layer; l++) {
+        static const char *qkv[] = {"query", "key", "value"};
+        for (int i = 0; i < 3; i++) {
+            LM_TRY(lm_param_table_add(t, 1, 2, (int64_t[]){C, C}, "%sencoder.layer.%d.attention.self.%s.weight", pre, l, qkv[i]));
+            LM_TRY(lm_param_table_add(t, 0, 1, &C, "%sencoder.layer.%d.attention.self.%s.bias", pre, l, qkv[i]));
+        }
+        LM_TRY(lm_param_table_add(t, 1, 2, (int64_t[]){C, C}, "%sencoder.layer.%d.attention.output.dense.weight", pre, l));
+        LM_TRY(lm_param_table_add(t, 0, 1, &C, "%sencoder.layer.%d.attention.output.dense.bias", pre, l));
+        LM_TRY(lm_param_table_add(t, 0, 1, &C, "%sencoder.layer.%d.attention.output.LayerNorm.weight", pre, l));
+        LM_TRY(lm_param_table_add(t, 0, 1, &C, "%sencoder.layer.%d.attention.output.LayerNorm.bias", pre, l));
+        LM_TRY(lm_param_table_add(t, 1, 2, (int64_t[]){F, C}, "%sencoder.layer.%d.intermediate.dense.weight", pre, l));
+        LM_TRY(lm_param_table_add(t, 0, 1, &F, "%sencoder.layer.%d.intermediate.dense.bias", pre, l));
+        LM_TRY(lm_param_table_add(t, 1, 2, (int64_t[]){C, F}, "%sencoder.layer.%d.output.dense.weight", pre, l));
+        LM_TRY(lm_param_table_add(t, 0, 1, &C, "%sencoder.layer.%d.output.dense.bias", pre, l));
+        LM_TRY(lm_param_table_add(t, 0, 1, &C, "%sencoder.layer.%d.output.LayerNorm.weight", pre, l));
+        LM_TRY(lm_param_table_add(t, 0, 1, &C, "%sencoder.layer.%d.output.LayerNorm.bias", pre, l));
+    }
+    m->p_pool = m->p_head = -1;
+    if (c->head == LM_BERT_HEAD_CLS) {
+        m->p_pool = t->n;
+        LM_TRY(lm_param_table_add(t, 1, 2, (int64_t[]){C, C}, "bert.pooler.dense.weight"));
+        LM_TRY(lm_param_table_add(t, 0, 1, &C, "bert.pooler.dense.bias"));
+        m->p_head = t->n;
+        int64_t NL = c->num_labels;
+        LM_TRY(lm_param_table_add(t, 1, 2, (int64_t[]){NL, C}, "classifier.weight"));
+        LM_TRY(lm_param_table_add(t, 0, 1, &NL, "classifier.bias"));
+    } else if (c->head == LM_BERT_HEAD_MLM) {
+        m->p_head = t->n;
+        LM_TRY(lm_param_table_add(t, 1, 2, (int64_t[]){C, C}, "cls.predictions.transform.dense.weight"));
+        LM_TRY(lm_param_table_add(t, 0, 1, &C, "cls.predictions.transform.dense.bias"));
+        LM_TRY(lm_param_table_add(t, 0, 1, &C, "cls.predictions.transform.LayerNorm.weight"));
+        LM_TRY(lm_param_table_add(t, 0, 1, &C, "cls.predictions.transform.LayerNorm.bias"));
+        int64_t V = c->vocab_size;
+        LM_TRY(lm_param_table_add(t, 0, 1, &V, "cls.predictions.bias"));
+    }
+    return LM_OK;
+}
+
+/* HF's BertPreTrainedModel._init_weights: normal(0, 0.02) for matrices and
+ * embeddings, zero biases, LayerNorm gain 1 / bias 0. One RNG stream per
+ * tensor so the result does not depend on visiting order. */
+void lm_bert_init_tensor(lm_bert *m, int index, uint64_t seed) {
+    const lm_param *p = &m->table.params[index];
+    float *w = m->params + p->offset;
+    size_t len = strlen(p->name);
+    int is_bias = len > 5 && !strcmp(p->name + len - 5, ".bias");
+    int is_ln = strstr(p->name, "LayerNorm.") != NULL;
+    if (is_ln && !is_bias) {
+        for (size_t j = 0; j < p->numel; j++) w[j] = 1.0f;
+    } else if (is_bias) {
+        memset(w, 0, p->numel * sizeof *w);
+    } else {
+        lm_rng r;
+        lm_rng_seed(&r, seed, 2000 + (uint64_t)index);
+        for (size_t j = 0; j < p->numel; j++) w[j] = 0.02f * lm_rng_normal(&r);
+    }
+}
+
+lm_status lm_bert_create(const lm_bert_config *c, int train, uint64_t seed, lm_bert **out) {
+    *out = NULL;
+    LM_TRY(lm_bert_config_validate(c));
+    lm_bert *m = calloc(1, sizeof *m);
+    if (!m) return lm_error(LM_ERR_NOMEM, "out of memory");
+    lm_status s = lm_bert_config_copy(&m->cfg, c);
+    if (s == LM_OK) s = lm_bert_build_table(m);
+    if (s == LM_OK && !(m->params = lm_alloc(m->table.total * sizeof(float)))) s = LM_ERR_NOMEM;
+    if (s == LM_OK && train && !(m->grads = lm_alloc(m->table.total * sizeof(float)))) s = LM_ERR_NOMEM;
+    if (s != LM_OK) {
+        lm_bert_free(m);
+        return s;
+    }
+    for (int i = 0; i < m->table.n; i++) lm_bert_init_tensor(m, i, seed);
+    *out = m;
+    return LM_OK;
+}
+
+static void lm_bert_free_acts(lm_bert *m) {
+    lm_free(m->act_mem);
+    m->act_mem = NULL;
+    free(m->ids);
+    free(m->types);
+    free(m->pos);
+    free(m->valid);
+    m->ids = m->types = m->pos = NULL;
+    m->valid = NULL;
+    m->cap_B = m->cap_T = 0;
+}
+
+void lm_bert_free_heads(lm_bert *m);
+
+void lm_bert_free(lm_bert *m) {
+    if (!m) return;
+    lm_bert_free_acts(m);
+    lm_bert_free_heads(m);
+    if (m->lora) lm_lora_free(m->lora);
+    lm_free(m->params);
+    lm_free(m->grads);
+    lm_param_table_free(&m->table);
+    lm_bert_config_free(&m->cfg);
+    free(m);
+}
+
+int lm_bert_new_tensors(const lm_bert *m) { return m->new_tensors; }
+const lm_bert_config *lm_bert_get_config(const lm_bert *m) { return &m->cfg; }
+const lm_param_table *lm_bert_params(const lm_bert *m) { return &m->table; }
+float *lm_bert_param_data(lm_bert *m) { return m->params; }
+float *lm_bert_grad_data(lm_bert *m) { return m->grads; }
+const float *lm_bert_hidden(const lm_bert *m) {
+    int L = m->cfg.n_layer;
+    return m->a.hout + (size_t)(L - 1) * m->B * m->T * m->cfg.hidden;
+}
+void lm_bert_zero_grad(lm_bert *m) {
+    if (m->grads) memset(m->grads, 0, m->table.total * sizeof(float));
+    if (m->lora) memset(m->lora->grads, 0, m->lora->table.total * sizeof(float));
+}
+
+static lm_attention_shape lm_bert_attn_shape(const lm_bert *m, int B, int T) {
+    int C = m->cfg.hidden, NH = m->cfg.n_head;
+    lm_attention_shape as = {B, T, NH, NH, C / NH, C, C, 1.0f / sqrtf((float)(C / NH)), 0, 0, m->valid};
+    return as;
+}
+
+static lm_status lm_bert_alloc_acts(lm_bert *m, int B, int T) {
+    if (m->act_mem && B <= m->cap_B && T <= m->cap_T) return LM_OK;
+    lm_bert_free_acts(m);
+    const lm_bert_config *c = &m->cfg;
+    size_t BT = (size_t)B * T, C = (size_t)c->hidden, L = (size_t)c->n_layer, F = (size_t)c->intermediate;
+    size_t NH = (size_t)c->n_head;
+    lm_attention_shape as = lm_bert_attn_shape(m, B, T);
+    int train = m->grads != NULL;
+    lm_bert_acts *a = &m->a;
+    struct {
+        float **ptr;
+        size_t n;
+    } plan[] = {
+        {&a->emb, BT * C}, {&a->emb_mean, BT}, {&a->emb_rstd, BT}, {&a->h0, BT * C},
+        {&a->q, L * BT * C}, {&a->k, L * BT * C}, {&a->v, L * BT * C}, {&a->atty, L * BT * C},
+        {&a->lse, L * NH * BT}, {&a->res1, L * BT * C}, {&a->ln1_mean, L * BT}, {&a->ln1_rstd, L * BT},
+        {&a->a1, L * BT * C}, {&a->fc, L * BT * F}, {&a->fcg, L * BT * F}, {&a->res2, L * BT * C},
+        {&a->ln2_mean, L * BT}, {&a->ln2_rstd, L * BT}, {&a->hout, L * BT * C}, {&a->tmp, BT * C},
+        /* backward scratch, only when training */
+        {&a->d0, train ? BT * C : 0}, {&a->d1, train ? BT * C : 0}, {&a->d2, train ? BT * C : 0},
+        {&a->d3, train ? BT * C : 0}, {&a->dq, train ? BT * C : 0}, {&a->dk, train ? BT * C : 0},
+        {&a->dv, train ? BT * C : 0}, {&a->dfc, train ? BT * F : 0}, {&a->dfcg, train ? BT * F : 0},
+        {&a->attn_scratch, train ? lm_attention_backward_scratch(&as) : 0},
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof plan / sizeof *plan; i++) total += (plan[i].n + 15) & ~(size_t)15;
+    m->act_mem = lm_alloc(total * sizeof(float));
+    m->ids = malloc(BT * sizeof(int32_t));
+    m->types = malloc(BT * sizeof(int32_t));
+    m->pos = malloc(BT * sizeof(int32_t));
+    m->valid = malloc(BT);
+    if (!m->act_mem || !m->ids || !m->types || !m->pos || !m->valid) {
+        lm_bert_free_acts(m);
+        return lm_error(LM_ERR_NOMEM, "out of memory for BERT activations (batch %d x %d)", B, T);
+    }
+    float *cursor = m->act_mem;
+    for (size_t i = 0; i < sizeof plan / sizeof *plan; i++) {
+        *plan[i].ptr = plan[i].n ? cursor : NULL;
+        cursor += (plan[i].n + 15) & ~(size_t)15;
+    }
+    m->cap_B = B;
+    m->cap_T = T;
+    if (m->lora) LM_TRY(lm_lora_reserve(m->lora, BT));
+    return LM_OK;
+}
+
+lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
+    const lm_bert_config *c = &m->cfg;
+    int B = in->B, T = in->T;
+    if (B < 1 || T < 1) return lm_error(LM_ERR_ARG, "bert: batch %d x %d is empty", B, T);
+    if (T > c->max_pos) return lm_error(LM_ERR_RANGE, "bert: sequence length %d exceeds max_position_embeddings %d", T, c->max_pos);
+    for (int i = 0; i < B * T; i++) {
+        if (in->input_ids[i] < 0 || in->input_ids[i] >= c->vocab_size)
+            return lm_error(LM_ERR_RANGE, "bert: token id %d at position %d is outside the vocabulary [0, %d)", in->input_ids[i], i, c->vocab_size);
+        if (in->token_type_ids && (in->token_type_ids[i] < 0 || in->token_type_ids[i] >= c->type_vocab))
+            return lm_error(LM_ERR_RANGE, "bert: token type %d at position %d is outside [0, %d)", in->token_type_ids[i], i, c->type_vocab);
+    }
+    LM_TRY(lm_bert_alloc_acts(m, B, T));
+    m->B = B;
+    m->T = T;
+    m->last_head = 0;
+    int BT = B * T, C = c->hidden, NH = c->n_head, F = c->intermediate;
+    memcpy(m->ids, in->input_ids, (size_t)BT * sizeof(int32_t));
+    for (int i = 0; i < BT; i++) {
+        m->types[i] = in->token_type_ids ? in->token_type_ids[i] : 0;
+        m->pos[i] = i % T;
+        m->valid[i] = in->attention_mask ? in->attention_mask[i] != 0 : 1;
+    }
+    lm_bert_acts *a = &m->a;
+    float *P = m->params;
+    float eps = c->layer_norm_eps;
+    lm_attention_shape as = lm_bert_attn_shape(m, B, T);
+
+    /* Token-type embeddings go through the same kernel as a second "word"
+     * table with no positions, accumulated into tmp. */
+    lm_embedding_forward(a->emb, m->ids, m->pos, lm_bert_at(m, P, BP_WORD), lm_bert_at(m, P, BP_POS), BT, C);
+    lm_embedding_forward(a->tmp, m->types, NULL, lm_bert_at(m, P, BP_TYPE), NULL, BT, C);
+    lm_accumulate(a->emb, a->tmp, (size_t)BT * C);
+    lm_layernorm_forward(a->h0, a->emb_mean, a->emb_rstd, a->emb, lm_bert_at(m, P, BP_ELN_W), lm_bert_at(m, P, BP_ELN_B), BT, C, eps);
+    for (int l = 0; l < c->n_layer; l++) {
+        size_t lo = (size_t)l * BT;
+        const float *x = l == 0 ? a->h0 : a->hout + (lo - BT) * C;
+        float *q = a->q + lo * C, *k = a->k + lo * C, *v = a->v + lo * C, *atty = a->atty + lo * C;
+        float *res1 = a->res1 + lo * C, *a1 = a->a1 + lo * C, *fc = a->fc + lo * F, *fcg = a->fcg + lo * F;
+        float *res2 = a->res2 + lo * C, *hout = a->hout + lo * C;
+        lm_linear_forward(q, x, lm_bert_layer_at(m, P, l, BP_Q_W), lm_bert_layer_at(m, P, l, BP_Q_B), BT, C, C);
+        lm_linear_forward(k, x, lm_bert_layer_at(m, P, l, BP_K_W), lm_bert_layer_at(m, P, l, BP_K_B), BT, C, C);
+        lm_linear_forward(v, x, lm_bert_layer_at(m, P, l, BP_V_W), lm_bert_layer_at(m, P, l, BP_V_B), BT, C, C);
+        if (m->lora) {
+            lm_lora_forward(m->lora, l, 0, x, q, BT);
+            lm_lora_forward(m->lora, l, 1, x, v, BT);
+        }
+        lm_attention_forward(atty, a->lse + (size_t)l * NH * BT, q, k, v, &as);
+        lm_linear_forward(a->tmp, atty, lm_bert_layer_at(m, P, l, BP_AO_W), lm_bert_layer_at(m, P, l, BP_AO_B), BT, C, C);
+        lm_add(res1, x, a->tmp, (size_t)BT * C);
+        lm_layernorm_forward(a1, a->ln1_mean + lo, a->ln1_rstd + lo, res1, lm_bert_layer_at(m, P, l, BP_LN1_W),
+                             lm_bert_layer_at(m, P, l, BP_LN1_B), BT, C, eps);
+        lm_linear_forward(fc, a1, lm_bert_layer_at(m, P, l, BP_I_W), lm_bert_layer_at(m, P, l, BP_I_B), BT, C, F);
+        lm_gelu_erf_forward(fcg, fc, (size_t)BT * F);
+        lm_linear_forward(a->tmp, fcg, lm_bert_layer_at(m, P, l, BP_O_W), lm_bert_layer_at(m, P, l, BP_O_B), BT, F, C);
+        lm_add(res2, a1, a->tmp, (size_t)BT * C);
+        lm_layernorm_forward(hout, a->ln2_mean + lo, a->ln2_rstd + lo, res2, lm_bert_layer_at(m, P, l, BP_LN2_W),
+                             lm_bert_layer_at(m, P, l, BP_LN2_B), BT, C, eps);
+    }
+    return LM_OK;
+}
+
+/* With LoRA attached the encoder is frozen: its weight gradients are
+ * skipped (NULL), only input gradients flow down to the adapters. */
+void lm_bert_encoder_backward(lm_bert *m, float *dh) {
+    const lm_bert_config *c = &m->cfg;
+    int B = m->B, T = m->T, BT = B * T, C = c->hidden, NH = c->n_head, F = c->intermediate;
+    lm_bert_acts *a = &m->a;
+    float *P = m->params, *G = m->grads;
+    int frozen = m->lora != NULL;
+    lm_attention_shape as = lm_bert_attn_shape(m, B, T);
+    size_t BTC = (size_t)BT * C, BTF = (size_t)BT * F;
+#define GW(l, w) (frozen ? NULL : lm_bert_layer_at(m, G, l, w))
+    float *dres = a->d1, *da1 = a->d2, *dx = a->d3;
+    for (int l = c->n_layer - 1; l >= 0; l--) {
+        size_t lo = (size_t)l * BT;
+        const float *x = l == 0 ? a->h0 : a->hout + (lo - BT) * C;
+        const float *q = a->q + lo * C, *k = a->k + lo * C, *v = a->v + lo * C, *atty = a->atty + lo * C;
+        const float *res1 = a->res1 + lo * C, *a1 = a->a1 + lo * C, *fc = a->fc + lo * F, *fcg = a->fcg + lo * F;
+        const float *res2 = a->res2 + lo * C;
+        /* hout = LN2(a1 + Wo gelu(Wi a1)) */
+        memset(dres, 0, BTC * sizeof(float));
+        lm_layernorm_backward(dres, GW(l, BP_LN2_W), GW(l, BP_LN2_B), dh, res2, lm_bert_layer_at(m, P, l, BP_LN2_W),
+                              a->ln2_mean + lo, a->ln2_rstd + lo, BT, C);
+        memcpy(da1, dres, BTC * sizeof(float));
+        memset(a->dfcg, 0, BTF * sizeof(float));
+        lm_linear_backward(a->dfcg, GW(l, BP_O_W), GW(l, BP_O_B), dres, fcg, lm_bert_layer_at(m, P, l, BP_O_W), BT, F, C);
+        memset(a->dfc, 0, BTF * sizeof(float));
+        lm_gelu_erf_backward(a->dfc, fc, a->dfcg, BTF);
+        lm_linear_backward(da1, GW(l, BP_I_W), GW(l, BP_I_B), a->dfc, a1, lm_bert_layer_at(m, P, l, BP_I_W), BT, C, F);
+        /* a1 = LN1(x + Wao attn(q, k, v)) */
+        memset(dres, 0, BTC * sizeof(float));
+        lm_layernorm_backward(dres, GW(l, BP_LN1_W), GW(l, BP_LN1_B), da1, res1, lm_bert_layer_at(m, P, l, BP_LN1_W),
+                              a->ln1_mean + lo, a->ln1_rstd + lo, BT, C);
+        memcpy(dx, dres, BTC * sizeof(float));
+        memset(da1, 0, BTC * sizeof(float)); /* reused as d(atty) */
+        lm_linear_backward(da1, GW(l, BP_AO_W), GW(l, BP_AO_B), dres, atty, lm_bert_layer_at(m, P, l, BP_AO_W), BT, C, C);
+        memset(a->dq, 0, BTC * sizeof(float));
+        memset(a->dk, 0, BTC * sizeof(float));
+        memset(a->dv, 0, BTC * sizeof(float));
+        lm_attention_backward(a->dq, a->dk, a->dv, da1, q, k, v, atty, a->lse + (size_t)l * NH * BT, &as, a->attn_scratch);
+        lm_linear_backward(dx, GW(l, BP_Q_W), GW(l, BP_Q_B), a->dq, x, lm_bert_layer_at(m, P, l, BP_Q_W), BT, C, C);
+        lm_linear_backward(dx, GW(l, BP_K_W), GW(l, BP_K_B), a->dk, x, lm_bert_layer_at(m, P, l, BP_K_W), BT, C, C);
+        lm_linear_backward(dx, GW(l, BP_V_W), GW(l, BP_V_B), a->dv, x, lm_bert_layer_at(m, P, l, BP_V_W), BT, C, C);
+        if (frozen) {
+            lm_lora_backward(m->lora, l, 0, x, a->dq, dx, BT);
+            lm_lora_backward(m->lora, l, 1, x, a->dv, dx, BT);
+        }
+        /* dx is the gradient of this layer's input: the next dh. */
+        float *t = dh;
+        dh = dx;
+        dx = t;
+    }
+#undef GW
+    if (frozen) return; /* embeddings are frozen too */
+    memset(dres, 0, BTC * sizeof(float));
+    lm_layernorm_backward(dres, lm_bert_at(m, G, BP_ELN_W), lm_bert_at(m, G, BP_ELN_B), dh, a->emb, lm_bert_at(m, P, BP_ELN_W),
+                          a->emb_mean, a->emb_rstd, BT, C);
+    lm_embedding_backward(lm_bert_at(m, G, BP_WORD), lm_bert_at(m, G, BP_POS), dres, m->ids, m->pos, BT, C);
+    lm_embedding_backward(lm_bert_at(m, G, BP_TYPE), NULL, dres, m->types, NULL, BT, C);
+}

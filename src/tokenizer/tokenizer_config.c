@@ -1,0 +1,26 @@
+/* tokenizer_config.json: tells transformers' AutoTokenizer to use the fast
+ * tokenizer from tokenizer.json as is (no tokens added behind our back) and
+ * which strings are BOS/EOS. */
+#include "lmkit/tokenizer.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+lm_status lm_tokenizer_save_config(const lm_tokenizer *t, const char *path, int model_max_length) {
+    json_t *root = json_object();
+    json_object_set_new(root, "tokenizer_class", json_string("PreTrainedTokenizerFast"));
+    int32_t bos = lm_tokenizer_bos_id(t), eos = lm_tokenizer_eos_id(t);
+    const char *bos_s = bos >= 0 ? lm_tokenizer_id_to_token(t, bos) : NULL;
+    const char *eos_s = eos >= 0 ? lm_tokenizer_id_to_token(t, eos) : NULL;
+    json_object_set_new(root, "bos_token", bos_s ? json_string(bos_s) : json_null());
+    json_object_set_new(root, "eos_token", eos_s ? json_string(eos_s) : json_null());
+    json_object_set_new(root, "clean_up_tokenization_spaces", json_false());
+    if (model_max_length > 0) json_object_set_new(root, "model_max_length", json_integer(model_max_length));
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!text) return lm_error(LM_ERR_NOMEM, "%s: cannot serialize", path);
+    lm_status s = lm_write_file_atomic(path, text, strlen(text));
+    free(text);
+    return s;
+}

@@ -1,0 +1,12 @@
+/* Internal: the tokenizer files that travel with a checkpoint. */
+#ifndef LMKIT_TOKENIZER_FILES_H
+#define LMKIT_TOKENIZER_FILES_H
+
+#include "lmkit/base.h"
+
+/* Copies (atomically) whichever of tokenizer.json, vocab.txt,
+ * tokenizer_config.json and special_tokens_map.json exist in `from` into
+ * `to`, so a run directory loads in transformers with its tokenizer. */
+lm_status lm_copy_tokenizer_files(const char *from, const char *to);
+
+#endif
