@@ -63,7 +63,24 @@ static int is_word_char(uint32_t c) {
  * [*ms, *me) (with lstrip/rstrip whitespace) and returns its index, or -1. */
 static int next_added(const lm_tokenizer *t, const char *s, size_t n, size_t from, int normalized_pass,
                       int split_special, size_t *ms, size_t *me) {
+    /* Most text holds no added token: skip, byte by byte, the positions no
+     * added token can start at (and with a single possible first byte, let
+     * memchr do the skipping). */
+    uint8_t starts[256] = {0};
+    int n_first = 0, only = -1;
+    for (int k = 0; k < t->n_added; k++) {
+        uint8_t b = (uint8_t)t->added[k].content[0];
+        if (!starts[b]) n_first++, only = b;
+        starts[b] = 1;
+    }
     for (size_t i = from; i < n; i++) {
+        if (n_first == 1) {
+            const char *hit = memchr(s + i, only, n - i);
+            if (!hit) break;
+            i = (size_t)(hit - s);
+        } else if (!starts[(uint8_t)s[i]]) {
+            continue;
+        }
         int best = -1;
         size_t blen = 0;
         for (int k = 0; k < t->n_added; k++) {
@@ -441,14 +458,19 @@ lm_status lm_tokenizer_encode_batch(const lm_tokenizer *t, const char *const *te
     return st;
 }
 
-/* Large inputs for fast tokenizers are cut where a pre-token must end (a
- * newline followed by a non-space) and encoded on several threads. */
+/* Large inputs for fast tokenizers are cut where a pre-token must end: a
+ * lone newline between two non-space characters. (A newline ending a longer
+ * whitespace run is not safe: "\n\nF" splits as "\n" "\n" "F", but a part
+ * ending in "\n\n" would keep the run whole.) */
 static size_t cut_point(const char *s, size_t len, size_t want) {
-    for (size_t i = want; i + 1 < len; i++) {
+    for (size_t i = want > 0 ? want : 1; i + 1 < len; i++) {
         if (s[i] != '\n') continue;
-        uint32_t cp;
-        int k = lm_utf8_decode((const uint8_t *)s + i + 1, len - i - 1, &cp);
-        if (k && !lm_char_is_whitespace(cp)) return i + 1;
+        size_t b = i - 1;
+        while (b > 0 && (s[b] & 0xC0) == 0x80) b--;
+        uint32_t prev, next;
+        int kp = lm_utf8_decode((const uint8_t *)s + b, i - b, &prev);
+        int kn = lm_utf8_decode((const uint8_t *)s + i + 1, len - i - 1, &next);
+        if (kp && kn && !lm_char_is_whitespace(prev) && !lm_char_is_whitespace(next)) return i + 1;
     }
     return len;
 }
@@ -460,8 +482,13 @@ lm_status lm_tokenizer_encode(const lm_tokenizer *t, const char *text, size_t le
     lm_encode_opts o = {add_special, 1, 0, 0, 0};
     int threads = lm_get_threads();
     if (threads > 1 && len >= ((size_t)1 << 20) && lm_tok_is_fast(t)) {
-        enum { MAXP = 64 };
-        int np = threads > MAXP ? MAXP : threads;
+        /* Several parts per thread, handed out dynamically: text of
+         * different kinds (English, Chinese) encodes at different speeds,
+         * and equal byte halves would leave one thread idle. */
+        enum { MAXP = 64, PARTS_PER_THREAD = 8, MIN_PART = 1 << 16 };
+        int np = threads * PARTS_PER_THREAD;
+        if (np > MAXP) np = MAXP;
+        if ((size_t)np > len / MIN_PART) np = (int)(len / MIN_PART);
         size_t cuts[MAXP + 1];
         cuts[0] = 0;
         for (int i = 1; i < np; i++) {
@@ -472,10 +499,10 @@ lm_status lm_tokenizer_encode(const lm_tokenizer *t, const char *text, size_t le
         encbuf parts[MAXP];
         lm_status sts[MAXP];
         memset(parts, 0, sizeof parts);
-#pragma omp parallel for num_threads(np) schedule(static, 1)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
         for (int i = 0; i < np; i++) {
             /* the later parts must not see an offset-0 "start of text" */
-            sts[i] = encode_any(t, text + cuts[i], cuts[i + 1] - cuts[i], 1, 0, &parts[i]);
+            sts[i] = cuts[i + 1] > cuts[i] ? encode_any(t, text + cuts[i], cuts[i + 1] - cuts[i], 1, 0, &parts[i]) : LM_OK;
         }
         lm_status st = LM_OK;
         size_t total = 0;
