@@ -11,4 +11,9 @@
  * field is an error when `required`, else leaves *out unchanged. */
 lm_status lm_json_field_int(json_t *root, const char *path, const char *key, int *out, int required);
 
+/* Writes root as indented JSON (keys in insertion order) to path,
+ * atomically, and releases root. A NULL root (a failed json_pack) is an
+ * out-of-memory error naming the path. */
+lm_status lm_json_save(json_t *root, const char *path);
+
 #endif

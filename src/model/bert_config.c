@@ -193,10 +193,5 @@ lm_status lm_bert_config_save(const lm_bert_config *c, const char *path) {
         json_object_set_new(root, "num_labels", json_integer(c->num_labels));
         json_object_set_new(root, "problem_type", json_string(problems[c->problem]));
     }
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    if (!text) return lm_error(LM_ERR_NOMEM, "%s: cannot serialize config", path);
-    lm_status s = lm_write_file_atomic(path, text, strlen(text));
-    free(text);
-    return s;
+    return lm_json_save(root, path);
 }

@@ -95,10 +95,5 @@ lm_status lm_config_save(const lm_model_config *c, const char *path) {
     json_object_set_new(root, "tie_word_embeddings", json_true());
     json_object_set_new(root, "use_cache", json_true());
     json_object_set_new(root, "torch_dtype", json_string("float32"));
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    if (!text) return lm_error(LM_ERR_NOMEM, "%s: cannot serialize config", path);
-    lm_status s = lm_write_file_atomic(path, text, strlen(text));
-    free(text);
-    return s;
+    return lm_json_save(root, path);
 }

@@ -8,6 +8,8 @@
 #include "lmkit/safetensors.h"
 #include "model/param_table_build.h"
 
+#include "base/json_field.h"
+
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -158,10 +160,7 @@ lm_status lm_lora_save_dir(const lm_lora *l, const char *dir, const char *base_m
                                  "r", l->rank, "lora_alpha", (double)l->alpha, "lora_dropout", 0.0, "target_modules", "query", "value",
                                  "modules_to_save", "classifier", "score", "bias", "none", "fan_in_fan_out", 0, "inference_mode", 1,
                                  "base_model_name_or_path", base_model ? base_model : "");
-        char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
-        json_decref(root);
-        s = text ? lm_write_file_atomic(cfg_path, text, strlen(text)) : lm_error(LM_ERR_NOMEM, "cannot serialize adapter config");
-        free(text);
+        s = lm_json_save(root, cfg_path);
     }
     free(st_path);
     free(cfg_path);

@@ -3,6 +3,8 @@
  * described them); the model is rebuilt from the vocabulary and merges. */
 #include "tokenizer/tok_internal.h"
 
+#include "base/json_field.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,10 +105,5 @@ json_t *lm_tok_to_json(const lm_tokenizer *t) {
 lm_status lm_tokenizer_save(const lm_tokenizer *t, const char *path) {
     json_t *root = lm_tok_to_json(t);
     if (!root) return lm_error(LM_ERR_NOMEM, "%s: out of memory building tokenizer.json", path);
-    char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII * 0);
-    json_decref(root);
-    if (!s) return lm_error(LM_ERR_NOMEM, "%s: out of memory writing tokenizer.json", path);
-    lm_status st = lm_write_file_atomic(path, s, strlen(s));
-    free(s);
-    return st;
+    return lm_json_save(root, path);
 }

@@ -3,6 +3,8 @@
  * which strings are BOS/EOS. */
 #include "lmkit/tokenizer.h"
 
+#include "base/json_field.h"
+
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +19,5 @@ lm_status lm_tokenizer_save_config(const lm_tokenizer *t, const char *path, int 
     json_object_set_new(root, "eos_token", eos_s ? json_string(eos_s) : json_null());
     json_object_set_new(root, "clean_up_tokenization_spaces", json_false());
     if (model_max_length > 0) json_object_set_new(root, "model_max_length", json_integer(model_max_length));
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    if (!text) return lm_error(LM_ERR_NOMEM, "%s: cannot serialize", path);
-    lm_status s = lm_write_file_atomic(path, text, strlen(text));
-    free(text);
-    return s;
+    return lm_json_save(root, path);
 }

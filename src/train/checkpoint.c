@@ -4,6 +4,8 @@
 
 #include "lmkit/safetensors.h"
 
+#include "base/json_field.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -63,10 +65,7 @@ lm_status lm_checkpoint_save(const char *run_dir, const lm_gpt2 *m, const lm_ada
     if (s == LM_OK) {
         json_t *state = json_pack("{s:I, s:I, s:o}", "step", (json_int_t)step, "adamw_t", (json_int_t)opt->t, "options",
                                   lm_options_to_json(o));
-        char *text = json_dumps(state, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        json_decref(state);
-        s = text ? lm_write_file_atomic(state_path, text, strlen(text)) : lm_error(LM_ERR_NOMEM, "out of memory");
-        free(text);
+        s = lm_json_save(state, state_path);
     }
     if (s == LM_OK) {
         lm_fsync_dir(tmp_dir);

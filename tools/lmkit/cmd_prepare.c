@@ -5,6 +5,8 @@
 #include "lmkit/tokenizer.h"
 #include "lmkit/train.h"
 
+#include "base/json_field.h"
+
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -125,10 +127,7 @@ int lm_cmd_prepare(int argc, char **argv) {
         json_t *meta = json_pack("{s:s, s:i, s:I, s:I, s:I, s:f, s:o}", "tokenizer", tok_spec, "vocab_size", vocab, "train_tokens",
                                  (json_int_t)n_train, "val_tokens", (json_int_t)n_val, "bytes", (json_int_t)total_bytes,
                                  "val_fraction", (double)val_fraction, "files", jf);
-        char *text = json_dumps(meta, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        json_decref(meta);
-        s = lm_write_file_atomic(meta_path, text, strlen(text));
-        free(text);
+        s = lm_json_save(meta, meta_path);
     }
     free(train_path);
     free(val_path);
