@@ -248,12 +248,20 @@ typedef struct {
     lm_fdot_fn fdot;
     lm_qdot_fn qdot;
     lm_qdot4_fn qdot4; /* four rows at a time, where the ISA has one */
+    lm_qdot4_fn qdot8; /* eight rows */
 } gemv_job;
 
 static void gemv_task(void *ctx, int task) {
     const gemv_job *j = ctx;
     int r0 = task * LM_QMATMUL_ROWS_PER_TASK, r1 = r0 + LM_QMATMUL_ROWS_PER_TASK < j->rows ? r0 + LM_QMATMUL_ROWS_PER_TASK : j->rows;
     int r = r0;
+    if (j->qdot8)
+        for (; r + 8 <= r1; r += 8)
+            for (int s = 0; s < j->n; s++) {
+                float out[8];
+                j->qdot8(j->W + (size_t)r * j->rb, j->rb, j->x + (size_t)s * j->xb, j->nb, out);
+                memcpy(j->y + (size_t)s * j->rows + r, out, sizeof out);
+            }
     if (j->qdot4)
         for (; r + 4 <= r1; r += 4)
             for (int s = 0; s < j->n; s++) {
@@ -285,7 +293,15 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
         for (int s = 0; s < n; s++) quantize_row(vt, x + (size_t)s * K, (char *)scratch + (size_t)s * j.xb, K);
         j.x = scratch;
         j.qdot = qdot_for(t, isa);
-        if (isa == LM_ISA_AVX512) j.qdot4 = t == LM_QT_Q4_0 ? lm_dot4_q4_0_avx512 : t == LM_QT_Q8_0 ? lm_dot4_q8_0_avx512 : NULL;
+        if (isa == LM_ISA_AVX512) {
+            int vbmi = __builtin_cpu_supports("avx512vbmi");
+            j.qdot4 = t == LM_QT_Q8_0 ? lm_dot4_q8_0_avx512
+                      : !vbmi         ? NULL
+                      : t == LM_QT_Q4_0 ? lm_dot4_q4_0_avx512
+                      : t == LM_QT_Q4_K ? lm_dot4_q4_k_avx512
+                                        : NULL;
+            j.qdot8 = vbmi && t == LM_QT_Q4_0 ? lm_dot8_q4_0_avx512 : NULL;
+        }
         j.nb = K / lm_qtype_block_elems(t);
     }
     int tasks = (rows + LM_QMATMUL_ROWS_PER_TASK - 1) / LM_QMATMUL_ROWS_PER_TASK;

@@ -1,17 +1,23 @@
 /* AVX-512 VNNI four-row dot kernels for decoding: y[r] = W[r] . x for
  * four consecutive weight rows at once.
  *
- * Why four rows: the one-row kernels spend most of each block on work
- * that depends only on the activation block (loading it, converting its
- * scale, the Q4_0 offset term) and wait on one accumulator's FMA latency.
- * Sharing that work over four rows and giving each row its own
- * accumulator roughly halves the instructions per weight byte, which is
- * what decides decode speed once the weights stream from memory. */
+ * Why four rows: much of the work per block depends only on the
+ * activation block (loading and arranging it, its scale, the offset
+ * term); sharing it over four rows, each with its own accumulator,
+ * leaves the few instructions that touch the weights, and decode speed
+ * is decided by instructions per weight byte once the weights stream
+ * from memory.
+ *
+ * Why two blocks per 512-bit register (Q4_0, Q8_0): a 32-element block
+ * fills only half a register; pairing blocks halves the vector
+ * instructions per weight. The two blocks' scales then differ between
+ * the register's halves, so the scale vector is built per pair. */
 #include <immintrin.h>
+#include <string.h>
 
 #include "kernels/quant_blocks.h"
 
-#define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx512vbmi,avx2,fma,f16c")))
 
 AVX512_TARGET static inline float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -20,48 +26,194 @@ AVX512_TARGET static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-AVX512_TARGET void lm_dot4_q4_0_avx512(const void *vw, size_t rb, const void *vx, int nb, float *y) {
+/* Two f16 scales as floats in the lane pattern of a block pair:
+ * 128-bit lanes 0 and 2 get a, lanes 1 and 3 get b. */
+AVX512_TARGET static inline __m512 pair_scales(uint16_t a, uint16_t b) {
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
+    __m128 f = _mm_cvtph_ps(_mm_insert_epi16(_mm_cvtsi32_si128(a), b, 1));
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
+}
+
+/* R rows (4 or 8, a constant after inlining). */
+AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_0(const void *vw, size_t rb, const void *vx, int nb,
+                                                                          float *y, const int R) {
     const lm_block_q8_0 *x = vx;
-    const lm_block_q4_0 *w[4];
-    for (int r = 0; r < 4; r++) w[r] = (const lm_block_q4_0 *)((const char *)vw + (size_t)r * rb);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    const __m256i zero = _mm256_setzero_si256(), eight = _mm256_set1_epi8(8);
-    const __m128i m4 = _mm_set1_epi8(0xF);
-    for (int b = 0; b < nb; b++) {
-        __m256i qx = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        /* sum (q - 8) x = sum q x - sum 8 x; the second term is the row's
-         * for every row. */
-        __m256i x8 = _mm256_dpbusd_epi32(zero, eight, qx);
-        float dx = _cvtsh_ss(x[b].d);
-        for (int r = 0; r < 4; r++) {
-            /* Four row streams at once outrun the hardware prefetcher. */
-            if ((b & 3) == 0) _mm_prefetch((const char *)&w[r][b + 12], _MM_HINT_T0);
-            __m128i t = _mm_loadu_si128((const __m128i *)w[r][b].qs);
-            __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(t, 4), m4), _mm_and_si128(t, m4));
-            __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, q, qx), x8);
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[r][b].d) * dx), _mm256_cvtepi32_ps(p), acc[r]);
+    const char *w[8];
+    for (int r = 0; r < R; r++) w[r] = (const char *)vw + (size_t)r * rb;
+    __m512 acc[8];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    const __m512i zero = _mm512_setzero_si512();
+    /* A block pair is 36 bytes: d(b), 16 bytes of nibbles, d(b+1), 16
+     * bytes. One masked load brings both; vpermb lays the nibble bytes
+     * out as [b, b+1, b, b+1] (16 bytes each) and the f16 scales as
+     * [d(b) x4, d(b+1) x4, d(b) x4, d(b+1) x4]. */
+    const __m512i nibble_idx = _mm512_set_epi32(0x23222120, 0x1f1e1d1c, 0x1b1a1918, 0x17161514, 0x11100f0e, 0x0d0c0b0a,
+                                                0x09080706, 0x05040302, 0x23222120, 0x1f1e1d1c, 0x1b1a1918, 0x17161514,
+                                                0x11100f0e, 0x0d0c0b0a, 0x09080706, 0x05040302);
+    const __m512i scale_idx = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0x13121312, 0x13121312, 0x01000100, 0x01000100,
+                                               0x13121312, 0x13121312, 0x01000100, 0x01000100);
+    /* Low nibbles stay in place; high nibbles are masked where they are,
+     * so they count 16x: the activation scale of those lanes is divided
+     * by 16 instead of shifting every weight byte. */
+    const __m512i masks = _mm512_xor_si512(_mm512_set1_epi8(0x0F), _mm512_set_epi64(-1, -1, -1, -1, 0, 0, 0, 0));
+    /* sum (q - 8) x = sum q x - sum 8 x (x 16 in the high lanes); the
+     * second term is every row's. */
+    const __m512i offsets = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8(8), _mm512_set1_epi8((char)128));
+    const __m512 hi_div = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(1.f), _mm512_set1_ps(1.f / 16));
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        /* Activations in the weights' order: [x(b) 0-15, x(b+1) 0-15,
+         * x(b) 16-31, x(b+1) 16-31]. */
+        __m512i qx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[b].qs)),
+                                        _mm256_loadu_si256((const __m256i *)x[b + 1].qs), 1);
+        qx = _mm512_shuffle_i64x2(qx, qx, _MM_SHUFFLE(3, 1, 2, 0));
+        __m512i neg_offset = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offsets, qx));
+        __m512 dx = _mm512_mul_ps(pair_scales(x[b].d, x[b + 1].d), hi_div);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const char *pair = w[r] + (size_t)b * sizeof(lm_block_q4_0);
+            /* Several row streams at once outrun the hardware prefetcher. */
+            if ((b & 3) == 0) _mm_prefetch(pair + 288, _MM_HINT_T0);
+            __m512i raw = _mm512_maskz_loadu_epi8(0xFFFFFFFFFull, pair);
+            __m512i q = _mm512_and_si512(_mm512_permutexvar_epi8(nibble_idx, raw), masks);
+            __m512i p = _mm512_dpbusd_epi32(neg_offset, q, qx);
+            __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(scale_idx, raw)));
+            acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(p), acc[r]);
         }
     }
-    for (int r = 0; r < 4; r++) y[r] = hsum256(acc[r]);
+    for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
+    if (b < nb) { /* an odd last block, half a register */
+        const __m256i zero256 = _mm256_setzero_si256();
+        __m256i qx = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        __m256i x8 = _mm256_dpbusd_epi32(zero256, _mm256_set1_epi8(8), qx);
+        const __m128i m4x = _mm_set1_epi8(0xF);
+        for (int r = 0; r < R; r++) {
+            const lm_block_q4_0 *blk = (const lm_block_q4_0 *)w[r] + b;
+            __m128i t = _mm_loadu_si128((const __m128i *)blk->qs);
+            __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(t, 4), m4x), _mm_and_si128(t, m4x));
+            __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero256, q, qx), x8);
+            y[r] += _cvtsh_ss(blk->d) * _cvtsh_ss(x[b].d) * hsum256(_mm256_cvtepi32_ps(p));
+        }
+    }
+}
+
+AVX512_TARGET void lm_dot4_q4_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y) {
+    dotn_q4_0(w, rb, x, nb, y, 4);
+}
+
+AVX512_TARGET void lm_dot8_q4_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y) {
+    dotn_q4_0(w, rb, x, nb, y, 8);
 }
 
 AVX512_TARGET void lm_dot4_q8_0_avx512(const void *vw, size_t rb, const void *vx, int nb, float *y) {
     const lm_block_q8_0 *x = vx;
     const lm_block_q8_0 *w[4];
     for (int r = 0; r < 4; r++) w[r] = (const lm_block_q8_0 *)((const char *)vw + (size_t)r * rb);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    const __m256i zero = _mm256_setzero_si256(), bias = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi8(1);
-    for (int b = 0; b < nb; b++) {
-        /* x + 128 is unsigned, so vpdpbusd takes it as is:
-         * sum (x + 128) w = sum x w + 128 sum w. */
-        __m256i ux = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x[b].qs), bias);
-        float dx = _cvtsh_ss(x[b].d);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    const __m512i zero = _mm512_setzero_si512(), bias = _mm512_set1_epi8((char)0x80);
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        /* w + 128 is unsigned, so vpdpbusd takes it as is:
+         * sum (w + 128) x = sum w x + 128 sum x, and the second term is
+         * every row's. */
+        __m512i qx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[b].qs)),
+                                        _mm256_loadu_si256((const __m256i *)x[b + 1].qs), 1);
+        __m512i neg_x128 = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, qx));
+        /* Halves, not 128-bit lanes, hold the two blocks here. */
+        const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        __m512 dx = _mm512_permutexvar_ps(
+            idx, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_insert_epi16(_mm_cvtsi32_si128(x[b].d), x[b + 1].d, 1))));
+#pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
-            __m256i qw = _mm256_loadu_si256((const __m256i *)w[r][b].qs);
-            __m256i p = _mm256_dpbusd_epi32(zero, ux, qw);
-            __m256i sw = _mm256_slli_epi32(_mm256_dpbusd_epi32(zero, ones, qw), 7);
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[r][b].d) * dx), _mm256_cvtepi32_ps(_mm256_sub_epi32(p, sw)), acc[r]);
+            if ((b & 3) == 0) _mm_prefetch((const char *)&w[r][b + 8], _MM_HINT_T0);
+            __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[r][b].qs)),
+                                            _mm256_loadu_si256((const __m256i *)w[r][b + 1].qs), 1);
+            __m512i p = _mm512_dpbusd_epi32(neg_x128, _mm512_xor_si512(qw, bias), qx);
+            __m512 dw = _mm512_permutexvar_ps(
+                idx,
+                _mm512_castps128_ps512(_mm_cvtph_ps(_mm_insert_epi16(_mm_cvtsi32_si128(w[r][b].d), w[r][b + 1].d, 1))));
+            acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(p), acc[r]);
         }
     }
-    for (int r = 0; r < 4; r++) y[r] = hsum256(acc[r]);
+    float tail[4] = {0, 0, 0, 0};
+    if (b < nb) {
+        const __m256i zero256 = _mm256_setzero_si256(), bias256 = _mm256_set1_epi8((char)0x80);
+        __m256i qx = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        __m256i x128 = _mm256_dpbusd_epi32(zero256, bias256, qx);
+        for (int r = 0; r < 4; r++) {
+            __m256i qw = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)w[r][b].qs), bias256);
+            __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero256, qw, qx), x128);
+            tail[r] = _cvtsh_ss(w[r][b].d) * _cvtsh_ss(x[b].d) * hsum256(_mm256_cvtepi32_ps(p));
+        }
+    }
+    for (int r = 0; r < 4; r++) y[r] = _mm512_reduce_add_ps(acc[r]) + tail[r];
+}
+
+/* The eight 6-bit scales (or mins) of a Q4_K block as bytes, from its
+ * 12 packed bytes: sub-blocks 0-3 keep their low 6 bits, 4-7 take a
+ * nibble from bytes 8-11 and two high bits from bytes 0-3 (scales) or
+ * 4-7 (mins). */
+static inline void q4k_unpack(const uint8_t *packed, uint64_t *scales, uint64_t *mins) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, packed, 4);
+    memcpy(&u1, packed + 4, 4);
+    memcpy(&u2, packed + 8, 4);
+    uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
+    uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
+    *scales = (u0 & 0x3f3f3f3fu) | (uint64_t)sc_hi << 32;
+    *mins = (u1 & 0x3f3f3f3fu) | (uint64_t)m_hi << 32;
+}
+
+AVX512_TARGET void lm_dot4_q4_k_avx512(const void *vw, size_t rb, const void *vx, int nb, float *y) {
+    const lm_block_q8_k *x = vx;
+    const lm_block_q4_k *w[4];
+    for (int r = 0; r < 4; r++) w[r] = (const lm_block_q4_k *)((const char *)vw + (size_t)r * rb);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m256 acc_min[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    const __m512i m4 = _mm512_set1_epi8(0xF);
+    /* vpmultishiftqb controls: bytes in place in the low half, shifted
+     * right by 4 bits in the high half (vpsrlvq would compete with the
+     * multiplies for the same execution port). */
+    const __m512i nibble_shift = _mm512_set_epi64(0x3c342c241c140c04, 0x3c342c241c140c04, 0x3c342c241c140c04,
+                                                  0x3c342c241c140c04, 0x3830282018100800, 0x3830282018100800,
+                                                  0x3830282018100800, 0x3830282018100800);
+    /* vpermw indices: the 16-bit scale of sub-block 2jj in the low half,
+     * 2jj+1 in the high half (low and high nibbles of 32 bytes). */
+    __m512i scale_idx[4];
+    for (int jj = 0; jj < 4; jj++)
+        scale_idx[jj] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)(2 * jj))),
+                                           _mm256_set1_epi16((short)(2 * jj + 1)), 1);
+    for (int b = 0; b < nb; b++) {
+        __m512i a[4];
+        for (int jj = 0; jj < 4; jj++) a[jj] = _mm512_loadu_si512(x[b].qs + 64 * jj);
+        __m256i bsums = _mm256_loadu_si256((const __m256i *)x[b].bsums);
+        __m128 dx = _mm_set1_ps(x[b].d);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const lm_block_q4_k *blk = &w[r][b];
+            _mm_prefetch((const char *)(blk + 2), _MM_HINT_T0);
+            _mm_prefetch((const char *)(blk + 2) + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)(blk + 2) + 128, _MM_HINT_T0);
+            uint64_t sc, mn;
+            q4k_unpack(blk->scales, &sc, &mn);
+            __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+            __m512i sumi = _mm512_setzero_si512();
+            for (int jj = 0; jj < 4; jj++) {
+                __m512i t = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk->qs + 32 * jj)));
+                __m512i q = _mm512_and_si512(_mm512_multishift_epi64_epi8(nibble_shift, t), m4);
+                sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q, a[jj]),
+                                           _mm512_permutexvar_epi16(scale_idx[jj], sc16));
+            }
+            /* Each min pairs with the sum of its sub-block's 32
+             * activations: bsums holds them in halves of 16. */
+            __m128i mn8 = _mm_cvtsi64_si128((long long)mn);
+            __m256i mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8)), bsums);
+            uint32_t d_dmin;
+            memcpy(&d_dmin, &blk->d, 4); /* d and dmin are adjacent */
+            __m128 d = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)d_dmin)), dx);
+            acc[r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(d), _mm512_cvtepi32_ps(sumi), acc[r]);
+            acc_min[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d)), _mm256_cvtepi32_ps(mins), acc_min[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) y[r] = _mm512_reduce_add_ps(acc[r]) - hsum256(acc_min[r]);
 }
