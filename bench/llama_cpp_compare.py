@@ -42,7 +42,7 @@ def loadavg():
 
 def membw(threads):
     exe = "/tmp/lmkit_membw"
-    if not os.path.exists(exe):
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(os.path.join(HERE, "membw.c")):
         subprocess.run(["cc", "-O3", "-march=native", "-ffast-math", "-fopenmp", os.path.join(HERE, "membw.c"), "-o", exe],
                        check=True)
     rc, out = run([exe, str(threads)], 300)
@@ -129,7 +129,8 @@ def main():
         f"Machine: {model_name}, {os.cpu_count()} cores, ISA {' '.join(isa)}; threads {a.threads}; "
         f"`lmkit bench generate --prompt-tokens {a.pp} --gen-tokens {a.tg} --threads {a.threads}` vs "
         f"`llama-bench -p {a.pp} -n {a.tg} -t {a.threads}` on the same files, best of {a.rounds} alternating rounds.",
-        "Bandwidth: `bench/membw.c` (parallel float sum over 512 MiB) just before each model; the decode bound is "
+        "Bandwidth: `bench/membw.c` just before each model: the faster of PEERS.md's parallel float sum and a "
+        "four-stream prefetching sum over 512 MiB (here the second reads ~1.5x faster); the decode bound is "
         "bandwidth / weight bytes.",
         "",
         "| model | weights GB | mem GB/s | load avg before → after | lmkit pp t/s | llama.cpp pp t/s | pp ratio | "

@@ -28,6 +28,9 @@ typedef struct {
     int vocab_size, hidden, n_layer, n_head, intermediate;
     int max_pos, type_vocab, pad_token_id;
     float layer_norm_eps;
+    /* Training-time dropout (hidden_dropout_prob, attention_probs_dropout_prob,
+     * classifier_dropout; the last < 0 when null: hidden_dropout applies). */
+    float hidden_dropout, attn_dropout, classifier_dropout;
     lm_bert_head head; /* from "architectures" */
     int num_labels;    /* classification outputs (regression: usually 1) */
     lm_problem problem;
@@ -69,6 +72,13 @@ lm_status lm_bert_create(const lm_bert_config *c, int train, uint64_t seed, lm_b
 lm_status lm_bert_open_dir(const char *dir, const lm_bert_open_options *o, lm_bert **out);
 void lm_bert_free(lm_bert *m);
 int lm_bert_new_tensors(const lm_bert *m);
+/* Training mode: dropout with probability `hidden` after the embedding
+ * LayerNorm and on each block's attention-output and FFN-output
+ * projections (as HF's BertModel), and `classifier` on the pooled output;
+ * every encode draws new masks from (seed, encode count). Attention-
+ * probability dropout is not applied. Off (the default): inference. */
+void lm_bert_set_dropout(lm_bert *m, float hidden, float classifier, uint64_t seed);
+void lm_bert_set_training(lm_bert *m, int on);
 
 const lm_bert_config *lm_bert_get_config(const lm_bert *m);
 const lm_param_table *lm_bert_params(const lm_bert *m);

@@ -80,6 +80,10 @@ void lm_swiglu_backward(float *dgate, float *dup, const float *dout, const float
 void lm_add(float *out, const float *a, const float *b, size_t n);
 /* acc[i] += x[i] */
 void lm_accumulate(float *acc, const float *x, size_t n);
+/* Inverted dropout in place: x[i] = 0 with probability p, else
+ * x[i] / (1 - p). The mask depends only on (seed, stream, i), so calling
+ * it again on the gradient with the same arguments is the backward pass. */
+void lm_dropout(float *x, size_t n, float p, uint64_t seed, uint64_t stream);
 
 /* ---- attention ----
  * Fused causal multi-head attention (tiled, online softmax): memory O(T).

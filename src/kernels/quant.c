@@ -249,12 +249,20 @@ typedef struct {
     lm_qdot_fn qdot;
     lm_qdot4_fn qdot4; /* four rows at a time, where the ISA has one */
     lm_qdot4_fn qdot8; /* eight rows */
+    void (*fdot4)(const void *w, size_t rb, const float *x, int k, float *y);
 } gemv_job;
 
 static void gemv_task(void *ctx, int task) {
     const gemv_job *j = ctx;
     int r0 = task * LM_QMATMUL_ROWS_PER_TASK, r1 = r0 + LM_QMATMUL_ROWS_PER_TASK < j->rows ? r0 + LM_QMATMUL_ROWS_PER_TASK : j->rows;
     int r = r0;
+    if (j->fdot4)
+        for (; r + 4 <= r1; r += 4)
+            for (int s = 0; s < j->n; s++) {
+                float out[4];
+                j->fdot4(j->W + (size_t)r * j->rb, j->rb, (const float *)(j->x + (size_t)s * j->xb), j->K, out);
+                memcpy(j->y + (size_t)s * j->rows + r, out, sizeof out);
+            }
     if (j->qdot8)
         for (; r + 8 <= r1; r += 8)
             for (int s = 0; s < j->n; s++) {
@@ -287,6 +295,7 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
     if (j.fdot) {
         j.x = (const char *)x;
         j.xb = (size_t)K * sizeof(float);
+        if (isa == LM_ISA_AVX512 && t == LM_QT_F16) j.fdot4 = lm_fdot4_f16_avx512;
     } else {
         lm_qtype vt = lm_qtype_vec_type(t);
         j.xb = lm_qtype_row_bytes(vt, K);

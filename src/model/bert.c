@@ -130,6 +130,15 @@ void lm_bert_free(lm_bert *m) {
 }
 
 int lm_bert_new_tensors(const lm_bert *m) { return m->new_tensors; }
+
+void lm_bert_set_dropout(lm_bert *m, float hidden, float classifier, uint64_t seed) {
+    m->drop_hidden = hidden > 0 && hidden < 1 ? hidden : 0;
+    m->drop_cls = classifier > 0 && classifier < 1 ? classifier : 0;
+    m->drop_seed = seed;
+    m->drop_call = 0;
+}
+
+void lm_bert_set_training(lm_bert *m, int on) { m->training = on != 0; }
 const lm_bert_config *lm_bert_get_config(const lm_bert *m) { return &m->cfg; }
 const lm_param_table *lm_bert_params(const lm_bert *m) { return &m->table; }
 float *lm_bert_param_data(lm_bert *m) { return m->params; }
@@ -171,7 +180,7 @@ static lm_status lm_bert_alloc_acts(lm_bert *m, int B, int T) {
         {&a->d0, train ? BT * C : 0}, {&a->d1, train ? BT * C : 0}, {&a->d2, train ? BT * C : 0},
         {&a->d3, train ? BT * C : 0}, {&a->dq, train ? BT * C : 0}, {&a->dk, train ? BT * C : 0},
         {&a->dv, train ? BT * C : 0}, {&a->dfc, train ? BT * F : 0}, {&a->dfcg, train ? BT * F : 0},
-        {&a->attn_scratch, train ? lm_attention_backward_scratch(&as) : 0},
+        {&a->attn_scratch, train ? lm_attention_backward_scratch(&as) : 0}, {&a->ddrop, train ? BT * C : 0},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof plan / sizeof *plan; i++) total += (plan[i].n + 15) & ~(size_t)15;
@@ -210,7 +219,9 @@ lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
     m->B = B;
     m->T = T;
     m->last_head = 0;
+    if (m->training) m->drop_call++; /* fresh dropout masks */
     int BT = B * T, C = c->hidden, NH = c->n_head, F = c->intermediate;
+    float pd = m->drop_hidden;
     memcpy(m->ids, in->input_ids, (size_t)BT * sizeof(int32_t));
     for (int i = 0; i < BT; i++) {
         m->types[i] = in->token_type_ids ? in->token_type_ids[i] : 0;
@@ -228,6 +239,7 @@ lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
     lm_embedding_forward(a->tmp, m->types, NULL, lm_bert_at(m, P, BP_TYPE), NULL, BT, C);
     lm_accumulate(a->emb, a->tmp, (size_t)BT * C);
     lm_layernorm_forward(a->h0, a->emb_mean, a->emb_rstd, a->emb, lm_bert_at(m, P, BP_ELN_W), lm_bert_at(m, P, BP_ELN_B), BT, C, eps);
+    lm_bert_drop(m, a->h0, (size_t)BT * C, pd, LM_DROP_EMB);
     for (int l = 0; l < c->n_layer; l++) {
         size_t lo = (size_t)l * BT;
         const float *x = l == 0 ? a->h0 : a->hout + (lo - BT) * C;
@@ -243,12 +255,14 @@ lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
         }
         lm_attention_forward(atty, a->lse + (size_t)l * NH * BT, q, k, v, &as);
         lm_linear_forward(a->tmp, atty, lm_bert_layer_at(m, P, l, BP_AO_W), lm_bert_layer_at(m, P, l, BP_AO_B), BT, C, C);
+        lm_bert_drop(m, a->tmp, (size_t)BT * C, pd, LM_DROP_LAYER0 + 2 * (uint64_t)l);
         lm_add(res1, x, a->tmp, (size_t)BT * C);
         lm_layernorm_forward(a1, a->ln1_mean + lo, a->ln1_rstd + lo, res1, lm_bert_layer_at(m, P, l, BP_LN1_W),
                              lm_bert_layer_at(m, P, l, BP_LN1_B), BT, C, eps);
         lm_linear_forward(fc, a1, lm_bert_layer_at(m, P, l, BP_I_W), lm_bert_layer_at(m, P, l, BP_I_B), BT, C, F);
         lm_gelu_erf_forward(fcg, fc, (size_t)BT * F);
         lm_linear_forward(a->tmp, fcg, lm_bert_layer_at(m, P, l, BP_O_W), lm_bert_layer_at(m, P, l, BP_O_B), BT, F, C);
+        lm_bert_drop(m, a->tmp, (size_t)BT * C, pd, LM_DROP_LAYER0 + 2 * (uint64_t)l + 1);
         lm_add(res2, a1, a->tmp, (size_t)BT * C);
         lm_layernorm_forward(hout, a->ln2_mean + lo, a->ln2_rstd + lo, res2, lm_bert_layer_at(m, P, l, BP_LN2_W),
                              lm_bert_layer_at(m, P, l, BP_LN2_B), BT, C, eps);
@@ -268,6 +282,8 @@ void lm_bert_encoder_backward(lm_bert *m, float *dh) {
     size_t BTC = (size_t)BT * C, BTF = (size_t)BT * F;
 #define GW(l, w) (frozen ? NULL : lm_bert_layer_at(m, G, l, w))
     float *dres = a->d1, *da1 = a->d2, *dx = a->d3;
+    int dropping = lm_bert_dropping(m);
+    float pd = m->drop_hidden;
     for (int l = c->n_layer - 1; l >= 0; l--) {
         size_t lo = (size_t)l * BT;
         const float *x = l == 0 ? a->h0 : a->hout + (lo - BT) * C;
@@ -279,8 +295,16 @@ void lm_bert_encoder_backward(lm_bert *m, float *dh) {
         lm_layernorm_backward(dres, GW(l, BP_LN2_W), GW(l, BP_LN2_B), dh, res2, lm_bert_layer_at(m, P, l, BP_LN2_W),
                               a->ln2_mean + lo, a->ln2_rstd + lo, BT, C);
         memcpy(da1, dres, BTC * sizeof(float));
+        /* The projection's output went through a dropout mask; the
+         * residual did not. */
+        const float *dproj = dres;
+        if (dropping) {
+            memcpy(a->ddrop, dres, BTC * sizeof(float));
+            lm_bert_drop(m, a->ddrop, BTC, pd, LM_DROP_LAYER0 + 2 * (uint64_t)l + 1);
+            dproj = a->ddrop;
+        }
         memset(a->dfcg, 0, BTF * sizeof(float));
-        lm_linear_backward(a->dfcg, GW(l, BP_O_W), GW(l, BP_O_B), dres, fcg, lm_bert_layer_at(m, P, l, BP_O_W), BT, F, C);
+        lm_linear_backward(a->dfcg, GW(l, BP_O_W), GW(l, BP_O_B), dproj, fcg, lm_bert_layer_at(m, P, l, BP_O_W), BT, F, C);
         memset(a->dfc, 0, BTF * sizeof(float));
         lm_gelu_erf_backward(a->dfc, fc, a->dfcg, BTF);
         lm_linear_backward(da1, GW(l, BP_I_W), GW(l, BP_I_B), a->dfc, a1, lm_bert_layer_at(m, P, l, BP_I_W), BT, C, F);
@@ -289,8 +313,14 @@ void lm_bert_encoder_backward(lm_bert *m, float *dh) {
         lm_layernorm_backward(dres, GW(l, BP_LN1_W), GW(l, BP_LN1_B), da1, res1, lm_bert_layer_at(m, P, l, BP_LN1_W),
                               a->ln1_mean + lo, a->ln1_rstd + lo, BT, C);
         memcpy(dx, dres, BTC * sizeof(float));
+        dproj = dres;
+        if (dropping) {
+            memcpy(a->ddrop, dres, BTC * sizeof(float));
+            lm_bert_drop(m, a->ddrop, BTC, pd, LM_DROP_LAYER0 + 2 * (uint64_t)l);
+            dproj = a->ddrop;
+        }
         memset(da1, 0, BTC * sizeof(float)); /* reused as d(atty) */
-        lm_linear_backward(da1, GW(l, BP_AO_W), GW(l, BP_AO_B), dres, atty, lm_bert_layer_at(m, P, l, BP_AO_W), BT, C, C);
+        lm_linear_backward(da1, GW(l, BP_AO_W), GW(l, BP_AO_B), dproj, atty, lm_bert_layer_at(m, P, l, BP_AO_W), BT, C, C);
         memset(a->dq, 0, BTC * sizeof(float));
         memset(a->dk, 0, BTC * sizeof(float));
         memset(a->dv, 0, BTC * sizeof(float));
@@ -309,6 +339,7 @@ void lm_bert_encoder_backward(lm_bert *m, float *dh) {
     }
 #undef GW
     if (frozen) return; /* embeddings are frozen too */
+    lm_bert_drop(m, dh, BTC, pd, LM_DROP_EMB);
     memset(dres, 0, BTC * sizeof(float));
     lm_layernorm_backward(dres, lm_bert_at(m, G, BP_ELN_W), lm_bert_at(m, G, BP_ELN_B), dh, a->emb, lm_bert_at(m, P, BP_ELN_W),
                           a->emb_mean, a->emb_rstd, BT, C);

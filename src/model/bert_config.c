@@ -19,6 +19,9 @@ lm_status lm_bert_config_validate(const lm_bert_config *c) {
     if (c->max_pos < 1 || c->max_pos > (1 << 20)) return lm_error(LM_ERR_ARG, "config: max_position_embeddings %d out of range", c->max_pos);
     if (c->type_vocab < 1 || c->type_vocab > 1024) return lm_error(LM_ERR_ARG, "config: type_vocab_size %d out of range", c->type_vocab);
     if (!(c->layer_norm_eps > 0 && c->layer_norm_eps < 1)) return lm_error(LM_ERR_ARG, "config: layer_norm_eps %g out of range (0, 1)", c->layer_norm_eps);
+    if (!(c->hidden_dropout >= 0 && c->hidden_dropout < 1)) return lm_error(LM_ERR_ARG, "config: hidden_dropout_prob %g out of range [0, 1)", c->hidden_dropout);
+    if (!(c->attn_dropout >= 0 && c->attn_dropout < 1)) return lm_error(LM_ERR_ARG, "config: attention_probs_dropout_prob %g out of range [0, 1)", c->attn_dropout);
+    if (!(c->classifier_dropout < 1)) return lm_error(LM_ERR_ARG, "config: classifier_dropout %g out of range [0, 1)", c->classifier_dropout);
     if (c->num_labels < 1 || c->num_labels > 100000) return lm_error(LM_ERR_ARG, "config: num_labels %d out of range", c->num_labels);
     return LM_OK;
 }
@@ -116,6 +119,18 @@ lm_status lm_bert_config_load(const char *path, lm_bert_config *c) {
         if (!json_is_number(eps)) s = lm_error(LM_ERR_FORMAT, "%s: field 'layer_norm_eps' must be a number", path);
         else c->layer_norm_eps = (float)json_number_value(eps);
     }
+    /* BertConfig's defaults: 0.1, 0.1 and null. */
+    c->hidden_dropout = c->attn_dropout = 0.1f;
+    c->classifier_dropout = -1;
+    static const char *drop_names[] = {"hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"};
+    float *drop_fields[] = {&c->hidden_dropout, &c->attn_dropout, &c->classifier_dropout};
+    for (int i = 0; i < 3 && s == LM_OK; i++) {
+        json_t *v = json_object_get(root, drop_names[i]);
+        if (!v || json_is_null(v)) continue;
+        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) >= 1)
+            s = lm_error(LM_ERR_FORMAT, "%s: field '%s' must be a number in [0, 1)", path, drop_names[i]);
+        else *drop_fields[i] = (float)json_number_value(v);
+    }
     json_t *act = json_object_get(root, "hidden_act");
     if (s == LM_OK && act && (!json_is_string(act) || strcmp(json_string_value(act), "gelu") != 0))
         s = lm_error(LM_ERR_UNSUPPORTED, "%s: hidden_act '%s' is not supported (expected 'gelu')", path,
@@ -172,8 +187,9 @@ lm_status lm_bert_config_save(const lm_bert_config *c, const char *path) {
     json_object_set_new(root, "pad_token_id", json_integer(c->pad_token_id));
     json_object_set_new(root, "hidden_act", json_string("gelu"));
     json_object_set_new(root, "layer_norm_eps", json_real(c->layer_norm_eps));
-    json_object_set_new(root, "hidden_dropout_prob", json_real(0.1));
-    json_object_set_new(root, "attention_probs_dropout_prob", json_real(0.1));
+    json_object_set_new(root, "hidden_dropout_prob", json_real(c->hidden_dropout));
+    json_object_set_new(root, "attention_probs_dropout_prob", json_real(c->attn_dropout));
+    json_object_set_new(root, "classifier_dropout", c->classifier_dropout >= 0 ? json_real(c->classifier_dropout) : json_null());
     json_object_set_new(root, "initializer_range", json_real(0.02));
     json_object_set_new(root, "position_embedding_type", json_string("absolute"));
     json_object_set_new(root, "tie_word_embeddings", json_true());

@@ -135,7 +135,7 @@ static lm_status lm_cls_reserve(lm_bert *m, int B) {
     lm_free(h->first);
     size_t C = (size_t)m->cfg.hidden, NL = (size_t)m->cfg.num_labels;
     size_t BC = ((size_t)B * C + 15) & ~(size_t)15, BL = ((size_t)B * NL + 15) & ~(size_t)15;
-    h->first = lm_alloc((5 * BC + 2 * BL) * sizeof(float));
+    h->first = lm_alloc((6 * BC + 2 * BL) * sizeof(float));
     free(m->cls_targets);
     free(m->cls_values);
     m->cls_targets = malloc((size_t)B * sizeof(int32_t));
@@ -146,7 +146,8 @@ static lm_status lm_cls_reserve(lm_bert *m, int B) {
     }
     h->pre = h->first + BC;
     h->pooled = h->pre + BC;
-    h->dpooled = h->pooled + BC;
+    h->pooled_drop = h->pooled + BC;
+    h->dpooled = h->pooled_drop + BC;
     h->dfirst = h->dpooled + BC;
     h->logits = h->dfirst + BC;
     h->dlogits = h->logits + BL;
@@ -202,7 +203,13 @@ lm_status lm_bert_cls_forward(lm_bert *m, const int32_t *class_ids, const float 
     float *P = m->params;
     lm_linear_forward(h->pre, h->first, lm_bert_at(m, P, m->p_pool), lm_bert_at(m, P, m->p_pool + 1), B, C, C);
     for (size_t i = 0; i < (size_t)B * C; i++) h->pooled[i] = tanhf(h->pre[i]);
-    lm_linear_forward(h->logits, h->pooled, lm_bert_at(m, P, m->p_head), lm_bert_at(m, P, m->p_head + 1), B, C, NL);
+    const float *cls_in = h->pooled;
+    if (m->training && m->drop_cls > 0) {
+        memcpy(h->pooled_drop, h->pooled, (size_t)B * C * sizeof(float));
+        lm_bert_drop(m, h->pooled_drop, (size_t)B * C, m->drop_cls, LM_DROP_CLS);
+        cls_in = h->pooled_drop;
+    }
+    lm_linear_forward(h->logits, cls_in, lm_bert_at(m, P, m->p_head), lm_bert_at(m, P, m->p_head + 1), B, C, NL);
     if (!class_ids && !values) {
         if (loss) *loss = 0;
         return LM_OK;
@@ -219,8 +226,10 @@ static void lm_cls_backward(lm_bert *m, float gs, float *dh) {
     float *P = m->params, *G = m->grads;
     lm_scale(h->dlogits, gs, (size_t)B * NL);
     memset(h->dpooled, 0, (size_t)B * C * sizeof(float));
-    lm_linear_backward(h->dpooled, lm_bert_at(m, G, m->p_head), lm_bert_at(m, G, m->p_head + 1), h->dlogits, h->pooled,
-                       lm_bert_at(m, P, m->p_head), B, C, NL);
+    int dropped = m->training && m->drop_cls > 0;
+    lm_linear_backward(h->dpooled, lm_bert_at(m, G, m->p_head), lm_bert_at(m, G, m->p_head + 1), h->dlogits,
+                       dropped ? h->pooled_drop : h->pooled, lm_bert_at(m, P, m->p_head), B, C, NL);
+    if (dropped) lm_bert_drop(m, h->dpooled, (size_t)B * C, m->drop_cls, LM_DROP_CLS);
     for (size_t i = 0; i < (size_t)B * C; i++) h->dpooled[i] *= 1.0f - h->pooled[i] * h->pooled[i];
     memset(h->dfirst, 0, (size_t)B * C * sizeof(float));
     /* peft keeps the pooler frozen under LoRA (only the classifier is saved). */

@@ -4,6 +4,7 @@
 #define LMKIT_BERT_INTERNAL_H
 
 #include "lmkit/bert.h"
+#include "lmkit/kernels.h"
 
 /* Per-layer tensors, in table order. */
 enum {
@@ -19,6 +20,7 @@ typedef struct {
     float *emb, *emb_mean, *emb_rstd, *h0;
     float *q, *k, *v, *atty, *lse, *res1, *ln1_mean, *ln1_rstd, *a1, *fc, *fcg, *res2, *ln2_mean, *ln2_rstd, *hout;
     float *d0, *d1, *d2, *d3, *dq, *dk, *dv, *dfc, *dfcg, *attn_scratch, *tmp;
+    float *ddrop; /* a gradient through a dropout mask (training) */
 } lm_bert_acts;
 
 /* Head activations, sized separately (the MLM logits dominate). */
@@ -29,7 +31,7 @@ typedef struct {
 } lm_bert_mlm_acts;
 
 typedef struct {
-    float *first, *pre, *pooled, *logits, *dlogits, *dpooled, *dfirst;
+    float *first, *pre, *pooled, *pooled_drop, *logits, *dlogits, *dpooled, *dfirst;
     int cap_B;
 } lm_bert_cls_acts;
 
@@ -62,7 +64,19 @@ struct lm_bert {
     int32_t *cls_targets;
     float *cls_values;
     lm_lora *lora;
+    /* Dropout (lm_bert_set_dropout): applied while training is set; masks
+     * come from (drop_seed, drop_call), drop_call counting encodes. */
+    float drop_hidden, drop_cls;
+    uint64_t drop_seed, drop_call;
+    int training;
 };
+
+/* Dropout sites of one encode: the mask stream of each. */
+enum { LM_DROP_EMB = 0, LM_DROP_CLS = 1, LM_DROP_LAYER0 = 2 /* + 2 l (attention out), + 2 l + 1 (FFN out) */ };
+static inline int lm_bert_dropping(const lm_bert *m) { return m->training && m->drop_hidden > 0; }
+static inline void lm_bert_drop(const lm_bert *m, float *x, size_t n, float p, uint64_t site) {
+    if (m->training && p > 0) lm_dropout(x, n, p, m->drop_seed, m->drop_call * 4096 + site);
+}
 
 static inline float *lm_bert_at(const lm_bert *m, float *base, int index) { return base + m->table.params[index].offset; }
 static inline float *lm_bert_layer_at(const lm_bert *m, float *base, int layer, int which) {

@@ -25,6 +25,7 @@ void lm_finetune_options_default(lm_finetune_options *o) {
     o->clip = 1.0f;
     o->lora_alpha = 16;
     o->seed = 42;
+    o->dropout = -1; /* the model config's */
 }
 
 /* Linear warmup to lr, then linear decay to 0 at `total`. */
@@ -248,6 +249,19 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
             s = lm_adamw_init(&opt, tab->total, 0.9f, 0.999f, 1e-8f, o->weight_decay);
         }
     }
+    if (s == LM_OK) {
+        /* Dropout as transformers trains the model: the config's
+         * hidden_dropout_prob, classifier_dropout (null: the hidden one). */
+        const lm_bert_config *bc = lm_bert_get_config(m);
+        float hidden = o->dropout >= 0 ? o->dropout : bc->hidden_dropout;
+        float cls = o->dropout >= 0 ? o->dropout : bc->classifier_dropout >= 0 ? bc->classifier_dropout : bc->hidden_dropout;
+        lm_bert_set_dropout(m, hidden, cls, o->seed);
+        lm_bert_set_training(m, 1);
+        char note[160];
+        snprintf(note, sizeof note, "dropout %g on hidden states, %g on the pooled output%s", hidden, cls,
+                 bc->attn_dropout > 0 ? " (attention-probability dropout is not applied)" : "");
+        lm_note(cb, user, note);
+    }
     int N = d.train.n, B = o->batch;
     long steps_per_epoch = (N + B - 1) / B, total = steps_per_epoch * o->epochs;
     if (s == LM_OK) {
@@ -319,7 +333,9 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
             lm_cls_metrics em;
             memset(&em, 0, sizeof em);
             if (do_eval) {
+                lm_bert_set_training(m, 0);
                 s = lm_bert_evaluate(m, &d.eval_ex, d.eval_ids, d.eval_vals, 32, &em, NULL);
+                lm_bert_set_training(m, 1);
                 if (s != LM_OK) break;
                 ev.kind = 1;
                 ev.eval = em;

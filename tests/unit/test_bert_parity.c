@@ -219,8 +219,66 @@ static void test_new_head_and_losses(void) {
     lm_bert_free(m);
 }
 
+/* Dropout in training mode: the backward pass applies the forward's masks
+ * (central differences with the masks held fixed by re-seeding, rel 2e-3),
+ * and training off is inference exactly. */
+static void test_dropout(void) {
+    lm_bert_open_options o;
+    lm_bert_open_options_default(&o);
+    o.train = 1;
+    lm_bert *m = NULL;
+    CHECK_OK(lm_bert_open_dir(test_src_path("tests/golden/bert_cls_tiny/model"), &o, &m));
+    if (!m) return;
+    int32_t ids[8] = {2, 5, 9, 3, 2, 7, 3, 0}, mask[8] = {1, 1, 1, 1, 1, 1, 1, 0}, y[2] = {1, 2};
+    lm_bert_batch b = {2, 4, ids, NULL, mask};
+    float clean = 0, dropped = 0, other_seed = 0, off = 0;
+    CHECK_OK(lm_bert_encode(m, &b));
+    CHECK_OK(lm_bert_cls_forward(m, y, NULL, &clean));
+    lm_bert_set_dropout(m, 0.3f, 0.3f, 5);
+    CHECK_OK(lm_bert_encode(m, &b)); /* training off: no dropout yet */
+    CHECK_OK(lm_bert_cls_forward(m, y, NULL, &off));
+    CHECK(off == clean);
+    lm_bert_set_training(m, 1);
+    lm_bert_set_dropout(m, 0.3f, 0.3f, 6);
+    CHECK_OK(lm_bert_encode(m, &b));
+    CHECK_OK(lm_bert_cls_forward(m, y, NULL, &other_seed));
+    lm_bert_set_dropout(m, 0.3f, 0.3f, 5);
+    CHECK_OK(lm_bert_encode(m, &b));
+    CHECK_OK(lm_bert_cls_forward(m, y, NULL, &dropped));
+    CHECK_MSG(dropped != clean && dropped != other_seed, "dropout loss %g, clean %g, other seed %g", dropped, clean, other_seed);
+    lm_bert_zero_grad(m);
+    CHECK_OK(lm_bert_backward(m, 1.0f));
+    const lm_param_table *tab = lm_bert_params(m);
+    static const char *names[] = {"classifier.weight", "bert.pooler.dense.weight",
+                                  "bert.encoder.layer.1.output.dense.weight", "bert.encoder.layer.0.attention.output.dense.weight",
+                                  "bert.encoder.layer.0.attention.self.query.weight", "bert.embeddings.LayerNorm.weight",
+                                  "bert.embeddings.word_embeddings.weight"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        const lm_param *p = lm_param_find(tab, names[k]);
+        CHECK_MSG(p != NULL, "%s", names[k]);
+        if (!p) continue;
+        /* Word embeddings: an element of token 5's row (in the batch). */
+        size_t at = p->offset + (k == 6 ? 5 * (size_t)lm_bert_get_config(m)->hidden + 3 : 7);
+        float *w = lm_bert_param_data(m) + at;
+        float g = lm_bert_grad_data(m)[at], w0 = *w, lp = 0, lmn = 0, h = 1e-2f;
+        *w = w0 + h;
+        lm_bert_set_dropout(m, 0.3f, 0.3f, 5); /* the same masks */
+        lm_bert_encode(m, &b);
+        lm_bert_cls_forward(m, y, NULL, &lp);
+        *w = w0 - h;
+        lm_bert_set_dropout(m, 0.3f, 0.3f, 5);
+        lm_bert_encode(m, &b);
+        lm_bert_cls_forward(m, y, NULL, &lmn);
+        *w = w0;
+        double fd = ((double)lp - lmn) / (2.0 * h);
+        CHECK_MSG(fabs(fd - g) <= 2e-3 * fmax(fabs(g), 1e-2), "dropout %s: grad %g vs finite difference %g", names[k], g, fd);
+    }
+    lm_bert_free(m);
+}
+
 int main(void) {
     lm_set_threads(2);
+    test_dropout();
     test_mlm();
     test_cls();
     test_new_head_and_losses();

@@ -246,7 +246,42 @@ static void add_tests(size_t n) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lm_free(bufs[i]);
 }
 
+/* ---------------- dropout ----------------
+ * Statistics (zero fraction within 5 sigma of p), exact scaling of the
+ * kept values, the same mask for the same (seed, stream) whatever the
+ * thread count (it is the backward pass), a different one otherwise. */
+static void dropout_tests(void) {
+    const size_t n = 200003;
+    const float p = 0.1f;
+    float *x = kt_randn(n, 1), *a = kt_copy(x, n), *b = kt_copy(x, n), *c = kt_copy(x, n);
+    lm_dropout(a, n, p, 42, 7);
+    lm_set_threads(1);
+    lm_dropout(b, n, p, 42, 7);
+    lm_set_threads(2);
+    lm_dropout(c, n, p, 42, 8);
+    size_t zeros = 0, same_zero = 0, exact = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] == 0.0f) zeros++;
+        else if (a[i] == x[i] * (1.0f / (1.0f - p))) exact++;
+        if (a[i] == 0.0f && c[i] == 0.0f) same_zero++;
+    }
+    double sigma = sqrt((double)n * p * (1 - p));
+    CHECK_MSG(fabs((double)zeros - n * p) < 5 * sigma, "dropout zeros %zu, expected %.0f", zeros, n * p);
+    CHECK(exact == n - zeros);
+    CHECK(memcmp(a, b, n * sizeof(float)) == 0);
+    /* Independent masks share ~p^2 of their zeros. */
+    CHECK_MSG(fabs((double)same_zero - n * p * p) < 5 * sqrt((double)n * p * p), "streams 7 and 8 share %zu zeros", same_zero);
+    memcpy(b, x, n * sizeof(float));
+    lm_dropout(b, n, 0.0f, 42, 7); /* p = 0: identity */
+    CHECK(memcmp(b, x, n * sizeof(float)) == 0);
+    lm_free(x);
+    lm_free(a);
+    lm_free(b);
+    lm_free(c);
+}
+
 static void all_tests(void) {
+    dropout_tests();
     embedding_tests();
     norm_tests(7, 37, 1);
     norm_tests(5, 1, 0);

@@ -57,7 +57,8 @@ int lm_cmd_finetune(int argc, char **argv) {
         {"--early-stop", LM_ARG_INT, &o.early_stop, "stop after this many evaluations without improvement [off]"},
         {"--lora", LM_ARG_INT, &o.lora_rank, "LoRA rank on attention query/value; 0 = full fine-tuning [0]"},
         {"--lora-alpha", LM_ARG_FLOAT, &o.lora_alpha, "LoRA alpha (scale alpha/rank) [16]"},
-        {"--seed", LM_ARG_LONG, &seed, "shuffling and new-head initialisation [42]"},
+        {"--dropout", LM_ARG_FLOAT, &o.dropout, "dropout on hidden states and the pooled output while training [the config's, 0.1 for BERT]"},
+        {"--seed", LM_ARG_LONG, &seed, "shuffling, dropout masks and new-head initialisation [42]"},
         {"--threads", LM_ARG_INT, &threads, "CPU threads (default: all cores)"},
         {"--out", LM_ARG_STR, &o.out_dir, "run directory (a Hugging Face model directory)"},
         {NULL, 0, NULL, NULL},
@@ -79,6 +80,7 @@ int lm_cmd_finetune(int argc, char **argv) {
     }
     if (o.max_len != 0 && o.max_len < 2) return lm_fail("finetune: --max-len %d must be at least 2", o.max_len);
     if (o.lora_rank < 0) return lm_fail("finetune: --lora %d must be >= 0", o.lora_rank);
+    if (o.dropout >= 1) return lm_fail("finetune: --dropout %g must be below 1", o.dropout);
     o.data.no_header = no_header;
     o.seed = (uint64_t)seed;
     lm_set_threads(threads);
