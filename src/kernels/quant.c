@@ -247,36 +247,29 @@ typedef struct {
     int rows, K, n, nb;
     lm_fdot_fn fdot;
     lm_qdot_fn qdot;
-    lm_qdot4_fn qdot4; /* four rows at a time, where the ISA has one */
-    lm_qdot4_fn qdot8; /* eight rows */
-    void (*fdot4)(const void *w, size_t rb, const float *x, int k, float *y);
+    /* Several rows at a time, where the ISA has a kernel: eight, then four.
+     * They take multi_len: blocks per row (quantized) or K (float rows). */
+    lm_qdot4_fn qdot8, qdot4;
+    int multi_len;
 } gemv_job;
+
+/* Rows [r, r1) in groups of R with a multi-row kernel; returns the first
+ * row left over. */
+static int gemv_rows(const gemv_job *j, lm_qdot4_fn fn, int R, int r, int r1) {
+    for (; fn && r + R <= r1; r += R)
+        for (int s = 0; s < j->n; s++) {
+            float out[8];
+            fn(j->W + (size_t)r * j->rb, j->rb, j->x + (size_t)s * j->xb, j->multi_len, out);
+            memcpy(j->y + (size_t)s * j->rows + r, out, sizeof(float) * (size_t)R);
+        }
+    return r;
+}
 
 static void gemv_task(void *ctx, int task) {
     const gemv_job *j = ctx;
     int r0 = task * LM_QMATMUL_ROWS_PER_TASK, r1 = r0 + LM_QMATMUL_ROWS_PER_TASK < j->rows ? r0 + LM_QMATMUL_ROWS_PER_TASK : j->rows;
-    int r = r0;
-    if (j->fdot4)
-        for (; r + 4 <= r1; r += 4)
-            for (int s = 0; s < j->n; s++) {
-                float out[4];
-                j->fdot4(j->W + (size_t)r * j->rb, j->rb, (const float *)(j->x + (size_t)s * j->xb), j->K, out);
-                memcpy(j->y + (size_t)s * j->rows + r, out, sizeof out);
-            }
-    if (j->qdot8)
-        for (; r + 8 <= r1; r += 8)
-            for (int s = 0; s < j->n; s++) {
-                float out[8];
-                j->qdot8(j->W + (size_t)r * j->rb, j->rb, j->x + (size_t)s * j->xb, j->nb, out);
-                memcpy(j->y + (size_t)s * j->rows + r, out, sizeof out);
-            }
-    if (j->qdot4)
-        for (; r + 4 <= r1; r += 4)
-            for (int s = 0; s < j->n; s++) {
-                float out[4];
-                j->qdot4(j->W + (size_t)r * j->rb, j->rb, j->x + (size_t)s * j->xb, j->nb, out);
-                memcpy(j->y + (size_t)s * j->rows + r, out, sizeof out);
-            }
+    int r = gemv_rows(j, j->qdot8, 8, r0, r1);
+    r = gemv_rows(j, j->qdot4, 4, r, r1);
     for (; r < r1; r++) {
         const char *w = j->W + (size_t)r * j->rb;
         for (int s = 0; s < j->n; s++)
@@ -295,7 +288,8 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
     if (j.fdot) {
         j.x = (const char *)x;
         j.xb = (size_t)K * sizeof(float);
-        if (isa == LM_ISA_AVX512 && t == LM_QT_F16) j.fdot4 = lm_fdot4_f16_avx512;
+        if (isa == LM_ISA_AVX512 && t == LM_QT_F16) j.qdot4 = lm_fdot4_f16_avx512;
+        j.multi_len = K;
     } else {
         lm_qtype vt = lm_qtype_vec_type(t);
         j.xb = lm_qtype_row_bytes(vt, K);
@@ -311,7 +305,7 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
                                         : NULL;
             j.qdot8 = vbmi && t == LM_QT_Q4_0 ? lm_dot8_q4_0_avx512 : NULL;
         }
-        j.nb = K / lm_qtype_block_elems(t);
+        j.nb = j.multi_len = K / lm_qtype_block_elems(t);
     }
     int tasks = (rows + LM_QMATMUL_ROWS_PER_TASK - 1) / LM_QMATMUL_ROWS_PER_TASK;
     /* Small products stay on this thread: waking helpers costs more. */

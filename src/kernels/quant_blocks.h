@@ -117,8 +117,8 @@ void lm_dot4_q8_0_avx512(const void *w, size_t rb, const void *x, int nb, float 
 void lm_dot4_q4_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 void lm_dot8_q4_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 void lm_dot4_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
-/* Four F16 rows rb bytes apart with F32 activations. */
-void lm_fdot4_f16_avx512(const void *w, size_t rb, const float *x, int k, float *y);
+/* Four F16 rows rb bytes apart with F32 activations (x: k floats). */
+void lm_fdot4_f16_avx512(const void *w, size_t rb, const void *x, int k, float *y);
 float lm_fdot_f16_avx512(const void *w, const float *x, int k);
 float lm_fdot_bf16_avx512(const void *w, const float *x, int k);
 

@@ -225,7 +225,8 @@ AVX512_TARGET void lm_dot4_q4_k_avx512(const void *vw, size_t rb, const void *vx
 /* F16 weights, F32 activations: four rows share each activation load, and
  * each row stream is prefetched ahead (decode reads F16 weights at the
  * memory's speed only with several lines in flight per core). */
-AVX512_TARGET void lm_fdot4_f16_avx512(const void *vw, size_t rb, const float *x, int k, float *y) {
+AVX512_TARGET void lm_fdot4_f16_avx512(const void *vw, size_t rb, const void *vx, int k, float *y) {
+    const float *x = vx;
     const uint16_t *w[4];
     for (int r = 0; r < 4; r++) w[r] = (const uint16_t *)((const char *)vw + (size_t)r * rb);
     __m512 acc[4][2];
