@@ -171,6 +171,14 @@ lm_status lm_bert_config_load(const char *path, lm_bert_config *c) {
     return s;
 }
 
+/* A float config value as the decimal it was written as (0.1, not
+ * 0.10000000149011612). */
+static double tidy(float x) {
+    char b[32];
+    snprintf(b, sizeof b, "%.7g", (double)x);
+    return strtod(b, NULL);
+}
+
 lm_status lm_bert_config_save(const lm_bert_config *c, const char *path) {
     static const char *arch_names[] = {"BertModel", "BertForMaskedLM", "BertForSequenceClassification"};
     static const char *problems[] = {"single_label_classification", "multi_label_classification", "regression"};
@@ -186,10 +194,10 @@ lm_status lm_bert_config_save(const lm_bert_config *c, const char *path) {
     json_object_set_new(root, "type_vocab_size", json_integer(c->type_vocab));
     json_object_set_new(root, "pad_token_id", json_integer(c->pad_token_id));
     json_object_set_new(root, "hidden_act", json_string("gelu"));
-    json_object_set_new(root, "layer_norm_eps", json_real(c->layer_norm_eps));
-    json_object_set_new(root, "hidden_dropout_prob", json_real(c->hidden_dropout));
-    json_object_set_new(root, "attention_probs_dropout_prob", json_real(c->attn_dropout));
-    json_object_set_new(root, "classifier_dropout", c->classifier_dropout >= 0 ? json_real(c->classifier_dropout) : json_null());
+    json_object_set_new(root, "layer_norm_eps", json_real(tidy(c->layer_norm_eps)));
+    json_object_set_new(root, "hidden_dropout_prob", json_real(tidy(c->hidden_dropout)));
+    json_object_set_new(root, "attention_probs_dropout_prob", json_real(tidy(c->attn_dropout)));
+    json_object_set_new(root, "classifier_dropout", c->classifier_dropout >= 0 ? json_real(tidy(c->classifier_dropout)) : json_null());
     json_object_set_new(root, "initializer_range", json_real(0.02));
     json_object_set_new(root, "position_embedding_type", json_string("absolute"));
     json_object_set_new(root, "tie_word_embeddings", json_true());
