@@ -60,9 +60,15 @@ expect_error "missing text column" "no text column 'review'" "${FT[@]}" --text-c
 expect_error "label count differs from the model" "head has 3 labels but" "${FT[@]/$MLM/$CLS}" --train "$TMP/train.tsv" --eval "$TMP/eval.tsv" --out "$TMP/x5"
 { printf 'text\tlabel\n'; printf 'good film\n'; } > "$TMP/short.tsv"
 expect_error "too few fields" "line 2: 1 tab-separated field" "${FT[@]}" --train "$TMP/short.tsv" --eval "$TMP/eval.tsv" --out "$TMP/x6"
-for d in x1 x2 x3 x4 x5 x6; do [ ! -e "$TMP/$d" ] && ok || bad "$d was created by a failed run"; done
+expect_error "dropout out of range" "--dropout 1.5 must be below 1" "${FT[@]}" --dropout 1.5 --train "$TMP/train.tsv" --eval "$TMP/eval.tsv" --out "$TMP/x7"
+mkdir -p "$TMP/baddrop" && cp "$MLM/"* "$TMP/baddrop/"
+python3 -c "import json; p='$TMP/baddrop/config.json'; c=json.load(open(p)); c['hidden_dropout_prob']=2; json.dump(c, open(p, 'w'))"
+expect_error "config dropout out of range" "field 'hidden_dropout_prob' must be a number in \[0, 1)" "$LMKIT" finetune --model "$TMP/baddrop" --train "$TMP/train.tsv" --eval "$TMP/eval.tsv" --out "$TMP/x8"
+for d in x1 x2 x3 x4 x5 x6 x7 x8; do [ ! -e "$TMP/$d" ] && ok || bad "$d was created by a failed run"; done
 expect_ok "truncation warning" "${FT[@]}" --train "$TMP/train.tsv" --eval "$TMP/eval.tsv" --epochs 1 --max-len 4 --out "$TMP/trunc"
 grep -q "rows longer than --max-len 4 tokens, truncated" "$TMP/err" && ok || bad "no truncation warning: $(cat "$TMP/err")"
+expect_ok "finetune --dropout" "${FT[@]}" --train "$TMP/train.tsv" --eval "$TMP/eval.tsv" --epochs 1 --dropout 0.2 --out "$TMP/drop"
+grep -q "dropout 0.2 on hidden states, 0.2 on the pooled output" "$TMP/err" && ok || bad "no dropout note: $(cat "$TMP/err")"
 
 # embed and fill-mask.
 expect_ok "embed" "$LMKIT" embed --model "$MLM" "good film" "bad film"
