@@ -61,6 +61,29 @@ void lm_adamw_step(lm_adamw *opt, const lm_param_table *table, float *params, co
 /* The same with every gradient taken as grad * grad_scale (grads untouched). */
 void lm_adamw_step_scaled(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr,
                           float grad_scale);
+/* Rows of one tensor that can hold a nonzero gradient — an embedding's
+ * rows of the token ids seen so far — as runs of row indices
+ * [start[i], end[i]). */
+typedef struct {
+    int param;      /* index in the table */
+    size_t row_len; /* floats per row */
+    int n;          /* runs */
+    int32_t *start, *end;
+} lm_row_runs;
+/* Rebuilds the runs from live[rows] (nonzero: the row is live). */
+void lm_row_runs_from(lm_row_runs *r, const uint8_t *live, int rows);
+/* lm_adamw_step_scaled, except that tensor sparse->param, when it has no
+ * weight decay, is updated on its live rows only: a row whose gradient has
+ * always been zero still has m = v = 0, where the dense update leaves it
+ * exactly as it is. sparse NULL: every tensor in full. */
+void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr,
+                        float grad_scale, const lm_row_runs *sparse);
+/* Sum of squared gradients over the table's tensors (the live rows only of
+ * sparse->param), and zeroing them: the passes a step needs when only these
+ * gradients can be nonzero. Deterministic for any thread count. */
+double lm_grad_sum_squares(const lm_param_table *table, const float *grads, const lm_row_runs *sparse);
+void lm_grad_zero(const lm_param_table *table, float *grads, const lm_row_runs *sparse);
+
 /* Global L2 norm of the gradients; if above max_norm (> 0) they are scaled
  * by max_norm / (norm + 1e-6), as torch.nn.utils.clip_grad_norm_ does.
  * Returns the norm before clipping. */

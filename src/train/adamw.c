@@ -4,6 +4,7 @@
 #include "lmkit/kernels.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 lm_status lm_adamw_init(lm_adamw *opt, size_t n, float beta1, float beta2, float eps, float weight_decay) {
@@ -28,14 +29,94 @@ void lm_adamw_free(lm_adamw *opt) {
     opt->m = opt->v = NULL;
 }
 
-void lm_adamw_step_scaled(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr,
-                          float grad_scale) {
+void lm_row_runs_from(lm_row_runs *r, const uint8_t *live, int rows) {
+    r->n = 0;
+    for (int i = 0; i < rows;) {
+        if (!live[i]) {
+            i++;
+            continue;
+        }
+        int e = i;
+        while (e < rows && live[e]) e++;
+        r->start[r->n] = i;
+        r->end[r->n++] = e;
+        i = e;
+    }
+}
+
+/* The live runs of `sparse` when it applies to tensor i (else NULL). */
+static const lm_row_runs *runs_of(const lm_row_runs *sparse, int i) {
+    return sparse && sparse->param == i && sparse->row_len ? sparse : NULL;
+}
+
+void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr,
+                        float grad_scale, const lm_row_runs *sparse) {
     opt->t++;
     for (int i = 0; i < table->n; i++) {
         const lm_param *p = &table->params[i];
-        lm_adamw_update_scaled(params + p->offset, grads + p->offset, opt->m + p->offset, opt->v + p->offset, p->numel, lr,
-                               opt->beta1, opt->beta2, opt->eps, p->decay ? opt->weight_decay : 0.0f, (int)opt->t,
-                               grad_scale);
+        float wd = p->decay ? opt->weight_decay : 0.0f;
+        /* With weight decay every row moves each step: dense. */
+        const lm_row_runs *r = wd == 0.0f ? runs_of(sparse, i) : NULL;
+        if (!r) {
+            lm_adamw_update_scaled(params + p->offset, grads + p->offset, opt->m + p->offset, opt->v + p->offset, p->numel,
+                                   lr, opt->beta1, opt->beta2, opt->eps, wd, (int)opt->t, grad_scale);
+            continue;
+        }
+        /* Runs are short (scattered token ids): one parallel loop over
+         * them, each update on one thread. */
+#pragma omp parallel for schedule(dynamic, 8)
+        for (int k = 0; k < r->n; k++) {
+            size_t off = p->offset + (size_t)r->start[k] * r->row_len, n = (size_t)(r->end[k] - r->start[k]) * r->row_len;
+            lm_adamw_update_scaled(params + off, grads + off, opt->m + off, opt->v + off, n, lr, opt->beta1, opt->beta2,
+                                   opt->eps, wd, (int)opt->t, grad_scale);
+        }
+    }
+}
+
+void lm_adamw_step_scaled(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr,
+                          float grad_scale) {
+    lm_adamw_step_rows(opt, table, params, grads, lr, grad_scale, NULL);
+}
+
+double lm_grad_sum_squares(const lm_param_table *table, const float *grads, const lm_row_runs *sparse) {
+    double total = 0;
+    for (int i = 0; i < table->n; i++) {
+        const lm_param *p = &table->params[i];
+        const lm_row_runs *r = runs_of(sparse, i);
+        if (!r) {
+            total += lm_sum_squares(grads + p->offset, p->numel);
+            continue;
+        }
+        /* Per-run sums added in run order: the same total for any thread
+         * count. */
+        double *part = malloc((size_t)(r->n > 0 ? r->n : 1) * sizeof *part);
+        if (!part) { /* no memory for the partial sums: one thread, same order */
+            for (int k = 0; k < r->n; k++)
+                total += lm_sum_squares(grads + p->offset + (size_t)r->start[k] * r->row_len,
+                                        (size_t)(r->end[k] - r->start[k]) * r->row_len);
+            continue;
+        }
+#pragma omp parallel for schedule(dynamic, 8)
+        for (int k = 0; k < r->n; k++)
+            part[k] = lm_sum_squares(grads + p->offset + (size_t)r->start[k] * r->row_len,
+                                     (size_t)(r->end[k] - r->start[k]) * r->row_len);
+        for (int k = 0; k < r->n; k++) total += part[k];
+        free(part);
+    }
+    return total;
+}
+
+void lm_grad_zero(const lm_param_table *table, float *grads, const lm_row_runs *sparse) {
+    for (int i = 0; i < table->n; i++) {
+        const lm_param *p = &table->params[i];
+        const lm_row_runs *r = runs_of(sparse, i);
+        if (!r) {
+            memset(grads + p->offset, 0, p->numel * sizeof(float));
+            continue;
+        }
+        for (int k = 0; k < r->n; k++)
+            memset(grads + p->offset + (size_t)r->start[k] * r->row_len, 0,
+                   (size_t)(r->end[k] - r->start[k]) * r->row_len * sizeof(float));
     }
 }
 

@@ -125,16 +125,6 @@ static lm_status lm_ft_load_data(const lm_finetune_options *o, const lm_tokenize
 }
 
 /* Clip the global gradient norm over everything that trains. */
-static double lm_ft_clip(float *g1, size_t n1, float *g2, size_t n2, float max_norm) {
-    double norm = sqrt(lm_sum_squares(g1, n1) + (g2 ? lm_sum_squares(g2, n2) : 0));
-    if (max_norm > 0 && norm > max_norm) {
-        float f = (float)(max_norm / (norm + 1e-6));
-        lm_scale(g1, f, n1);
-        if (g2) lm_scale(g2, f, n2);
-    }
-    return norm;
-}
-
 static int lm_better(const lm_finetune_options *o, const lm_cls_metrics *a, const lm_cls_metrics *best, int have_best) {
     if (!have_best) return 1;
     if (o->problem == LM_PROBLEM_REGRESSION) return a->rmse < best->rmse;
@@ -208,6 +198,10 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
     char *eval_log = NULL, *eval_path = NULL;
     size_t eval_len = 0;
     lm_param_table head = {0};
+    /* Full fine-tuning: word-embedding rows of the token ids seen so far
+     * (the only rows whose gradient, moments and values can have changed). */
+    uint8_t *live = NULL;
+    lm_row_runs runs = {.param = -1};
     int regress = o->problem == LM_PROBLEM_REGRESSION;
 
     s = lm_tokenizer_load(o->model_dir, &tok);
@@ -272,6 +266,18 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
         bv = malloc((size_t)B * sizeof *bv);
         if (!order || !ids || !mask || !bl || !bv) s = lm_error(LM_ERR_NOMEM, "out of memory");
     }
+    int vocab = mc.vocab_size;
+    if (s == LM_OK && !lora) {
+        for (int i = 0; i < tab->n; i++) {
+            size_t len = strlen(tab->params[i].name);
+            if (len >= 22 && !strcmp(tab->params[i].name + len - 22, "word_embeddings.weight")) runs.param = i;
+        }
+        runs.row_len = (size_t)mc.hidden;
+        live = calloc((size_t)vocab, 1);
+        runs.start = malloc(((size_t)vocab / 2 + 1) * sizeof *runs.start);
+        runs.end = malloc(((size_t)vocab / 2 + 1) * sizeof *runs.end);
+        if (!live || !runs.start || !runs.end) s = lm_error(LM_ERR_NOMEM, "out of memory");
+    }
     /* Everything is validated: only now does the run directory appear. */
     if (s == LM_OK) s = lm_mkdir_p(o->out_dir);
     if (s == LM_OK) s = lm_metrics_open(&mt, o->out_dir, -1);
@@ -304,18 +310,33 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
             s = lm_bert_encode(m, &in);
             if (s == LM_OK) s = lm_bert_cls_forward(m, regress ? NULL : bl, regress ? bv : NULL, &loss);
             if (s != LM_OK) break;
-            lm_bert_zero_grad(m);
+            /* Only gradients that can be nonzero are zeroed, summed and
+             * updated: under LoRA the classifier's (the encoder is frozen),
+             * else every tensor but the word embeddings, of which only the
+             * rows of tokens seen so far. */
+            float *G = lm_bert_grad_data(m);
+            const lm_param_table *trained = lora ? &head : tab;
+            const lm_row_runs *sparse = NULL;
+            if (live) {
+                int grew = 0;
+                for (int i = 0; i < nb * T; i++)
+                    if (ids[i] >= 0 && ids[i] < vocab && !live[ids[i]]) live[ids[i]] = 1, grew = 1;
+                if (grew) lm_row_runs_from(&runs, live, vocab);
+                if (runs.param >= 0) sparse = &runs;
+            }
+            lm_grad_zero(trained, G, sparse);
+            if (lora) memset(lm_lora_grad_data(lora), 0, lm_lora_params(lora)->total * sizeof(float));
             s = lm_bert_backward(m, 1.0f);
             if (s != LM_OK) break;
-            double gnorm = lm_ft_clip(lm_bert_grad_data(m), tab->total, lora ? lm_lora_grad_data(lora) : NULL,
-                                      lora ? lm_lora_params(lora)->total : 0, o->clip);
+            /* Global-norm clipping folded into the update (no pass of its own). */
+            double gnorm = sqrt(lm_grad_sum_squares(trained, G, sparse) +
+                                (lora ? lm_sum_squares(lm_lora_grad_data(lora), lm_lora_params(lora)->total) : 0));
+            float clip_scale = o->clip > 0 && gnorm > o->clip ? (float)(o->clip / (gnorm + 1e-6)) : 1.0f;
             float lr = lm_linear_lr(o->lr, o->warmup, total, step);
-            if (lora) {
-                lm_adamw_step(&opt, &head, lm_bert_param_data(m), lm_bert_grad_data(m), lr);
-                lm_adamw_step(&opt_lora, lm_lora_params(lora), lm_lora_param_data(lora), lm_lora_grad_data(lora), lr);
-            } else {
-                lm_adamw_step(&opt, tab, lm_bert_param_data(m), lm_bert_grad_data(m), lr);
-            }
+            lm_adamw_step_rows(&opt, trained, lm_bert_param_data(m), G, lr, clip_scale, sparse);
+            if (lora)
+                lm_adamw_step_scaled(&opt_lora, lm_lora_params(lora), lm_lora_param_data(lora), lm_lora_grad_data(lora), lr,
+                                     clip_scale);
             step++;
             double el = lm_now_seconds() - t0;
             int do_eval = o->eval_every > 0 ? (step % o->eval_every == 0 || step == total) : bi == steps_per_epoch - 1;
@@ -366,6 +387,9 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
     free(bl);
     free(bv);
     free(head.params);
+    free(live);
+    free(runs.start);
+    free(runs.end);
     lm_adamw_free(&opt);
     lm_adamw_free(&opt_lora);
     lm_bert_free(m);
