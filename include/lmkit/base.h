@@ -39,6 +39,14 @@ const char *lm_status_name(lm_status s);
  * (and the error message is set). */
 void *lm_alloc(size_t bytes);
 void lm_free(void *p);
+/* One lm_alloc carved into float buffers: *slots[i].ptr gets slots[i].n
+ * floats (NULL when n is 0), each 64-byte aligned. Returns the block to
+ * lm_free, or NULL (error set, pointers untouched). */
+typedef struct {
+    float **ptr;
+    size_t n;
+} lm_float_slot;
+float *lm_alloc_slots(const lm_float_slot *slots, size_t count);
 
 /* ---- files ---- */
 /* Reads a whole file into a malloc'd, NUL-terminated buffer. Caller frees

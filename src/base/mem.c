@@ -18,3 +18,16 @@ void *lm_alloc(size_t bytes) {
 }
 
 void lm_free(void *p) { free(p); }
+
+float *lm_alloc_slots(const lm_float_slot *slots, size_t count) {
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++) total += (slots[i].n + 15) & ~(size_t)15;
+    float *mem = lm_alloc(total * sizeof(float));
+    if (!mem) return NULL;
+    float *cursor = mem;
+    for (size_t i = 0; i < count; i++) {
+        *slots[i].ptr = slots[i].n ? cursor : NULL;
+        cursor += (slots[i].n + 15) & ~(size_t)15;
+    }
+    return mem;
+}

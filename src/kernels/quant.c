@@ -106,6 +106,13 @@ static lm_isa hardware_isa(void) {
     return (lm_isa)cached;
 }
 
+/* The Q4_0 / Q4_K multi-row kernels also need AVX512-VBMI. */
+static int has_vbmi(void) {
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx512vbmi") != 0;
+    return cached;
+}
+
 void lm_quant_set_isa(lm_isa isa) { requested_isa = isa; }
 lm_isa lm_quant_isa(void) {
     lm_isa hw = hardware_isa();
@@ -297,7 +304,7 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
         j.x = scratch;
         j.qdot = qdot_for(t, isa);
         if (isa == LM_ISA_AVX512) {
-            int vbmi = __builtin_cpu_supports("avx512vbmi");
+            int vbmi = has_vbmi();
             j.qdot4 = t == LM_QT_Q8_0 ? lm_dot4_q8_0_avx512
                       : !vbmi         ? NULL
                       : t == LM_QT_Q4_0 ? lm_dot4_q4_0_avx512

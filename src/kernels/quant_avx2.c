@@ -5,15 +5,9 @@
 #include <immintrin.h>
 
 #include "kernels/quant_blocks.h"
+#include "kernels/quant_simd.h"
 
 #define AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
-
-AVX2_TARGET static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* Signed bytes a·b summed in pairs of 4 to int32 lanes. */
 AVX2_TARGET static inline __m256i dot_i8(__m256i a, __m256i b) {
@@ -30,7 +24,7 @@ AVX2_TARGET float lm_dot_q8_0_avx2(const void *vw, const void *vx, int nb) {
         float d = _cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_i8(qw, qx)), acc);
     }
-    return hsum_ps(acc);
+    return lm_hsum256(acc);
 }
 
 AVX2_TARGET static inline __m256i unpack_nibbles(const uint8_t *p) {
@@ -49,7 +43,7 @@ AVX2_TARGET float lm_dot_q4_0_avx2(const void *vw, const void *vx, int nb) {
         float d = _cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_i8(qw, qx)), acc);
     }
-    return hsum_ps(acc);
+    return lm_hsum256(acc);
 }
 
 AVX2_TARGET float lm_dot_q4_k_avx2(const void *vw, const void *vx, int nb) {
@@ -79,7 +73,7 @@ AVX2_TARGET float lm_dot_q4_k_avx2(const void *vw, const void *vx, int nb) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         mins += _cvtsh_ss(w[b].dmin) * x[b].d * (float)summ;
     }
-    return hsum_ps(acc) - mins;
+    return lm_hsum256(acc) - mins;
 }
 
 AVX2_TARGET float lm_dot_q6_k_avx2(const void *vw, const void *vx, int nb) {
@@ -116,7 +110,7 @@ AVX2_TARGET float lm_dot_q6_k_avx2(const void *vw, const void *vx, int nb) {
         __m256i total = _mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(total), acc);
     }
-    return hsum_ps(acc);
+    return lm_hsum256(acc);
 }
 
 AVX2_TARGET float lm_fdot_f32_avx2(const void *vw, const float *x, int k) {
@@ -127,7 +121,7 @@ AVX2_TARGET float lm_fdot_f32_avx2(const void *vw, const float *x, int k) {
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
     }
-    float s = hsum_ps(_mm256_add_ps(a0, a1));
+    float s = lm_hsum256(_mm256_add_ps(a0, a1));
     for (; i < k; i++) s += w[i] * x[i];
     return s;
 }
@@ -141,7 +135,7 @@ AVX2_TARGET float lm_fdot_f16_avx2(const void *vw, const float *x, int k) {
         a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8))), _mm256_loadu_ps(x + i + 8),
                              a1);
     }
-    float s = hsum_ps(_mm256_add_ps(a0, a1));
+    float s = lm_hsum256(_mm256_add_ps(a0, a1));
     for (; i < k; i++) s += _cvtsh_ss(w[i]) * x[i];
     return s;
 }
@@ -158,7 +152,7 @@ AVX2_TARGET float lm_fdot_bf16_avx2(const void *vw, const float *x, int k) {
         a0 = _mm256_fmadd_ps(bf16x8(w + i), _mm256_loadu_ps(x + i), a0);
         a1 = _mm256_fmadd_ps(bf16x8(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
     }
-    float s = hsum_ps(_mm256_add_ps(a0, a1));
+    float s = lm_hsum256(_mm256_add_ps(a0, a1));
     for (; i < k; i++) s += lm_bf16_to_f32(w[i]) * x[i];
     return s;
 }

@@ -4,15 +4,9 @@
 #include <immintrin.h>
 
 #include "kernels/quant_blocks.h"
+#include "kernels/quant_simd.h"
 
 #define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
-
-AVX512_TARGET static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 AVX512_TARGET float lm_dot_q8_0_avx512(const void *vw, const void *vx, int nb) {
     const lm_block_q8_0 *w = vw, *x = vx;
@@ -34,7 +28,7 @@ AVX512_TARGET float lm_dot_q8_0_avx512(const void *vw, const void *vx, int nb) {
         __m256i p0 = _mm256_dpbusd_epi32(zero, _mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d)), _mm256_cvtepi32_ps(p0), acc0);
     }
-    return hsum256(_mm256_add_ps(acc0, acc1));
+    return lm_hsum256(_mm256_add_ps(acc0, acc1));
 }
 
 AVX512_TARGET float lm_dot_q4_0_avx512(const void *vw, const void *vx, int nb) {
@@ -51,7 +45,7 @@ AVX512_TARGET float lm_dot_q4_0_avx512(const void *vw, const void *vx, int nb) {
         __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, q, qx), _mm256_dpbusd_epi32(zero, eight, qx));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d)), _mm256_cvtepi32_ps(p), acc);
     }
-    return hsum256(acc);
+    return lm_hsum256(acc);
 }
 
 AVX512_TARGET float lm_dot_q4_k_avx512(const void *vw, const void *vx, int nb) {

@@ -16,22 +16,21 @@
 #include <string.h>
 
 #include "kernels/quant_blocks.h"
+#include "kernels/quant_simd.h"
 
 #define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx512vbmi,avx2,fma,f16c")))
 
-AVX512_TARGET static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* Two f16 scales as floats in the lane pattern of a block pair:
- * 128-bit lanes 0 and 2 get a, lanes 1 and 3 get b. */
-AVX512_TARGET static inline __m512 pair_scales(uint16_t a, uint16_t b) {
-    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
+/* Two f16 scales as floats spread over a register by idx (lane i gets a
+ * where idx[i] is 0, b where it is 1). */
+AVX512_TARGET static inline __m512 spread_scales(__m512i idx, uint16_t a, uint16_t b) {
     __m128 f = _mm_cvtph_ps(_mm_insert_epi16(_mm_cvtsi32_si128(a), b, 1));
     return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
+}
+
+/* The lane pattern of a Q4_0 block pair: 128-bit lanes 0 and 2 get a,
+ * lanes 1 and 3 get b. */
+AVX512_TARGET static inline __m512 pair_scales(uint16_t a, uint16_t b) {
+    return spread_scales(_mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0), a, b);
 }
 
 /* R rows (4 or 8, a constant after inlining). */
@@ -95,7 +94,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_0(const 
             __m128i t = _mm_loadu_si128((const __m128i *)blk->qs);
             __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(t, 4), m4x), _mm_and_si128(t, m4x));
             __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero256, q, qx), x8);
-            y[r] += _cvtsh_ss(blk->d) * _cvtsh_ss(x[b].d) * hsum256(_mm256_cvtepi32_ps(p));
+            y[r] += _cvtsh_ss(blk->d) * _cvtsh_ss(x[b].d) * lm_hsum256(_mm256_cvtepi32_ps(p));
         }
     }
 }
@@ -114,6 +113,8 @@ AVX512_TARGET void lm_dot4_q8_0_avx512(const void *vw, size_t rb, const void *vx
     for (int r = 0; r < 4; r++) w[r] = (const lm_block_q8_0 *)((const char *)vw + (size_t)r * rb);
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     const __m512i zero = _mm512_setzero_si512(), bias = _mm512_set1_epi8((char)0x80);
+    /* Halves, not 128-bit lanes, hold the two blocks here. */
+    const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
         /* w + 128 is unsigned, so vpdpbusd takes it as is:
@@ -122,10 +123,7 @@ AVX512_TARGET void lm_dot4_q8_0_avx512(const void *vw, size_t rb, const void *vx
         __m512i qx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[b].qs)),
                                         _mm256_loadu_si256((const __m256i *)x[b + 1].qs), 1);
         __m512i neg_x128 = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, qx));
-        /* Halves, not 128-bit lanes, hold the two blocks here. */
-        const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-        __m512 dx = _mm512_permutexvar_ps(
-            idx, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_insert_epi16(_mm_cvtsi32_si128(x[b].d), x[b + 1].d, 1))));
+        __m512 dx = spread_scales(halves, x[b].d, x[b + 1].d);
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             _mm_prefetch((const char *)&w[r][b + 12], _MM_HINT_T0); /* 68 bytes: up to two lines */
@@ -133,9 +131,7 @@ AVX512_TARGET void lm_dot4_q8_0_avx512(const void *vw, size_t rb, const void *vx
             __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[r][b].qs)),
                                             _mm256_loadu_si256((const __m256i *)w[r][b + 1].qs), 1);
             __m512i p = _mm512_dpbusd_epi32(neg_x128, _mm512_xor_si512(qw, bias), qx);
-            __m512 dw = _mm512_permutexvar_ps(
-                idx,
-                _mm512_castps128_ps512(_mm_cvtph_ps(_mm_insert_epi16(_mm_cvtsi32_si128(w[r][b].d), w[r][b + 1].d, 1))));
+            __m512 dw = spread_scales(halves, w[r][b].d, w[r][b + 1].d);
             acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(p), acc[r]);
         }
     }
@@ -147,7 +143,7 @@ AVX512_TARGET void lm_dot4_q8_0_avx512(const void *vw, size_t rb, const void *vx
         for (int r = 0; r < 4; r++) {
             __m256i qw = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)w[r][b].qs), bias256);
             __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero256, qw, qx), x128);
-            tail[r] = _cvtsh_ss(w[r][b].d) * _cvtsh_ss(x[b].d) * hsum256(_mm256_cvtepi32_ps(p));
+            tail[r] = _cvtsh_ss(w[r][b].d) * _cvtsh_ss(x[b].d) * lm_hsum256(_mm256_cvtepi32_ps(p));
         }
     }
     for (int r = 0; r < 4; r++) y[r] = _mm512_reduce_add_ps(acc[r]) + tail[r];
@@ -219,7 +215,7 @@ AVX512_TARGET void lm_dot4_q4_k_avx512(const void *vw, size_t rb, const void *vx
             acc_min[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d)), _mm256_cvtepi32_ps(mins), acc_min[r]);
         }
     }
-    for (int r = 0; r < 4; r++) y[r] = _mm512_reduce_add_ps(acc[r]) - hsum256(acc_min[r]);
+    for (int r = 0; r < 4; r++) y[r] = _mm512_reduce_add_ps(acc[r]) - lm_hsum256(acc_min[r]);
 }
 
 /* F16 weights, F32 activations: four rows share each activation load, and

@@ -167,10 +167,7 @@ static lm_status lm_bert_alloc_acts(lm_bert *m, int B, int T) {
     lm_attention_shape as = lm_bert_attn_shape(m, B, T);
     int train = m->grads != NULL;
     lm_bert_acts *a = &m->a;
-    struct {
-        float **ptr;
-        size_t n;
-    } plan[] = {
+    lm_float_slot plan[] = {
         {&a->emb, BT * C}, {&a->emb_mean, BT}, {&a->emb_rstd, BT}, {&a->h0, BT * C},
         {&a->q, L * BT * C}, {&a->k, L * BT * C}, {&a->v, L * BT * C}, {&a->atty, L * BT * C},
         {&a->lse, L * NH * BT}, {&a->res1, L * BT * C}, {&a->ln1_mean, L * BT}, {&a->ln1_rstd, L * BT},
@@ -182,9 +179,7 @@ static lm_status lm_bert_alloc_acts(lm_bert *m, int B, int T) {
         {&a->dv, train ? BT * C : 0}, {&a->dfc, train ? BT * F : 0}, {&a->dfcg, train ? BT * F : 0},
         {&a->attn_scratch, train ? lm_attention_backward_scratch(&as) : 0}, {&a->ddrop, train ? BT * C : 0},
     };
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof plan / sizeof *plan; i++) total += (plan[i].n + 15) & ~(size_t)15;
-    m->act_mem = lm_alloc(total * sizeof(float));
+    m->act_mem = lm_alloc_slots(plan, sizeof plan / sizeof *plan);
     m->ids = malloc(BT * sizeof(int32_t));
     m->types = malloc(BT * sizeof(int32_t));
     m->pos = malloc(BT * sizeof(int32_t));
@@ -192,11 +187,6 @@ static lm_status lm_bert_alloc_acts(lm_bert *m, int B, int T) {
     if (!m->act_mem || !m->ids || !m->types || !m->pos || !m->valid) {
         lm_bert_free_acts(m);
         return lm_error(LM_ERR_NOMEM, "out of memory for BERT activations (batch %d x %d)", B, T);
-    }
-    float *cursor = m->act_mem;
-    for (size_t i = 0; i < sizeof plan / sizeof *plan; i++) {
-        *plan[i].ptr = plan[i].n ? cursor : NULL;
-        cursor += (plan[i].n + 15) & ~(size_t)15;
     }
     m->cap_B = B;
     m->cap_T = T;

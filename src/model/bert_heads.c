@@ -133,24 +133,20 @@ static lm_status lm_cls_reserve(lm_bert *m, int B) {
     lm_bert_cls_acts *h = &m->cls;
     if (B <= h->cap_B) return LM_OK;
     lm_free(h->first);
-    size_t C = (size_t)m->cfg.hidden, NL = (size_t)m->cfg.num_labels;
-    size_t BC = ((size_t)B * C + 15) & ~(size_t)15, BL = ((size_t)B * NL + 15) & ~(size_t)15;
-    h->first = lm_alloc((6 * BC + 2 * BL) * sizeof(float));
+    size_t C = (size_t)m->cfg.hidden, NL = (size_t)m->cfg.num_labels, BC = (size_t)B * C, BL = (size_t)B * NL;
+    lm_float_slot plan[] = {{&h->first, BC},  {&h->pre, BC},    {&h->pooled, BC},  {&h->pooled_drop, BC},
+                            {&h->dpooled, BC}, {&h->dfirst, BC}, {&h->logits, BL}, {&h->dlogits, BL}};
+    float *block = lm_alloc_slots(plan, sizeof plan / sizeof *plan); /* starts at h->first */
     free(m->cls_targets);
     free(m->cls_values);
     m->cls_targets = malloc((size_t)B * sizeof(int32_t));
     m->cls_values = malloc((size_t)B * NL * sizeof(float));
-    if (!h->first || !m->cls_targets || !m->cls_values) {
+    if (!block || !m->cls_targets || !m->cls_values) {
+        lm_free(block);
+        h->first = NULL;
         h->cap_B = 0;
         return lm_error(LM_ERR_NOMEM, "out of memory for the classification head");
     }
-    h->pre = h->first + BC;
-    h->pooled = h->pre + BC;
-    h->pooled_drop = h->pooled + BC;
-    h->dpooled = h->pooled_drop + BC;
-    h->dfirst = h->dpooled + BC;
-    h->logits = h->dfirst + BC;
-    h->dlogits = h->logits + BL;
     h->cap_B = B;
     return LM_OK;
 }

@@ -146,10 +146,7 @@ static lm_status lm_gpt2_alloc_acts(lm_gpt2 *m, int B, int T) {
     size_t V = (size_t)c->vocab_size, NH = (size_t)c->n_head;
     lm_attention_shape as = {B, T, c->n_head, c->n_head, c->n_embd / c->n_head, 3 * c->n_embd, 3 * c->n_embd,
                              1.0f, 1, 0, NULL};
-    struct {
-        float **ptr;
-        size_t n;
-    } plan[] = {
+    lm_float_slot plan[] = {
         {&m->acts.encoded, BT * C},  {&m->acts.ln1, L * BT * C},     {&m->acts.ln1_mean, L * BT},
         {&m->acts.ln1_rstd, L * BT}, {&m->acts.qkv, L * BT * 3 * C}, {&m->acts.atty, L * BT * C},
         {&m->acts.lse, L * NH * BT}, {&m->acts.res2, L * BT * C},    {&m->acts.ln2, L * BT * C},
@@ -162,20 +159,13 @@ static lm_status lm_gpt2_alloc_acts(lm_gpt2 *m, int B, int T) {
         {&m->acts.datty, BT * C},    {&m->acts.dfch, BT * F},        {&m->acts.dfch_gelu, BT * F},
         {&m->acts.attn_scratch, lm_attention_backward_scratch(&as)},
     };
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof plan / sizeof *plan; i++) total += (plan[i].n + 15) & ~(size_t)15;
-    m->act_mem = lm_alloc(total * sizeof(float));
+    m->act_mem = lm_alloc_slots(plan, sizeof plan / sizeof *plan);
     m->ids = malloc(BT * sizeof(int32_t));
     m->targets = malloc(BT * sizeof(int32_t));
     m->pos = malloc(BT * sizeof(int32_t));
     if (!m->act_mem || !m->ids || !m->targets || !m->pos) {
         lm_gpt2_free_acts(m);
         return lm_error(LM_ERR_NOMEM, "out of memory for activations (batch %d x %d)", B, T);
-    }
-    float *cursor = m->act_mem;
-    for (size_t i = 0; i < sizeof plan / sizeof *plan; i++) {
-        *plan[i].ptr = cursor;
-        cursor += (plan[i].n + 15) & ~(size_t)15;
     }
     m->act_B = B;
     m->act_T = T;

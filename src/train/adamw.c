@@ -4,7 +4,6 @@
 #include "lmkit/kernels.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 lm_status lm_adamw_init(lm_adamw *opt, size_t n, float beta1, float beta2, float eps, float weight_decay) {
@@ -87,21 +86,10 @@ double lm_grad_sum_squares(const lm_param_table *table, const float *grads, cons
             total += lm_sum_squares(grads + p->offset, p->numel);
             continue;
         }
-        /* Per-run sums added in run order: the same total for any thread
-         * count. */
-        double *part = malloc((size_t)(r->n > 0 ? r->n : 1) * sizeof *part);
-        if (!part) { /* no memory for the partial sums: one thread, same order */
-            for (int k = 0; k < r->n; k++)
-                total += lm_sum_squares(grads + p->offset + (size_t)r->start[k] * r->row_len,
-                                        (size_t)(r->end[k] - r->start[k]) * r->row_len);
-            continue;
-        }
-#pragma omp parallel for schedule(dynamic, 8)
+        /* Run by run, in order: the same total for any thread count. */
         for (int k = 0; k < r->n; k++)
-            part[k] = lm_sum_squares(grads + p->offset + (size_t)r->start[k] * r->row_len,
-                                     (size_t)(r->end[k] - r->start[k]) * r->row_len);
-        for (int k = 0; k < r->n; k++) total += part[k];
-        free(part);
+            total += lm_sum_squares(grads + p->offset + (size_t)r->start[k] * r->row_len,
+                                    (size_t)(r->end[k] - r->start[k]) * r->row_len);
     }
     return total;
 }

@@ -173,6 +173,22 @@ static void test_cls(void) {
 /* A BertModel (no head) opened as a classifier gets a fresh pooler and
  * classifier, counted; losses for multi-label and regression heads have
  * finite-difference-checked gradients. */
+/* Central difference of the classification loss in one parameter value
+ * (step 1e-2). dropout_seed > 0 re-seeds dropout before each forward so
+ * both sides see the masks of the backward being checked. */
+static double central_difference(lm_bert *m, const lm_bert_batch *b, size_t at, const int32_t *ids, const float *values,
+                                 uint64_t dropout_seed) {
+    float *w = lm_bert_param_data(m) + at, w0 = *w, loss[2] = {0, 0}, h = 1e-2f;
+    for (int side = 0; side < 2; side++) {
+        *w = side ? w0 - h : w0 + h;
+        if (dropout_seed) lm_bert_set_dropout(m, 0.3f, 0.3f, dropout_seed);
+        lm_bert_encode(m, b);
+        lm_bert_cls_forward(m, ids, values, &loss[side]);
+    }
+    *w = w0;
+    return ((double)loss[0] - loss[1]) / (2.0 * h);
+}
+
 static void test_new_head_and_losses(void) {
     lm_bert_open_options o;
     lm_bert_open_options_default(&o);
@@ -203,16 +219,8 @@ static void test_new_head_and_losses(void) {
             const lm_param *p = lm_param_find(tab, names[k]);
             CHECK(p != NULL);
             if (!p) continue;
-            float *w = lm_bert_param_data(m) + p->offset + 5;
-            float g = lm_bert_grad_data(m)[p->offset + 5], w0 = *w, lp = 0, lmn = 0, h = 1e-2f;
-            *w = w0 + h;
-            lm_bert_encode(m, &b);
-            lm_bert_cls_forward(m, NULL, y, &lp);
-            *w = w0 - h;
-            lm_bert_encode(m, &b);
-            lm_bert_cls_forward(m, NULL, y, &lmn);
-            *w = w0;
-            double fd = ((double)lp - lmn) / (2.0 * h);
+            float g = lm_bert_grad_data(m)[p->offset + 5];
+            double fd = central_difference(m, &b, p->offset + 5, NULL, y, 0);
             CHECK_MSG(fabs(fd - g) <= 2e-3 * fmax(fabs(g), 1e-2), "problem %d %s: grad %g vs finite difference %g", problem, names[k], g, fd);
         }
     }
@@ -259,18 +267,8 @@ static void test_dropout(void) {
         if (!p) continue;
         /* Word embeddings: an element of token 5's row (in the batch). */
         size_t at = p->offset + (k == 6 ? 5 * (size_t)lm_bert_get_config(m)->hidden + 3 : 7);
-        float *w = lm_bert_param_data(m) + at;
-        float g = lm_bert_grad_data(m)[at], w0 = *w, lp = 0, lmn = 0, h = 1e-2f;
-        *w = w0 + h;
-        lm_bert_set_dropout(m, 0.3f, 0.3f, 5); /* the same masks */
-        lm_bert_encode(m, &b);
-        lm_bert_cls_forward(m, y, NULL, &lp);
-        *w = w0 - h;
-        lm_bert_set_dropout(m, 0.3f, 0.3f, 5);
-        lm_bert_encode(m, &b);
-        lm_bert_cls_forward(m, y, NULL, &lmn);
-        *w = w0;
-        double fd = ((double)lp - lmn) / (2.0 * h);
+        float g = lm_bert_grad_data(m)[at];
+        double fd = central_difference(m, &b, at, y, NULL, 5); /* the same masks */
         CHECK_MSG(fabs(fd - g) <= 2e-3 * fmax(fabs(g), 1e-2), "dropout %s: grad %g vs finite difference %g", names[k], g, fd);
     }
     lm_bert_free(m);
