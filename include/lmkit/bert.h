@@ -79,6 +79,12 @@ int lm_bert_new_tensors(const lm_bert *m);
  * probability dropout is not applied. Off (the default): inference. */
 void lm_bert_set_dropout(lm_bert *m, float hidden, float classifier, uint64_t seed);
 void lm_bert_set_training(lm_bert *m, int on);
+/* Unpadded encodes (on by default): when every row's attention mask is a
+ * nonempty prefix (padding on the right), only the valid tokens go through
+ * the encoder. Exact for every valid position; the hidden states of padded
+ * positions then read as zeros (HF computes values there that nothing
+ * should use). Off: the whole padded batch is computed, as HF does. */
+void lm_bert_set_unpadded(lm_bert *m, int on);
 
 const lm_bert_config *lm_bert_get_config(const lm_bert *m);
 const lm_param_table *lm_bert_params(const lm_bert *m);
@@ -101,7 +107,8 @@ typedef struct {
     const int32_t *attention_mask;
 } lm_bert_batch;
 
-/* Runs the encoder; the last hidden states [B*T, hidden] stay readable
+/* Runs the encoder; the last hidden states [B*T, hidden] (see
+ * lm_bert_set_unpadded for the padded positions) stay readable
  * through lm_bert_hidden until the next call. Activation memory is sized
  * on first use and grows when a larger (B, T) comes. */
 lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *b);

@@ -140,5 +140,8 @@ void lm_adamw_update_scaled(float *param, const float *grad, float *m, float *v,
 /* Sum of squares of n values (for global-norm clipping), in double. */
 double lm_sum_squares(const float *x, size_t n);
 void lm_scale(float *x, float s, size_t n);
+/* x[0:n] = 0, split over the threads when n is large (a memset of a large
+ * gradient buffer is bound by one core's store bandwidth). */
+void lm_zero(float *x, size_t n);
 
 #endif

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The per-element operations follow torch.optim.AdamW's single-tensor path
  * (fp32 tensors, Python-float hyperparameters):
@@ -100,5 +101,15 @@ void lm_scale(float *x, float s, size_t n) {
     case LM_SIMD_AVX512: lm_scale_avx512(x, s, n); break;
     case LM_SIMD_AVX2: lm_scale_avx2(x, s, n); break;
     default: lm_scale_ref(x, s, n); break;
+    }
+}
+
+void lm_zero(float *x, size_t n) {
+    enum { CHUNK = 1 << 16 }; /* 256 KiB of floats per task */
+    size_t chunks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (size_t c = 0; c < chunks; c++) {
+        size_t i = c * CHUNK, e = i + CHUNK < n ? i + CHUNK : n;
+        memset(x + i, 0, (e - i) * sizeof *x);
     }
 }

@@ -85,7 +85,7 @@ void lm_bert_init_tensor(lm_bert *m, int index, uint64_t seed) {
     }
 }
 
-lm_status lm_bert_create(const lm_bert_config *c, int train, uint64_t seed, lm_bert **out) {
+lm_status lm_bert_create_uninit(const lm_bert_config *c, int train, uint64_t seed, lm_bert **out) {
     *out = NULL;
     LM_TRY(lm_bert_config_validate(c));
     lm_bert *m = calloc(1, sizeof *m);
@@ -98,8 +98,15 @@ lm_status lm_bert_create(const lm_bert_config *c, int train, uint64_t seed, lm_b
         lm_bert_free(m);
         return s;
     }
-    for (int i = 0; i < m->table.n; i++) lm_bert_init_tensor(m, i, seed);
+    m->init_seed = seed;
+    m->unpadded = 1;
     *out = m;
+    return LM_OK;
+}
+
+lm_status lm_bert_create(const lm_bert_config *c, int train, uint64_t seed, lm_bert **out) {
+    LM_TRY(lm_bert_create_uninit(c, train, seed, out));
+    for (int i = 0; i < (*out)->table.n; i++) lm_bert_init_tensor(*out, i, seed);
     return LM_OK;
 }
 
@@ -110,8 +117,11 @@ static void lm_bert_free_acts(lm_bert *m) {
     free(m->types);
     free(m->pos);
     free(m->valid);
+    free(m->seq_off);
+    free(m->seq_len);
     m->ids = m->types = m->pos = NULL;
     m->valid = NULL;
+    m->seq_off = m->seq_len = NULL;
     m->cap_B = m->cap_T = 0;
 }
 
@@ -139,13 +149,14 @@ void lm_bert_set_dropout(lm_bert *m, float hidden, float classifier, uint64_t se
 }
 
 void lm_bert_set_training(lm_bert *m, int on) { m->training = on != 0; }
+void lm_bert_set_unpadded(lm_bert *m, int on) { m->unpadded = on != 0; }
 const lm_bert_config *lm_bert_get_config(const lm_bert *m) { return &m->cfg; }
 const lm_param_table *lm_bert_params(const lm_bert *m) { return &m->table; }
 float *lm_bert_param_data(lm_bert *m) { return m->params; }
 float *lm_bert_grad_data(lm_bert *m) { return m->grads; }
 const float *lm_bert_hidden(const lm_bert *m) {
-    int L = m->cfg.n_layer;
-    return m->a.hout + (size_t)(L - 1) * m->B * m->T * m->cfg.hidden;
+    if (m->packed) return m->a.hidden;
+    return m->a.hout + (size_t)(m->cfg.n_layer - 1) * m->rows * m->cfg.hidden;
 }
 void lm_bert_zero_grad(lm_bert *m) {
     if (m->grads) memset(m->grads, 0, m->table.total * sizeof(float));
@@ -178,13 +189,16 @@ static lm_status lm_bert_alloc_acts(lm_bert *m, int B, int T) {
         {&a->d3, train ? BT * C : 0}, {&a->dq, train ? BT * C : 0}, {&a->dk, train ? BT * C : 0},
         {&a->dv, train ? BT * C : 0}, {&a->dfc, train ? BT * F : 0}, {&a->dfcg, train ? BT * F : 0},
         {&a->attn_scratch, train ? lm_attention_backward_scratch(&as) : 0}, {&a->ddrop, train ? BT * C : 0},
+        {&a->hidden, BT * C},
     };
     m->act_mem = lm_alloc_slots(plan, sizeof plan / sizeof *plan);
     m->ids = malloc(BT * sizeof(int32_t));
     m->types = malloc(BT * sizeof(int32_t));
     m->pos = malloc(BT * sizeof(int32_t));
     m->valid = malloc(BT);
-    if (!m->act_mem || !m->ids || !m->types || !m->pos || !m->valid) {
+    m->seq_off = malloc((size_t)B * sizeof(int));
+    m->seq_len = malloc((size_t)B * sizeof(int));
+    if (!m->act_mem || !m->ids || !m->types || !m->pos || !m->valid || !m->seq_off || !m->seq_len) {
         lm_bert_free_acts(m);
         return lm_error(LM_ERR_NOMEM, "out of memory for BERT activations (batch %d x %d)", B, T);
     }
@@ -192,6 +206,71 @@ static lm_status lm_bert_alloc_acts(lm_bert *m, int B, int T) {
     m->cap_T = T;
     if (m->lora) LM_TRY(lm_lora_reserve(m->lora, BT));
     return LM_OK;
+}
+
+/* Copies ids / token types / positions of the rows to compute. Unpadded
+ * (the default) when every row's mask is a nonempty prefix, as padding on
+ * the right makes it: that is exact, since a padded position is never a
+ * key and everything else is per token, and the padding is usually most
+ * of a dynamically padded batch of short sentences. */
+static void lm_bert_gather_rows(lm_bert *m, const lm_bert_batch *in) {
+    int B = in->B, T = in->T;
+    const int32_t *mask = in->attention_mask;
+    int prefix = m->unpadded && mask != NULL;
+    for (int b = 0; b < B && prefix; b++) {
+        int len = 0;
+        while (len < T && mask[(size_t)b * T + len]) len++;
+        for (int t = len; t < T && prefix; t++) prefix = !mask[(size_t)b * T + t];
+        prefix = prefix && len > 0;
+        m->seq_len[b] = len;
+    }
+    int rows = 0;
+    for (int b = 0; b < B; b++) {
+        m->seq_off[b] = rows;
+        if (!prefix) m->seq_len[b] = T;
+        rows += m->seq_len[b];
+    }
+    m->packed = prefix && rows < B * T;
+    m->rows = m->packed ? rows : B * T;
+    for (int i = 0; i < B * T; i++) m->valid[i] = mask ? mask[i] != 0 : 1;
+    for (int b = 0, r = 0; b < B; b++)
+        for (int t = 0; t < (m->packed ? m->seq_len[b] : T); t++, r++) {
+            size_t i = (size_t)b * T + t;
+            m->ids[r] = in->input_ids[i];
+            m->types[r] = in->token_type_ids ? in->token_type_ids[i] : 0;
+            m->pos[r] = t;
+        }
+}
+
+/* Attention runs over the whole padded batch with a key mask, or
+ * unpadded one sequence at a time with none: sequence b's shape, and the
+ * row at which it starts. */
+static size_t lm_bert_seq_shape(const lm_bert *m, int b, lm_attention_shape *as) {
+    *as = lm_bert_attn_shape(m, m->B, m->T);
+    if (!m->packed) return 0;
+    as->B = 1;
+    as->T = m->seq_len[b];
+    as->key_valid = NULL;
+    return (size_t)m->seq_off[b];
+}
+
+static void lm_bert_attention_forward(const lm_bert *m, float *out, float *lse, const float *q, const float *k, const float *v) {
+    size_t C = (size_t)m->cfg.hidden, NH = (size_t)m->cfg.n_head;
+    for (int b = 0; b < (m->packed ? m->B : 1); b++) {
+        lm_attention_shape as;
+        size_t r = lm_bert_seq_shape(m, b, &as);
+        lm_attention_forward(out + r * C, lse + r * NH, q + r * C, k + r * C, v + r * C, &as);
+    }
+}
+
+static void lm_bert_attention_backward(const lm_bert *m, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                       const float *k, const float *v, const float *out, const float *lse) {
+    size_t C = (size_t)m->cfg.hidden, NH = (size_t)m->cfg.n_head;
+    for (int b = 0; b < (m->packed ? m->B : 1); b++) {
+        lm_attention_shape as;
+        size_t r = lm_bert_seq_shape(m, b, &as), x = r * C;
+        lm_attention_backward(dq + x, dk + x, dv + x, dout + x, q + x, k + x, v + x, out + x, lse + r * NH, &as, m->a.attn_scratch);
+    }
 }
 
 lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
@@ -210,18 +289,13 @@ lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
     m->T = T;
     m->last_head = 0;
     if (m->training) m->drop_call++; /* fresh dropout masks */
-    int BT = B * T, C = c->hidden, NH = c->n_head, F = c->intermediate;
+    int C = c->hidden, NH = c->n_head, F = c->intermediate;
     float pd = m->drop_hidden;
-    memcpy(m->ids, in->input_ids, (size_t)BT * sizeof(int32_t));
-    for (int i = 0; i < BT; i++) {
-        m->types[i] = in->token_type_ids ? in->token_type_ids[i] : 0;
-        m->pos[i] = i % T;
-        m->valid[i] = in->attention_mask ? in->attention_mask[i] != 0 : 1;
-    }
+    lm_bert_gather_rows(m, in);
+    int BT = m->rows; /* the rows computed: B*T, or the valid tokens only */
     lm_bert_acts *a = &m->a;
     float *P = m->params;
     float eps = c->layer_norm_eps;
-    lm_attention_shape as = lm_bert_attn_shape(m, B, T);
 
     /* Token-type embeddings go through the same kernel as a second "word"
      * table with no positions, accumulated into tmp. */
@@ -243,7 +317,7 @@ lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
             lm_lora_forward(m->lora, l, 0, x, q, BT);
             lm_lora_forward(m->lora, l, 1, x, v, BT);
         }
-        lm_attention_forward(atty, a->lse + (size_t)l * NH * BT, q, k, v, &as);
+        lm_bert_attention_forward(m, atty, a->lse + (size_t)l * NH * BT, q, k, v);
         lm_linear_forward(a->tmp, atty, lm_bert_layer_at(m, P, l, BP_AO_W), lm_bert_layer_at(m, P, l, BP_AO_B), BT, C, C);
         lm_bert_drop(m, a->tmp, (size_t)BT * C, pd, LM_DROP_LAYER0 + 2 * (uint64_t)l);
         lm_add(res1, x, a->tmp, (size_t)BT * C);
@@ -257,6 +331,12 @@ lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
         lm_layernorm_forward(hout, a->ln2_mean + lo, a->ln2_rstd + lo, res2, lm_bert_layer_at(m, P, l, BP_LN2_W),
                              lm_bert_layer_at(m, P, l, BP_LN2_B), BT, C, eps);
     }
+    if (m->packed) { /* back to [B, T, C]; padded positions read as zeros */
+        const float *last = a->hout + (size_t)(c->n_layer - 1) * BT * C;
+        memset(a->hidden, 0, (size_t)B * T * C * sizeof(float));
+        for (int b = 0; b < B; b++)
+            memcpy(a->hidden + (size_t)b * T * C, last + (size_t)m->seq_off[b] * C, (size_t)m->seq_len[b] * C * sizeof(float));
+    }
     return LM_OK;
 }
 
@@ -264,11 +344,13 @@ lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
  * skipped (NULL), only input gradients flow down to the adapters. */
 void lm_bert_encoder_backward(lm_bert *m, float *dh) {
     const lm_bert_config *c = &m->cfg;
-    int B = m->B, T = m->T, BT = B * T, C = c->hidden, NH = c->n_head, F = c->intermediate;
+    int BT = m->rows, C = c->hidden, NH = c->n_head, F = c->intermediate;
     lm_bert_acts *a = &m->a;
     float *P = m->params, *G = m->grads;
     int frozen = m->lora != NULL;
-    lm_attention_shape as = lm_bert_attn_shape(m, B, T);
+    if (m->packed) /* [B, T, C] -> the computed rows; row r never comes after b*T+t */
+        for (int b = 0; b < m->B; b++)
+            memmove(dh + (size_t)m->seq_off[b] * C, dh + (size_t)b * m->T * C, (size_t)m->seq_len[b] * C * sizeof(float));
     size_t BTC = (size_t)BT * C, BTF = (size_t)BT * F;
 #define GW(l, w) (frozen ? NULL : lm_bert_layer_at(m, G, l, w))
     float *dres = a->d1, *da1 = a->d2, *dx = a->d3;
@@ -314,7 +396,7 @@ void lm_bert_encoder_backward(lm_bert *m, float *dh) {
         memset(a->dq, 0, BTC * sizeof(float));
         memset(a->dk, 0, BTC * sizeof(float));
         memset(a->dv, 0, BTC * sizeof(float));
-        lm_attention_backward(a->dq, a->dk, a->dv, da1, q, k, v, atty, a->lse + (size_t)l * NH * BT, &as, a->attn_scratch);
+        lm_bert_attention_backward(m, a->dq, a->dk, a->dv, da1, q, k, v, atty, a->lse + (size_t)l * NH * BT);
         lm_linear_backward(dx, GW(l, BP_Q_W), GW(l, BP_Q_B), a->dq, x, lm_bert_layer_at(m, P, l, BP_Q_W), BT, C, C);
         lm_linear_backward(dx, GW(l, BP_K_W), GW(l, BP_K_B), a->dk, x, lm_bert_layer_at(m, P, l, BP_K_W), BT, C, C);
         lm_linear_backward(dx, GW(l, BP_V_W), GW(l, BP_V_B), a->dv, x, lm_bert_layer_at(m, P, l, BP_V_W), BT, C, C);

@@ -21,6 +21,7 @@ typedef struct {
     float *q, *k, *v, *atty, *lse, *res1, *ln1_mean, *ln1_rstd, *a1, *fc, *fcg, *res2, *ln2_mean, *ln2_rstd, *hout;
     float *d0, *d1, *d2, *d3, *dq, *dk, *dv, *dfc, *dfcg, *attn_scratch, *tmp;
     float *ddrop; /* a gradient through a dropout mask (training) */
+    float *hidden; /* [B*T, C] last hidden states scattered back from unpadded rows */
 } lm_bert_acts;
 
 /* Head activations, sized separately (the MLM logits dominate). */
@@ -56,6 +57,11 @@ struct lm_bert {
     float *act_mem;
     lm_bert_acts a;
     int cap_B, cap_T, B, T;
+    /* Unpadded encode (lm_bert_set_unpadded): when every row's mask is a
+     * prefix, only the `rows` valid tokens are computed, sequence b at rows
+     * seq_off[b] .. seq_off[b] + seq_len[b] - 1. Else rows = B*T, packed = 0. */
+    int unpadded, packed, rows;
+    int *seq_off, *seq_len;
     int32_t *ids, *types, *pos;
     uint8_t *valid;
     lm_bert_mlm_acts mlm;
@@ -69,7 +75,13 @@ struct lm_bert {
     float drop_hidden, drop_cls;
     uint64_t drop_seed, drop_call;
     int training;
+    uint64_t init_seed; /* of tensors a checkpoint lacks */
 };
+
+/* lm_bert_create without initialising the parameters (all zero): for a
+ * checkpoint about to be loaded, which initialises what it lacks. */
+lm_status lm_bert_create_uninit(const lm_bert_config *c, int train, uint64_t seed, lm_bert **out);
+void lm_bert_init_tensor(lm_bert *m, int index, uint64_t seed);
 
 /* Dropout sites of one encode: the mask stream of each. */
 enum { LM_DROP_EMB = 0, LM_DROP_CLS = 1, LM_DROP_LAYER0 = 2 /* + 2 l (attention out), + 2 l + 1 (FFN out) */ };

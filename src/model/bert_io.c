@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void lm_bert_init_tensor(lm_bert *m, int index, uint64_t seed);
 
 static const lm_st_tensor *lm_find_variant(const lm_safetensors *st, const char *name) {
     const lm_st_tensor *t = lm_safetensors_find(st, name);
@@ -48,7 +47,8 @@ lm_status lm_bert_load_weights(lm_bert *m, const char *path, int allow_missing_h
         const lm_st_tensor *t = lm_find_variant(&st, p->name);
         if (!t) {
             if (allow_missing_head && first_head >= 0 && i >= first_head) {
-                m->new_tensors++; /* keeps its fresh initialisation */
+                lm_bert_init_tensor(m, i, m->init_seed); /* fresh, as HF initialises it */
+                m->new_tensors++;
                 continue;
             }
             s = lm_error(LM_ERR_FORMAT, "%s: missing tensor '%s'", path, p->name);
@@ -119,7 +119,7 @@ lm_status lm_bert_open_dir(const char *dir, const lm_bert_open_options *o, lm_be
     if (s == LM_OK && o->num_labels > 0 && (o->num_labels != c.num_labels || o->labels)) {
         s = lm_bert_config_set_labels(&c, o->num_labels, o->labels);
     }
-    if (s == LM_OK) s = lm_bert_create(&c, o->train, o->seed, &m);
+    if (s == LM_OK) s = lm_bert_create_uninit(&c, o->train, o->seed, &m);
     if (s == LM_OK) s = lm_bert_load_weights(m, lm_file_exists(st_path) || !lm_file_exists(idx_path) ? st_path : idx_path, 1);
     lm_bert_config_free(&c);
     free(cfg_path);

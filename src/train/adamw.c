@@ -48,27 +48,49 @@ static const lm_row_runs *runs_of(const lm_row_runs *sparse, int i) {
     return sparse && sparse->param == i && sparse->row_len ? sparse : NULL;
 }
 
+/* Dense tensors are visited as spans of neighbours in the flat buffer: one
+ * parallel loop per span rather than one per tensor, most of which (biases,
+ * norms) are too small to split. The alignment gaps between tensors hold
+ * zeros in parameters, gradients and moments, and every pass here leaves a
+ * zero there a zero. A span ends before tensor `stop` (the row-sparse one,
+ * or -1) and, when decay_of is set, where the weight decay changes.
+ * Returns the index one past the span. */
+static int span_end(const lm_param_table *t, int i, int stop, const lm_adamw *decay_of) {
+    int j = i + 1;
+    while (j < t->n && j != stop && (!decay_of || t->params[j].decay == t->params[i].decay || decay_of->weight_decay == 0.0f))
+        j++;
+    return j;
+}
+
+static size_t span_len(const lm_param_table *t, int i, int j) {
+    return t->params[j - 1].offset + t->params[j - 1].numel - t->params[i].offset;
+}
+
 void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr,
                         float grad_scale, const lm_row_runs *sparse) {
     opt->t++;
-    for (int i = 0; i < table->n; i++) {
+    /* With weight decay every row moves each step: dense. */
+    int stop = sparse && sparse->row_len && (opt->weight_decay == 0.0f || !table->params[sparse->param].decay) ? sparse->param : -1;
+    for (int i = 0; i < table->n;) {
         const lm_param *p = &table->params[i];
         float wd = p->decay ? opt->weight_decay : 0.0f;
-        /* With weight decay every row moves each step: dense. */
-        const lm_row_runs *r = wd == 0.0f ? runs_of(sparse, i) : NULL;
-        if (!r) {
-            lm_adamw_update_scaled(params + p->offset, grads + p->offset, opt->m + p->offset, opt->v + p->offset, p->numel,
-                                   lr, opt->beta1, opt->beta2, opt->eps, wd, (int)opt->t, grad_scale);
+        if (i != stop) {
+            int j = span_end(table, i, stop, opt);
+            lm_adamw_update_scaled(params + p->offset, grads + p->offset, opt->m + p->offset, opt->v + p->offset,
+                                   span_len(table, i, j), lr, opt->beta1, opt->beta2, opt->eps, wd, (int)opt->t, grad_scale);
+            i = j;
             continue;
         }
         /* Runs are short (scattered token ids): one parallel loop over
          * them, each update on one thread. */
+        const lm_row_runs *r = sparse;
 #pragma omp parallel for schedule(dynamic, 8)
         for (int k = 0; k < r->n; k++) {
             size_t off = p->offset + (size_t)r->start[k] * r->row_len, n = (size_t)(r->end[k] - r->start[k]) * r->row_len;
             lm_adamw_update_scaled(params + off, grads + off, opt->m + off, opt->v + off, n, lr, opt->beta1, opt->beta2,
                                    opt->eps, wd, (int)opt->t, grad_scale);
         }
+        i++;
     }
 }
 
@@ -79,32 +101,51 @@ void lm_adamw_step_scaled(lm_adamw *opt, const lm_param_table *table, float *par
 
 double lm_grad_sum_squares(const lm_param_table *table, const float *grads, const lm_row_runs *sparse) {
     double total = 0;
-    for (int i = 0; i < table->n; i++) {
+    int stop = runs_of(sparse, sparse ? sparse->param : -1) ? sparse->param : -1;
+    for (int i = 0; i < table->n;) {
         const lm_param *p = &table->params[i];
-        const lm_row_runs *r = runs_of(sparse, i);
-        if (!r) {
-            total += lm_sum_squares(grads + p->offset, p->numel);
+        if (i != stop) {
+            int j = span_end(table, i, stop, NULL);
+            total += lm_sum_squares(grads + p->offset, span_len(table, i, j));
+            i = j;
             continue;
         }
-        /* Run by run, in order: the same total for any thread count. */
-        for (int k = 0; k < r->n; k++)
-            total += lm_sum_squares(grads + p->offset + (size_t)r->start[k] * r->row_len,
-                                    (size_t)(r->end[k] - r->start[k]) * r->row_len);
+        /* Runs are short: a fixed split of them into parts summed in
+         * parallel, the parts added in order — the same total for any
+         * thread count. */
+        enum { PARTS = 64 };
+        double part[PARTS];
+        const lm_row_runs *r = sparse;
+#pragma omp parallel for schedule(static)
+        for (int q = 0; q < PARTS; q++) {
+            double acc = 0;
+            for (int k = (int)((long)r->n * q / PARTS); k < (int)((long)r->n * (q + 1) / PARTS); k++)
+                acc += lm_sum_squares(grads + p->offset + (size_t)r->start[k] * r->row_len,
+                                      (size_t)(r->end[k] - r->start[k]) * r->row_len);
+            part[q] = acc;
+        }
+        for (int q = 0; q < PARTS; q++) total += part[q];
+        i++;
     }
     return total;
 }
 
 void lm_grad_zero(const lm_param_table *table, float *grads, const lm_row_runs *sparse) {
-    for (int i = 0; i < table->n; i++) {
+    int stop = runs_of(sparse, sparse ? sparse->param : -1) ? sparse->param : -1;
+    for (int i = 0; i < table->n;) {
         const lm_param *p = &table->params[i];
-        const lm_row_runs *r = runs_of(sparse, i);
-        if (!r) {
-            memset(grads + p->offset, 0, p->numel * sizeof(float));
+        if (i != stop) {
+            int j = span_end(table, i, stop, NULL);
+            lm_zero(grads + p->offset, span_len(table, i, j));
+            i = j;
             continue;
         }
+        const lm_row_runs *r = sparse;
+#pragma omp parallel for schedule(dynamic, 8)
         for (int k = 0; k < r->n; k++)
             memset(grads + p->offset + (size_t)r->start[k] * r->row_len, 0,
                    (size_t)(r->end[k] - r->start[k]) * r->row_len * sizeof(float));
+        i++;
     }
 }
 

@@ -2,8 +2,10 @@
  * BertForMaskedLM and BertForSequenceClassification on a padded batch with
  * token types — hidden states, logits, pooled output and loss (relative
  * error <= 1e-4) and every parameter gradient (<= 1e-3; the key bias,
- * whose true gradient is exactly zero, against an absolute bound). Also a
- * save/reload round trip and the config's label maps. */
+ * whose true gradient is exactly zero, against an absolute bound). Each
+ * runs padded (every position against HF) and unpadded (the default:
+ * valid positions against HF, padded ones zero; loss and gradients
+ * unchanged). Also a save/reload round trip and the config's label maps. */
 #include "lmkit/bert.h"
 #include "lmkit/safetensors.h"
 #include "test.h"
@@ -53,7 +55,22 @@ static lm_bert_batch golden_batch(const lm_safetensors *gold) {
     return b;
 }
 
-static void test_mlm(void) {
+/* Worst relative error over [B*T, width] rows: every row when padded;
+ * unpadded, the valid rows against ref and the padded ones against 0. */
+static double rows_rel_err(const float *got, const float *ref, const lm_bert_batch *b, int width, int unpadded) {
+    double worst = 0;
+    for (int i = 0; i < b->B * b->T; i++) {
+        const float *g = got + (size_t)i * width, *r = ref + (size_t)i * width;
+        double e = 0;
+        if (!unpadded || b->attention_mask[i]) e = test_max_rel_err(g, r, (size_t)width, 1e-2);
+        else
+            for (int j = 0; j < width; j++) e = fmax(e, fabs(g[j]));
+        worst = fmax(worst, e);
+    }
+    return worst;
+}
+
+static void test_mlm(int unpadded) {
     lm_bert_open_options o;
     lm_bert_open_options_default(&o);
     o.train = 1;
@@ -62,20 +79,23 @@ static void test_mlm(void) {
     if (!m) return;
     CHECK(lm_bert_get_config(m)->head == LM_BERT_HEAD_MLM);
     CHECK(lm_bert_new_tensors(m) == 0);
+    lm_bert_set_unpadded(m, unpadded);
     lm_safetensors gold;
     CHECK_OK(lm_safetensors_open(test_src_path("tests/golden/bert_tiny/golden.safetensors"), &gold));
     lm_bert_batch b = golden_batch(&gold);
-    int BT = b.B * b.T, C = lm_bert_get_config(m)->hidden, V = lm_bert_get_config(m)->vocab_size;
+    int BT = b.B * b.T, C = lm_bert_get_config(m)->hidden;
     CHECK_OK(lm_bert_encode(m, &b));
-    double e = test_max_rel_err(lm_bert_hidden(m), need(&gold, "hidden")->data, (size_t)BT * C, 1e-2);
-    CHECK_MSG(e <= 1e-4, "hidden rel err %g", e);
+    double e = rows_rel_err(lm_bert_hidden(m), need(&gold, "hidden")->data, &b, C, unpadded);
+    CHECK_MSG(e <= 1e-4, "unpadded %d: hidden rel err %g", unpadded, e);
     CHECK_OK(lm_bert_mlm_forward(m, NULL, NULL));
     int rows = 0;
     const int32_t *pos = NULL;
     const float *logits = lm_bert_mlm_logits(m, &pos, &rows);
     CHECK(rows == BT);
-    e = test_max_rel_err(logits, need(&gold, "logits")->data, (size_t)BT * V, 1e-2);
-    CHECK_MSG(e <= 1e-4, "MLM logits rel err %g", e);
+    if (!unpadded) { /* unpadded, padded positions have logits of a zero state */
+        e = rows_rel_err(logits, need(&gold, "logits")->data, &b, lm_bert_get_config(m)->vocab_size, 0);
+        CHECK_MSG(e <= 1e-4, "MLM logits rel err %g", e);
+    }
 
     float loss = 0;
     CHECK_OK(lm_bert_mlm_forward(m, need(&gold, "labels")->data, &loss));
@@ -89,7 +109,7 @@ static void test_mlm(void) {
     CHECK_OK(lm_bert_backward(m, 1.0f));
     char worst[160] = "";
     e = compare_grads(m, &gold, worst);
-    CHECK_MSG(e <= 1e-3, "MLM grads: worst rel err %g at %s", e, worst);
+    CHECK_MSG(e <= 1e-3, "unpadded %d: MLM grads: worst rel err %g at %s", unpadded, e, worst);
     /* A second backward without a new forward is refused. */
     CHECK(lm_bert_backward(m, 1.0f) == LM_ERR_ARG);
 
@@ -109,7 +129,7 @@ static void test_mlm(void) {
     lm_bert_free(m);
 }
 
-static void test_cls(void) {
+static void test_cls(int unpadded) {
     lm_bert_open_options o;
     lm_bert_open_options_default(&o);
     o.train = 1;
@@ -119,6 +139,7 @@ static void test_cls(void) {
     const lm_bert_config *c = lm_bert_get_config(m);
     CHECK(c->head == LM_BERT_HEAD_CLS && c->num_labels == 3 && c->problem == LM_PROBLEM_SINGLE_LABEL);
     CHECK(c->labels && !strcmp(c->labels[2], "LABEL_2"));
+    lm_bert_set_unpadded(m, unpadded);
     lm_safetensors gold;
     CHECK_OK(lm_safetensors_open(test_src_path("tests/golden/bert_cls_tiny/golden.safetensors"), &gold));
     lm_bert_batch b = golden_batch(&gold);
@@ -135,7 +156,7 @@ static void test_cls(void) {
     CHECK_OK(lm_bert_backward(m, 1.0f));
     char worst[160] = "";
     e = compare_grads(m, &gold, worst);
-    CHECK_MSG(e <= 1e-3, "cls grads: worst rel err %g at %s", e, worst);
+    CHECK_MSG(e <= 1e-3, "unpadded %d: cls grads: worst rel err %g at %s", unpadded, e, worst);
 
     /* Out-of-range class ids are an error, not a crash. */
     CHECK_OK(lm_bert_encode(m, &b));
@@ -277,8 +298,10 @@ static void test_dropout(void) {
 int main(void) {
     lm_set_threads(2);
     test_dropout();
-    test_mlm();
-    test_cls();
+    for (int unpadded = 0; unpadded < 2; unpadded++) {
+        test_mlm(unpadded);
+        test_cls(unpadded);
+    }
     test_new_head_and_losses();
     TEST_MAIN_END();
 }
