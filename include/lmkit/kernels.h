@@ -137,8 +137,22 @@ void lm_adamw_update(float *param, const float *grad, float *m, float *v, size_t
  * folds into the update instead of costing a pass over the gradients. */
 void lm_adamw_update_scaled(float *param, const float *grad, float *m, float *v, size_t n, float lr,
                             float beta1, float beta2, float eps, float weight_decay, int step, float grad_scale);
+/* The same step split in two: its scalars formed once (in double, as
+ * PyTorch forms them from Python floats) and applied to any number of
+ * spans — a step over thousands of short embedding-row runs forms them
+ * once. zero_grad: grad[0:n] is also left zero, ready for the next step's
+ * gradients to accumulate into, at no pass of its own. */
+typedef struct {
+    float decay, w1, b2, w2, step_size, bc2_sqrt, eps;
+    float grad_scale; /* the gradient is used as grad * grad_scale */
+} lm_adamw_consts;
+lm_adamw_consts lm_adamw_prepare(float lr, float beta1, float beta2, float eps, float weight_decay, int step,
+                                 float grad_scale);
+void lm_adamw_apply(float *param, float *grad, float *m, float *v, size_t n, const lm_adamw_consts *c, int zero_grad);
 /* Sum of squares of n values (for global-norm clipping), in double. */
 double lm_sum_squares(const float *x, size_t n);
+/* The same on the calling thread only, for callers that split the work. */
+double lm_sum_squares_serial(const float *x, size_t n);
 void lm_scale(float *x, float s, size_t n);
 /* x[0:n] = 0, split over the threads when n is large (a memset of a large
  * gradient buffer is bound by one core's store bandwidth). */

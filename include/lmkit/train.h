@@ -75,9 +75,11 @@ void lm_row_runs_from(lm_row_runs *r, const uint8_t *live, int rows);
 /* lm_adamw_step_scaled, except that tensor sparse->param, when it has no
  * weight decay, is updated on its live rows only: a row whose gradient has
  * always been zero still has m = v = 0, where the dense update leaves it
- * exactly as it is. sparse NULL: every tensor in full. */
-void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr,
-                        float grad_scale, const lm_row_runs *sparse);
+ * exactly as it is. sparse NULL: every tensor in full. zero_grads: the
+ * gradients it updates from are left zero (what lm_grad_zero would do
+ * before the next backward, without a pass of its own). */
+void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *params, float *grads, float lr,
+                        float grad_scale, const lm_row_runs *sparse, int zero_grads);
 /* Sum of squared gradients over the table's tensors (the live rows only of
  * sparse->param), and zeroing them: the passes a step needs when only these
  * gradients can be nonzero. Deterministic for any thread count. */

@@ -30,8 +30,7 @@ static double intended(float f) {
     return f;
 }
 
-static lm_adamw_consts adamw_setup(float lr_f, float beta1_f, float beta2_f, float eps, float wd_f, int step,
-                                   float grad_scale) {
+lm_adamw_consts lm_adamw_prepare(float lr_f, float beta1_f, float beta2_f, float eps, float wd_f, int step, float grad_scale) {
     lm_adamw_consts c;
     double lr = intended(lr_f), beta1 = intended(beta1_f), beta2 = intended(beta2_f), wd = intended(wd_f);
     double bc1 = 1.0 - pow(beta1, step), bc2 = 1.0 - pow(beta2, step);
@@ -46,19 +45,25 @@ static lm_adamw_consts adamw_setup(float lr_f, float beta1_f, float beta2_f, flo
     return c;
 }
 
-void lm_adamw_update_ref(float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                         float beta1, float beta2, float eps, float weight_decay, int step, float grad_scale) {
-    lm_adamw_consts c = adamw_setup(lr, beta1, beta2, eps, weight_decay, step, grad_scale);
+static void lm_adamw_apply_ref(float *param, float *grad, float *m, float *v, size_t n, const lm_adamw_consts *c,
+                               int zero_grad) {
     for (size_t i = 0; i < n; i++) {
-        float g = grad[i] * c.grad_scale;
-        float p = param[i] * c.decay;
-        float mi = m[i] + c.w1 * (g - m[i]);
-        float vi = v[i] * c.b2 + c.w2 * g * g;
-        float denom = sqrtf(vi) / c.bc2_sqrt + c.eps;
-        param[i] = p - c.step_size * (mi / denom);
+        float g = grad[i] * c->grad_scale;
+        float p = param[i] * c->decay;
+        float mi = m[i] + c->w1 * (g - m[i]);
+        float vi = v[i] * c->b2 + c->w2 * g * g;
+        float denom = sqrtf(vi) / c->bc2_sqrt + c->eps;
+        param[i] = p - c->step_size * (mi / denom);
         m[i] = mi;
         v[i] = vi;
+        if (zero_grad) grad[i] = 0.0f;
     }
+}
+
+void lm_adamw_update_ref(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                         float beta1, float beta2, float eps, float weight_decay, int step, float grad_scale) {
+    lm_adamw_consts c = lm_adamw_prepare(lr, beta1, beta2, eps, weight_decay, step, grad_scale);
+    lm_adamw_apply_ref(param, (float *)grad, m, v, n, &c, 0); /* zero_grad 0: grad is only read */
 }
 
 double lm_sum_squares_ref(const float *x, size_t n) {
@@ -71,16 +76,18 @@ void lm_scale_ref(float *x, float s, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
+void lm_adamw_apply(float *param, float *grad, float *m, float *v, size_t n, const lm_adamw_consts *c, int zero_grad) {
+    switch (lm_simd_level()) {
+    case LM_SIMD_AVX512: lm_adamw_apply_avx512(param, grad, m, v, n, c, zero_grad); break;
+    case LM_SIMD_AVX2: lm_adamw_apply_avx2(param, grad, m, v, n, c, zero_grad); break;
+    default: lm_adamw_apply_ref(param, grad, m, v, n, c, zero_grad); break;
+    }
+}
+
 void lm_adamw_update_scaled(float *param, const float *grad, float *m, float *v, size_t n, float lr,
                             float beta1, float beta2, float eps, float weight_decay, int step, float grad_scale) {
-    int level = lm_simd_level();
-    if (level == LM_SIMD_SCALAR) {
-        lm_adamw_update_ref(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale);
-        return;
-    }
-    lm_adamw_consts c = adamw_setup(lr, beta1, beta2, eps, weight_decay, step, grad_scale);
-    if (level == LM_SIMD_AVX512) lm_adamw_apply_avx512(param, grad, m, v, n, &c);
-    else lm_adamw_apply_avx2(param, grad, m, v, n, &c);
+    lm_adamw_consts c = lm_adamw_prepare(lr, beta1, beta2, eps, weight_decay, step, grad_scale);
+    lm_adamw_apply(param, (float *)grad, m, v, n, &c, 0); /* zero_grad 0: grad is only read */
 }
 
 void lm_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr,
@@ -92,6 +99,14 @@ double lm_sum_squares(const float *x, size_t n) {
     switch (lm_simd_level()) {
     case LM_SIMD_AVX512: return lm_sum_squares_avx512(x, n);
     case LM_SIMD_AVX2: return lm_sum_squares_avx2(x, n);
+    default: return lm_sum_squares_ref(x, n);
+    }
+}
+
+double lm_sum_squares_serial(const float *x, size_t n) {
+    switch (lm_simd_level()) {
+    case LM_SIMD_AVX512: return lm_sum_squares_serial_avx512(x, n);
+    case LM_SIMD_AVX2: return lm_sum_squares_serial_avx2(x, n);
     default: return lm_sum_squares_ref(x, n);
     }
 }

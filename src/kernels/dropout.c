@@ -18,7 +18,7 @@ void lm_dropout(float *x, size_t n, float p, uint64_t seed, uint64_t stream) {
     const uint32_t threshold = (uint32_t)((double)p * 16777216.0 + 0.5);
     const float keep_scale = 1.0f / (1.0f - p);
     const uint64_t base = mix64(seed ^ mix64(stream + 0x9e3779b97f4a7c15ull));
-#pragma omp parallel for schedule(static) if (n >= 65536)
+#pragma omp parallel for schedule(static) if (n >= 8192) /* ~10 integer ops an element */
     for (size_t i = 0; i < n; i++) {
         uint32_t u = (uint32_t)(mix64(base + i * 0x9e3779b97f4a7c15ull) >> 40);
         x[i] = u >= threshold ? x[i] * keep_scale : 0.0f;

@@ -17,8 +17,16 @@
 #define EW_LOOP(n, ...)                                                               \
     do {                                                                              \
         size_t n_ = (n), nch_ = (n_ + EW_CHUNK - 1) / EW_CHUNK;                       \
-        _Pragma("omp parallel for schedule(static) if (n_ >= EW_PAR_MIN)")            \
-        for (size_t c_ = 0; c_ < nch_; c_++) {                                        \
+        if (n_ < EW_PAR_MIN) { /* no parallel region at all: a small call is cheap */ \
+            EW_CHUNKS(0, nch_, __VA_ARGS__);                                          \
+            break;                                                                    \
+        }                                                                             \
+        _Pragma("omp parallel for schedule(static)")                                  \
+        EW_CHUNKS(0, nch_, __VA_ARGS__);                                              \
+    } while (0)
+/* The loop over chunks [c0, c1) of EW_LOOP. */
+#define EW_CHUNKS(c0, c1, ...)                                                        \
+        for (size_t c_ = (c0); c_ < (c1); c_++) {                                     \
             size_t i = c_ * EW_CHUNK, e_ = i + EW_CHUNK < n_ ? i + EW_CHUNK : n_;     \
             for (; i + LM_VW <= e_; i += LM_VW) {                                     \
                 const size_t k_ = LM_VW;                                              \
@@ -34,8 +42,7 @@
                 (void)full_;                                                          \
                 __VA_ARGS__                                                           \
             }                                                                         \
-        }                                                                             \
-    } while (0)
+        }
 #define LD(p) (full_ ? vload(p) : vload_part((p), k_, 0.0f))
 #define ST(p, v)                             \
     do {                                     \
@@ -135,6 +142,19 @@ void LM_SFX(lm_scale)(float *x, float s, size_t n) {
 
 /* Sum of squares in double; the chunk partial sums are added in chunk
  * order, so the result does not depend on the thread count. */
+double LM_SFX(lm_sum_squares_serial)(const float *x, size_t n) {
+    vd acc = {0};
+    size_t i = 0;
+    for (; i + LM_VW <= n; i += LM_VW) {
+        vd v = __builtin_convertvector(vload(x + i), vd);
+        acc += v * v;
+    }
+    double s = 0;
+    for (int l = 0; l < LM_VW; l++) s += acc[l];
+    for (; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
 double LM_SFX(lm_sum_squares)(const float *x, size_t n) {
     enum { PARTS = 64 };
     double part[PARTS];
@@ -143,15 +163,7 @@ double LM_SFX(lm_sum_squares)(const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (n >= EW_PAR_MIN)
     for (int p = 0; p < PARTS; p++) {
         size_t i = (size_t)p * per, e = i + per < n ? i + per : n;
-        vd acc = {0};
-        for (; i + LM_VW <= e; i += LM_VW) {
-            vd v = __builtin_convertvector(vload(x + i), vd);
-            acc += v * v;
-        }
-        double s = 0;
-        for (int l = 0; l < LM_VW; l++) s += acc[l];
-        for (; i < e; i++) s += (double)x[i] * x[i];
-        part[p] = s;
+        part[p] = i < e ? LM_SFX(lm_sum_squares_serial)(x + i, e - i) : 0.0;
     }
     double s = 0;
     for (int p = 0; p < PARTS; p++) s += part[p];
@@ -159,8 +171,8 @@ double LM_SFX(lm_sum_squares)(const float *x, size_t n) {
 }
 
 /* ---- AdamW: same per-element operations as lm_adamw_update_ref ---- */
-void LM_SFX(lm_adamw_apply)(float *param, const float *grad, float *m, float *v, size_t n,
-                            const lm_adamw_consts *c) {
+void LM_SFX(lm_adamw_apply)(float *param, float *grad, float *m, float *v, size_t n,
+                            const lm_adamw_consts *c, int zero_grad) {
     EW_LOOP(n, {
         vf g = LD(grad + i) * c->grad_scale, mi = LD(m + i), vi_ = LD(v + i);
         vf p = LD(param + i) * c->decay;
@@ -170,6 +182,7 @@ void LM_SFX(lm_adamw_apply)(float *param, const float *grad, float *m, float *v,
         ST(param + i, p - c->step_size * (mi / denom));
         ST(m + i, mi);
         ST(v + i, vi_);
+        if (zero_grad) ST(grad + i, (vf){0});
     });
 }
 

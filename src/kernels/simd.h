@@ -6,12 +6,6 @@
 
 #include "lmkit/kernels.h"
 
-/* AdamW's per-step scalars, formed once per call (see adamw.c). */
-typedef struct {
-    float decay, w1, b2, w2, step_size, bc2_sqrt, eps;
-    float grad_scale; /* the gradient is used as grad * grad_scale */
-} lm_adamw_consts;
-
 #define LM_DECLARE_FAST(S)                                                                          \
     void lm_gelu_tanh_forward_##S(float *out, const float *inp, size_t n);                          \
     void lm_gelu_tanh_backward_##S(float *dinp, const float *inp, const float *dout, size_t n);     \
@@ -24,8 +18,9 @@ typedef struct {
     void lm_accumulate_##S(float *acc, const float *x, size_t n);                                   \
     void lm_scale_##S(float *x, float s, size_t n);                                                 \
     double lm_sum_squares_##S(const float *x, size_t n);                                            \
-    void lm_adamw_apply_##S(float *param, const float *grad, float *m, float *v, size_t n,          \
-                            const lm_adamw_consts *c);                                              \
+    double lm_sum_squares_serial_##S(const float *x, size_t n);                                     \
+    void lm_adamw_apply_##S(float *param, float *grad, float *m, float *v, size_t n,                \
+                            const lm_adamw_consts *c, int zero_grad);                               \
     void lm_layernorm_forward_##S(float *out, float *mean, float *rstd, const float *inp,           \
                                   const float *weight, const float *bias, int N, int C, float eps); \
     void lm_layernorm_backward_##S(float *dinp, float *dweight, float *dbias, const float *dout,    \

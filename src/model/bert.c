@@ -254,8 +254,11 @@ static size_t lm_bert_seq_shape(const lm_bert *m, int b, lm_attention_shape *as)
     return (size_t)m->seq_off[b];
 }
 
+/* Unpadded, the sequences (each too short to split) are shared out among
+ * the threads; each call inside is then single-threaded. */
 static void lm_bert_attention_forward(const lm_bert *m, float *out, float *lse, const float *q, const float *k, const float *v) {
     size_t C = (size_t)m->cfg.hidden, NH = (size_t)m->cfg.n_head;
+#pragma omp parallel for schedule(dynamic, 1) if (m->packed)
     for (int b = 0; b < (m->packed ? m->B : 1); b++) {
         lm_attention_shape as;
         size_t r = lm_bert_seq_shape(m, b, &as);
@@ -266,10 +269,13 @@ static void lm_bert_attention_forward(const lm_bert *m, float *out, float *lse, 
 static void lm_bert_attention_backward(const lm_bert *m, float *dq, float *dk, float *dv, const float *dout, const float *q,
                                        const float *k, const float *v, const float *out, const float *lse) {
     size_t C = (size_t)m->cfg.hidden, NH = (size_t)m->cfg.n_head;
+#pragma omp parallel for schedule(dynamic, 1) if (m->packed)
     for (int b = 0; b < (m->packed ? m->B : 1); b++) {
         lm_attention_shape as;
         size_t r = lm_bert_seq_shape(m, b, &as), x = r * C;
-        lm_attention_backward(dq + x, dk + x, dv + x, dout + x, q + x, k + x, v + x, out + x, lse + r * NH, &as, m->a.attn_scratch);
+        /* scratch holds [NH, rows]: each sequence its own part */
+        lm_attention_backward(dq + x, dk + x, dv + x, dout + x, q + x, k + x, v + x, out + x, lse + r * NH, &as,
+                              m->a.attn_scratch + r * NH);
     }
 }
 

@@ -66,18 +66,21 @@ static size_t span_len(const lm_param_table *t, int i, int j) {
     return t->params[j - 1].offset + t->params[j - 1].numel - t->params[i].offset;
 }
 
-void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr,
-                        float grad_scale, const lm_row_runs *sparse) {
+void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *params, float *grads, float lr,
+                        float grad_scale, const lm_row_runs *sparse, int zero_grads) {
     opt->t++;
+    /* The step's scalars, with and without weight decay, formed once. */
+    lm_adamw_consts with_wd = lm_adamw_prepare(lr, opt->beta1, opt->beta2, opt->eps, opt->weight_decay, (int)opt->t, grad_scale);
+    lm_adamw_consts no_wd = lm_adamw_prepare(lr, opt->beta1, opt->beta2, opt->eps, 0.0f, (int)opt->t, grad_scale);
     /* With weight decay every row moves each step: dense. */
     int stop = sparse && sparse->row_len && (opt->weight_decay == 0.0f || !table->params[sparse->param].decay) ? sparse->param : -1;
     for (int i = 0; i < table->n;) {
         const lm_param *p = &table->params[i];
-        float wd = p->decay ? opt->weight_decay : 0.0f;
+        const lm_adamw_consts *c = p->decay && opt->weight_decay != 0.0f ? &with_wd : &no_wd;
         if (i != stop) {
             int j = span_end(table, i, stop, opt);
-            lm_adamw_update_scaled(params + p->offset, grads + p->offset, opt->m + p->offset, opt->v + p->offset,
-                                   span_len(table, i, j), lr, opt->beta1, opt->beta2, opt->eps, wd, (int)opt->t, grad_scale);
+            lm_adamw_apply(params + p->offset, grads + p->offset, opt->m + p->offset, opt->v + p->offset, span_len(table, i, j), c,
+                           zero_grads);
             i = j;
             continue;
         }
@@ -87,8 +90,7 @@ void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *param
 #pragma omp parallel for schedule(dynamic, 8)
         for (int k = 0; k < r->n; k++) {
             size_t off = p->offset + (size_t)r->start[k] * r->row_len, n = (size_t)(r->end[k] - r->start[k]) * r->row_len;
-            lm_adamw_update_scaled(params + off, grads + off, opt->m + off, opt->v + off, n, lr, opt->beta1, opt->beta2,
-                                   opt->eps, wd, (int)opt->t, grad_scale);
+            lm_adamw_apply(params + off, grads + off, opt->m + off, opt->v + off, n, c, zero_grads);
         }
         i++;
     }
@@ -96,7 +98,7 @@ void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *param
 
 void lm_adamw_step_scaled(lm_adamw *opt, const lm_param_table *table, float *params, const float *grads, float lr,
                           float grad_scale) {
-    lm_adamw_step_rows(opt, table, params, grads, lr, grad_scale, NULL);
+    lm_adamw_step_rows(opt, table, params, (float *)grads, lr, grad_scale, NULL, 0); /* grads only read */
 }
 
 double lm_grad_sum_squares(const lm_param_table *table, const float *grads, const lm_row_runs *sparse) {
@@ -111,8 +113,9 @@ double lm_grad_sum_squares(const lm_param_table *table, const float *grads, cons
             continue;
         }
         /* Runs are short: a fixed split of them into parts summed in
-         * parallel, the parts added in order — the same total for any
-         * thread count. */
+         * parallel (each run on one thread, no parallel region of its
+         * own), the parts added in order — the same total for any thread
+         * count. */
         enum { PARTS = 64 };
         double part[PARTS];
         const lm_row_runs *r = sparse;
@@ -120,8 +123,8 @@ double lm_grad_sum_squares(const lm_param_table *table, const float *grads, cons
         for (int q = 0; q < PARTS; q++) {
             double acc = 0;
             for (int k = (int)((long)r->n * q / PARTS); k < (int)((long)r->n * (q + 1) / PARTS); k++)
-                acc += lm_sum_squares(grads + p->offset + (size_t)r->start[k] * r->row_len,
-                                      (size_t)(r->end[k] - r->start[k]) * r->row_len);
+                acc += lm_sum_squares_serial(grads + p->offset + (size_t)r->start[k] * r->row_len,
+                                             (size_t)(r->end[k] - r->start[k]) * r->row_len);
             part[q] = acc;
         }
         for (int q = 0; q < PARTS; q++) total += part[q];

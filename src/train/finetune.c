@@ -286,6 +286,7 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
     lm_cls_metrics best;
     memset(&best, 0, sizeof best);
     int have_best = 0, since_best = 0, stop = 0;
+    if (s == LM_OK) lm_bert_zero_grad(m); /* from here on each update zeroes what it read */
     double t0 = lm_now_seconds();
     long step = 0;
     for (int epoch = 0; epoch < o->epochs && s == LM_OK && !stop; epoch++) {
@@ -310,10 +311,11 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
             s = lm_bert_encode(m, &in);
             if (s == LM_OK) s = lm_bert_cls_forward(m, regress ? NULL : bl, regress ? bv : NULL, &loss);
             if (s != LM_OK) break;
-            /* Only gradients that can be nonzero are zeroed, summed and
-             * updated: under LoRA the classifier's (the encoder is frozen),
-             * else every tensor but the word embeddings, of which only the
-             * rows of tokens seen so far. */
+            /* Only gradients that can be nonzero are summed and updated
+             * (and zeroed, by the update itself: they start zero): under
+             * LoRA the classifier's (the encoder is frozen), else every
+             * tensor but the word embeddings, of which only the rows of
+             * tokens seen so far. */
             float *G = lm_bert_grad_data(m);
             const lm_param_table *trained = lora ? &head : tab;
             const lm_row_runs *sparse = NULL;
@@ -324,7 +326,6 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
                 if (grew) lm_row_runs_from(&runs, live, vocab);
                 if (runs.param >= 0) sparse = &runs;
             }
-            lm_grad_zero(trained, G, sparse);
             if (lora) memset(lm_lora_grad_data(lora), 0, lm_lora_params(lora)->total * sizeof(float));
             s = lm_bert_backward(m, 1.0f);
             if (s != LM_OK) break;
@@ -333,7 +334,7 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
                                 (lora ? lm_sum_squares(lm_lora_grad_data(lora), lm_lora_params(lora)->total) : 0));
             float clip_scale = o->clip > 0 && gnorm > o->clip ? (float)(o->clip / (gnorm + 1e-6)) : 1.0f;
             float lr = lm_linear_lr(o->lr, o->warmup, total, step);
-            lm_adamw_step_rows(&opt, trained, lm_bert_param_data(m), G, lr, clip_scale, sparse);
+            lm_adamw_step_rows(&opt, trained, lm_bert_param_data(m), G, lr, clip_scale, sparse, 1);
             if (lora)
                 lm_adamw_step_scaled(&opt_lora, lm_lora_params(lora), lm_lora_param_data(lora), lm_lora_grad_data(lora), lr,
                                      clip_scale);

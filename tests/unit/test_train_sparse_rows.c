@@ -4,8 +4,9 @@
  * live rows, parameters and both moments must be bit-identical (a row whose
  * gradient was always zero has m = v = 0, and without weight decay the dense
  * update leaves it unchanged); with weight decay on the embedding the rows
- * path must fall back to the dense update. Sums of squares agree to 1e-12
- * relative (only the order of additions differs). */
+ * path must fall back to the dense update; the update that zeroes the
+ * gradients it read equals the update plus lm_grad_zero. Sums of squares
+ * agree to 1e-12 relative (only the order of additions differs). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +27,14 @@ static void run(float wd, int threads) {
     size_t n = t.total;
     float *p_dense = lm_alloc(n * sizeof(float)), *p_rows = lm_alloc(n * sizeof(float));
     float *g_dense = lm_alloc(n * sizeof(float)), *g_rows = lm_alloc(n * sizeof(float));
-    lm_adamw dense, rows;
+    float *p_fused = lm_alloc(n * sizeof(float)), *g_fused = lm_alloc(n * sizeof(float));
+    lm_adamw dense, rows, fused;
     CHECK_OK(lm_adamw_init(&dense, n, 0.9f, 0.999f, 1e-8f, wd));
     CHECK_OK(lm_adamw_init(&rows, n, 0.9f, 0.999f, 1e-8f, wd));
+    CHECK_OK(lm_adamw_init(&fused, n, 0.9f, 0.999f, 1e-8f, wd));
     lm_rng r;
     lm_rng_seed(&r, 5, 0);
-    for (size_t i = 0; i < n; i++) p_dense[i] = p_rows[i] = lm_rng_normal(&r);
+    for (size_t i = 0; i < n; i++) p_dense[i] = p_rows[i] = p_fused[i] = lm_rng_normal(&r);
     uint8_t live[ROWS] = {0};
     int32_t start[ROWS], end[ROWS];
     lm_row_runs runs = {.param = 0, .row_len = ROW_LEN, .start = start, .end = end};
@@ -57,7 +60,14 @@ static void run(float wd, int threads) {
         CHECK_MSG(fabs(sd - sr) <= 1e-12 * sd, "sum of squares %.17g vs %.17g", sr, sd);
         float scale = step % 2 ? 0.5f : 1.0f; /* clipping folded in on odd steps */
         lm_adamw_step_scaled(&dense, &t, p_dense, g_dense, 1e-2f, scale);
-        lm_adamw_step_rows(&rows, &t, p_rows, g_rows, 1e-2f, scale, &runs);
+        lm_adamw_step_rows(&rows, &t, p_rows, g_rows, 1e-2f, scale, &runs, 0);
+        /* The update that zeroes what it read: same parameters, and the
+         * gradients of the tensors and live rows it updated left zero. */
+        memcpy(g_fused, g_rows, n * sizeof(float));
+        lm_adamw_step_rows(&fused, &t, p_fused, g_fused, 1e-2f, scale, &runs, 1);
+        CHECK(memcmp(p_fused, p_rows, n * sizeof(float)) == 0);
+        lm_grad_zero(&t, g_rows, &runs);
+        CHECK(memcmp(g_fused, g_rows, n * sizeof(float)) == 0);
     }
     CHECK_MSG(memcmp(p_dense, p_rows, n * sizeof(float)) == 0, "parameters differ (wd %g, %d threads)", wd, threads);
     CHECK(memcmp(dense.m, rows.m, n * sizeof(float)) == 0);
@@ -65,6 +75,9 @@ static void run(float wd, int threads) {
     CHECK(dense.t == rows.t);
     lm_adamw_free(&dense);
     lm_adamw_free(&rows);
+    lm_adamw_free(&fused);
+    lm_free(p_fused);
+    lm_free(g_fused);
     lm_free(p_dense);
     lm_free(p_rows);
     lm_free(g_dense);
