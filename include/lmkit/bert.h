@@ -85,6 +85,13 @@ void lm_bert_set_training(lm_bert *m, int on);
  * positions then read as zeros (HF computes values there that nothing
  * should use). Off: the whole padded batch is computed, as HF does. */
 void lm_bert_set_unpadded(lm_bert *m, int on);
+/* Pooled-only encodes (off by default): the caller reads the last hidden
+ * states at each sequence's first token only ([CLS], what the
+ * classification head pools). Past its attention the last block then runs
+ * on those B rows alone — a sixth of a 6-layer encoder's work, exactly;
+ * every other position of lm_bert_hidden reads as zeros. Returns the
+ * previous setting, for callers that restore it. */
+int lm_bert_set_pooled_only(lm_bert *m, int on);
 
 const lm_bert_config *lm_bert_get_config(const lm_bert *m);
 const lm_param_table *lm_bert_params(const lm_bert *m);

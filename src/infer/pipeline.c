@@ -115,7 +115,10 @@ lm_status lm_pipeline_classify(lm_bert *m, const lm_tokenizer *tok, const char *
                                int *truncated) {
     if (lm_bert_get_config(m)->head != LM_BERT_HEAD_CLS)
         return lm_error(LM_ERR_ARG, "the model has no classification head (config.json architectures is not BertForSequenceClassification)");
-    return lm_chunks(m, tok, texts, n, max_len, truncated, lm_classify_chunk, scores);
+    int was = lm_bert_set_pooled_only(m, 1); /* the head reads [CLS] only */
+    lm_status s = lm_chunks(m, tok, texts, n, max_len, truncated, lm_classify_chunk, scores);
+    lm_bert_set_pooled_only(m, was);
+    return s;
 }
 
 typedef struct {
@@ -133,7 +136,10 @@ static lm_status lm_embed_chunk(lm_bert *m, int first, int n, void *ctx) {
 lm_status lm_pipeline_embed(lm_bert *m, const lm_tokenizer *tok, const char *const *texts, int n, int max_len, int normalize,
                             float *out, int *truncated) {
     lm_embed_ctx e = {out, normalize};
-    return lm_chunks(m, tok, texts, n, max_len, truncated, lm_embed_chunk, &e);
+    int was = lm_bert_set_pooled_only(m, 0); /* mean pooling reads every token */
+    lm_status s = lm_chunks(m, tok, texts, n, max_len, truncated, lm_embed_chunk, &e);
+    lm_bert_set_pooled_only(m, was);
+    return s;
 }
 
 lm_status lm_pipeline_fill_mask(lm_bert *m, const lm_tokenizer *tok, const char *text, int max_len, int top_k, int max_masks,

@@ -150,12 +150,17 @@ void lm_bert_set_dropout(lm_bert *m, float hidden, float classifier, uint64_t se
 
 void lm_bert_set_training(lm_bert *m, int on) { m->training = on != 0; }
 void lm_bert_set_unpadded(lm_bert *m, int on) { m->unpadded = on != 0; }
+int lm_bert_set_pooled_only(lm_bert *m, int on) {
+    int was = m->pooled_only;
+    m->pooled_only = on != 0;
+    return was;
+}
 const lm_bert_config *lm_bert_get_config(const lm_bert *m) { return &m->cfg; }
 const lm_param_table *lm_bert_params(const lm_bert *m) { return &m->table; }
 float *lm_bert_param_data(lm_bert *m) { return m->params; }
 float *lm_bert_grad_data(lm_bert *m) { return m->grads; }
 const float *lm_bert_hidden(const lm_bert *m) {
-    if (m->packed) return m->a.hidden;
+    if (m->packed || m->pooled_rows) return m->a.hidden;
     return m->a.hout + (size_t)(m->cfg.n_layer - 1) * m->rows * m->cfg.hidden;
 }
 void lm_bert_zero_grad(lm_bert *m) {
@@ -189,7 +194,8 @@ static lm_status lm_bert_alloc_acts(lm_bert *m, int B, int T) {
         {&a->d3, train ? BT * C : 0}, {&a->dq, train ? BT * C : 0}, {&a->dk, train ? BT * C : 0},
         {&a->dv, train ? BT * C : 0}, {&a->dfc, train ? BT * F : 0}, {&a->dfcg, train ? BT * F : 0},
         {&a->attn_scratch, train ? lm_attention_backward_scratch(&as) : 0}, {&a->ddrop, train ? BT * C : 0},
-        {&a->hidden, BT * C},
+        {&a->hidden, BT * C}, {&a->first_x, B * C}, {&a->first_atty, B * C},
+        {&a->first_dx, train ? B * C : 0}, {&a->first_datty, train ? B * C : 0},
     };
     m->act_mem = lm_alloc_slots(plan, sizeof plan / sizeof *plan);
     m->ids = malloc(BT * sizeof(int32_t));
@@ -279,6 +285,34 @@ static void lm_bert_attention_backward(const lm_bert *m, float *dq, float *dk, f
     }
 }
 
+/* Row r of each sequence's first token, in the computed rows. */
+static size_t lm_bert_first_row(const lm_bert *m, int b) { return m->packed ? (size_t)m->seq_off[b] : (size_t)b * m->T; }
+
+/* The per-token rest of block l after attention, on n rows: x (the block's
+ * input) + dropout(Wao atty) -> LN1 -> a1 + dropout(Wo gelu(Wi a1)) -> LN2
+ * -> hout. Its activations go to rows [0, n) of the layer's slices. */
+static void lm_bert_tail_forward(lm_bert *m, int l, size_t lo, int n, const float *x, const float *atty, float *hout) {
+    const lm_bert_config *c = &m->cfg;
+    lm_bert_acts *a = &m->a;
+    float *P = m->params;
+    int C = c->hidden, F = c->intermediate;
+    size_t nC = (size_t)n * C;
+    float *res1 = a->res1 + lo * C, *a1 = a->a1 + lo * C, *fc = a->fc + lo * F, *fcg = a->fcg + lo * F;
+    float *res2 = a->res2 + lo * C;
+    lm_linear_forward(a->tmp, atty, lm_bert_layer_at(m, P, l, BP_AO_W), lm_bert_layer_at(m, P, l, BP_AO_B), n, C, C);
+    lm_bert_drop(m, a->tmp, nC, m->drop_hidden, LM_DROP_LAYER0 + 2 * (uint64_t)l);
+    lm_add(res1, x, a->tmp, nC);
+    lm_layernorm_forward(a1, a->ln1_mean + lo, a->ln1_rstd + lo, res1, lm_bert_layer_at(m, P, l, BP_LN1_W),
+                         lm_bert_layer_at(m, P, l, BP_LN1_B), n, C, c->layer_norm_eps);
+    lm_linear_forward(fc, a1, lm_bert_layer_at(m, P, l, BP_I_W), lm_bert_layer_at(m, P, l, BP_I_B), n, C, F);
+    lm_gelu_erf_forward(fcg, fc, (size_t)n * F);
+    lm_linear_forward(a->tmp, fcg, lm_bert_layer_at(m, P, l, BP_O_W), lm_bert_layer_at(m, P, l, BP_O_B), n, F, C);
+    lm_bert_drop(m, a->tmp, nC, m->drop_hidden, LM_DROP_LAYER0 + 2 * (uint64_t)l + 1);
+    lm_add(res2, a1, a->tmp, nC);
+    lm_layernorm_forward(hout, a->ln2_mean + lo, a->ln2_rstd + lo, res2, lm_bert_layer_at(m, P, l, BP_LN2_W),
+                         lm_bert_layer_at(m, P, l, BP_LN2_B), n, C, c->layer_norm_eps);
+}
+
 lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
     const lm_bert_config *c = &m->cfg;
     int B = in->B, T = in->T;
@@ -295,27 +329,25 @@ lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
     m->T = T;
     m->last_head = 0;
     if (m->training) m->drop_call++; /* fresh dropout masks */
-    int C = c->hidden, NH = c->n_head, F = c->intermediate;
-    float pd = m->drop_hidden;
+    int C = c->hidden, NH = c->n_head, L = c->n_layer;
     lm_bert_gather_rows(m, in);
     int BT = m->rows; /* the rows computed: B*T, or the valid tokens only */
     lm_bert_acts *a = &m->a;
     float *P = m->params;
-    float eps = c->layer_norm_eps;
 
     /* Token-type embeddings go through the same kernel as a second "word"
      * table with no positions, accumulated into tmp. */
     lm_embedding_forward(a->emb, m->ids, m->pos, lm_bert_at(m, P, BP_WORD), lm_bert_at(m, P, BP_POS), BT, C);
     lm_embedding_forward(a->tmp, m->types, NULL, lm_bert_at(m, P, BP_TYPE), NULL, BT, C);
     lm_accumulate(a->emb, a->tmp, (size_t)BT * C);
-    lm_layernorm_forward(a->h0, a->emb_mean, a->emb_rstd, a->emb, lm_bert_at(m, P, BP_ELN_W), lm_bert_at(m, P, BP_ELN_B), BT, C, eps);
-    lm_bert_drop(m, a->h0, (size_t)BT * C, pd, LM_DROP_EMB);
-    for (int l = 0; l < c->n_layer; l++) {
+    lm_layernorm_forward(a->h0, a->emb_mean, a->emb_rstd, a->emb, lm_bert_at(m, P, BP_ELN_W), lm_bert_at(m, P, BP_ELN_B), BT, C,
+                         c->layer_norm_eps);
+    lm_bert_drop(m, a->h0, (size_t)BT * C, m->drop_hidden, LM_DROP_EMB);
+    m->pooled_rows = m->pooled_only;
+    for (int l = 0; l < L; l++) {
         size_t lo = (size_t)l * BT;
         const float *x = l == 0 ? a->h0 : a->hout + (lo - BT) * C;
         float *q = a->q + lo * C, *k = a->k + lo * C, *v = a->v + lo * C, *atty = a->atty + lo * C;
-        float *res1 = a->res1 + lo * C, *a1 = a->a1 + lo * C, *fc = a->fc + lo * F, *fcg = a->fcg + lo * F;
-        float *res2 = a->res2 + lo * C, *hout = a->hout + lo * C;
         lm_linear_forward(q, x, lm_bert_layer_at(m, P, l, BP_Q_W), lm_bert_layer_at(m, P, l, BP_Q_B), BT, C, C);
         lm_linear_forward(k, x, lm_bert_layer_at(m, P, l, BP_K_W), lm_bert_layer_at(m, P, l, BP_K_B), BT, C, C);
         lm_linear_forward(v, x, lm_bert_layer_at(m, P, l, BP_V_W), lm_bert_layer_at(m, P, l, BP_V_B), BT, C, C);
@@ -324,85 +356,117 @@ lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
             lm_lora_forward(m->lora, l, 1, x, v, BT);
         }
         lm_bert_attention_forward(m, atty, a->lse + (size_t)l * NH * BT, q, k, v);
-        lm_linear_forward(a->tmp, atty, lm_bert_layer_at(m, P, l, BP_AO_W), lm_bert_layer_at(m, P, l, BP_AO_B), BT, C, C);
-        lm_bert_drop(m, a->tmp, (size_t)BT * C, pd, LM_DROP_LAYER0 + 2 * (uint64_t)l);
-        lm_add(res1, x, a->tmp, (size_t)BT * C);
-        lm_layernorm_forward(a1, a->ln1_mean + lo, a->ln1_rstd + lo, res1, lm_bert_layer_at(m, P, l, BP_LN1_W),
-                             lm_bert_layer_at(m, P, l, BP_LN1_B), BT, C, eps);
-        lm_linear_forward(fc, a1, lm_bert_layer_at(m, P, l, BP_I_W), lm_bert_layer_at(m, P, l, BP_I_B), BT, C, F);
-        lm_gelu_erf_forward(fcg, fc, (size_t)BT * F);
-        lm_linear_forward(a->tmp, fcg, lm_bert_layer_at(m, P, l, BP_O_W), lm_bert_layer_at(m, P, l, BP_O_B), BT, F, C);
-        lm_bert_drop(m, a->tmp, (size_t)BT * C, pd, LM_DROP_LAYER0 + 2 * (uint64_t)l + 1);
-        lm_add(res2, a1, a->tmp, (size_t)BT * C);
-        lm_layernorm_forward(hout, a->ln2_mean + lo, a->ln2_rstd + lo, res2, lm_bert_layer_at(m, P, l, BP_LN2_W),
-                             lm_bert_layer_at(m, P, l, BP_LN2_B), BT, C, eps);
+        if (l < L - 1 || !m->pooled_rows) {
+            lm_bert_tail_forward(m, l, lo, BT, x, atty, a->hout + lo * C);
+            continue;
+        }
+        /* Pooled only: past attention, the last block's rows are needed
+         * at each sequence's first token alone (its keys and values above
+         * used every row). */
+        for (int b = 0; b < B; b++) {
+            size_t r = lm_bert_first_row(m, b);
+            memcpy(a->first_x + (size_t)b * C, x + r * C, (size_t)C * sizeof(float));
+            memcpy(a->first_atty + (size_t)b * C, atty + r * C, (size_t)C * sizeof(float));
+        }
+        lm_bert_tail_forward(m, l, lo, B, a->first_x, a->first_atty, a->hout + lo * C);
     }
-    if (m->packed) { /* back to [B, T, C]; padded positions read as zeros */
-        const float *last = a->hout + (size_t)(c->n_layer - 1) * BT * C;
+    if (m->packed || m->pooled_rows) { /* back to [B, T, C]; rows not computed read as zeros */
+        const float *last = a->hout + (size_t)(L - 1) * BT * C;
         memset(a->hidden, 0, (size_t)B * T * C * sizeof(float));
-        for (int b = 0; b < B; b++)
-            memcpy(a->hidden + (size_t)b * T * C, last + (size_t)m->seq_off[b] * C, (size_t)m->seq_len[b] * C * sizeof(float));
+        for (int b = 0; b < B; b++) {
+            size_t from = m->pooled_rows ? (size_t)b : (size_t)m->seq_off[b], n = m->pooled_rows ? 1 : (size_t)m->seq_len[b];
+            memcpy(a->hidden + (size_t)b * T * C, last + from * C, n * C * sizeof(float));
+        }
     }
     return LM_OK;
+}
+
+/* Backward of lm_bert_tail_forward on n rows: from dh (consumed) to
+ * d(block input) through the residual, written to dx_res, and d(atty),
+ * written to datty. grads NULL: weight gradients skipped (frozen). */
+static void lm_bert_tail_backward(lm_bert *m, int l, size_t lo, int n, float *dh, const float *atty, float *dx_res, float *datty,
+                                  int frozen) {
+    const lm_bert_config *c = &m->cfg;
+    lm_bert_acts *a = &m->a;
+    float *P = m->params, *G = m->grads;
+    int C = c->hidden, F = c->intermediate;
+    size_t nC = (size_t)n * C, nF = (size_t)n * F;
+    const float *res1 = a->res1 + lo * C, *a1 = a->a1 + lo * C, *fc = a->fc + lo * F, *fcg = a->fcg + lo * F;
+    const float *res2 = a->res2 + lo * C;
+    float *dres = a->d1, *da1 = a->d2;
+    int dropping = lm_bert_dropping(m);
+#define GW(w) (frozen ? NULL : lm_bert_layer_at(m, G, l, w))
+    /* hout = LN2(a1 + dropout(Wo gelu(Wi a1))) */
+    memset(dres, 0, nC * sizeof(float));
+    lm_layernorm_backward(dres, GW(BP_LN2_W), GW(BP_LN2_B), dh, res2, lm_bert_layer_at(m, P, l, BP_LN2_W), a->ln2_mean + lo,
+                          a->ln2_rstd + lo, n, C);
+    memcpy(da1, dres, nC * sizeof(float));
+    /* The projection's output went through a dropout mask; the residual
+     * did not. */
+    const float *dproj = dres;
+    if (dropping) {
+        memcpy(a->ddrop, dres, nC * sizeof(float));
+        lm_bert_drop(m, a->ddrop, nC, m->drop_hidden, LM_DROP_LAYER0 + 2 * (uint64_t)l + 1);
+        dproj = a->ddrop;
+    }
+    memset(a->dfcg, 0, nF * sizeof(float));
+    lm_linear_backward(a->dfcg, GW(BP_O_W), GW(BP_O_B), dproj, fcg, lm_bert_layer_at(m, P, l, BP_O_W), n, F, C);
+    memset(a->dfc, 0, nF * sizeof(float));
+    lm_gelu_erf_backward(a->dfc, fc, a->dfcg, nF);
+    lm_linear_backward(da1, GW(BP_I_W), GW(BP_I_B), a->dfc, a1, lm_bert_layer_at(m, P, l, BP_I_W), n, C, F);
+    /* a1 = LN1(x + dropout(Wao atty)) */
+    memset(dres, 0, nC * sizeof(float));
+    lm_layernorm_backward(dres, GW(BP_LN1_W), GW(BP_LN1_B), da1, res1, lm_bert_layer_at(m, P, l, BP_LN1_W), a->ln1_mean + lo,
+                          a->ln1_rstd + lo, n, C);
+    memcpy(dx_res, dres, nC * sizeof(float));
+    dproj = dres;
+    if (dropping) {
+        memcpy(a->ddrop, dres, nC * sizeof(float));
+        lm_bert_drop(m, a->ddrop, nC, m->drop_hidden, LM_DROP_LAYER0 + 2 * (uint64_t)l);
+        dproj = a->ddrop;
+    }
+    memset(datty, 0, nC * sizeof(float));
+    lm_linear_backward(datty, GW(BP_AO_W), GW(BP_AO_B), dproj, atty, lm_bert_layer_at(m, P, l, BP_AO_W), n, C, C);
+#undef GW
 }
 
 /* With LoRA attached the encoder is frozen: its weight gradients are
  * skipped (NULL), only input gradients flow down to the adapters. */
 void lm_bert_encoder_backward(lm_bert *m, float *dh) {
     const lm_bert_config *c = &m->cfg;
-    int BT = m->rows, C = c->hidden, NH = c->n_head, F = c->intermediate;
+    int BT = m->rows, C = c->hidden, NH = c->n_head, L = c->n_layer;
     lm_bert_acts *a = &m->a;
     float *P = m->params, *G = m->grads;
     int frozen = m->lora != NULL;
-    if (m->packed) /* [B, T, C] -> the computed rows; row r never comes after b*T+t */
-        for (int b = 0; b < m->B; b++)
-            memmove(dh + (size_t)m->seq_off[b] * C, dh + (size_t)b * m->T * C, (size_t)m->seq_len[b] * C * sizeof(float));
-    size_t BTC = (size_t)BT * C, BTF = (size_t)BT * F;
+    /* [B, T, C] -> the computed rows (pooled only: the first tokens'
+     * rows, 0..B-1); a row never moves to a later one */
+    for (int b = 0; b < m->B && (m->packed || m->pooled_rows); b++) {
+        size_t to = m->pooled_rows ? (size_t)b : (size_t)m->seq_off[b], n = m->pooled_rows ? 1 : (size_t)m->seq_len[b];
+        memmove(dh + to * C, dh + (size_t)b * m->T * C, n * C * sizeof(float));
+    }
+    size_t BTC = (size_t)BT * C;
 #define GW(l, w) (frozen ? NULL : lm_bert_layer_at(m, G, l, w))
-    float *dres = a->d1, *da1 = a->d2, *dx = a->d3;
-    int dropping = lm_bert_dropping(m);
-    float pd = m->drop_hidden;
-    for (int l = c->n_layer - 1; l >= 0; l--) {
+    float *dx = a->d3, *datty = a->d2;
+    for (int l = L - 1; l >= 0; l--) {
         size_t lo = (size_t)l * BT;
         const float *x = l == 0 ? a->h0 : a->hout + (lo - BT) * C;
         const float *q = a->q + lo * C, *k = a->k + lo * C, *v = a->v + lo * C, *atty = a->atty + lo * C;
-        const float *res1 = a->res1 + lo * C, *a1 = a->a1 + lo * C, *fc = a->fc + lo * F, *fcg = a->fcg + lo * F;
-        const float *res2 = a->res2 + lo * C;
-        /* hout = LN2(a1 + Wo gelu(Wi a1)) */
-        memset(dres, 0, BTC * sizeof(float));
-        lm_layernorm_backward(dres, GW(l, BP_LN2_W), GW(l, BP_LN2_B), dh, res2, lm_bert_layer_at(m, P, l, BP_LN2_W),
-                              a->ln2_mean + lo, a->ln2_rstd + lo, BT, C);
-        memcpy(da1, dres, BTC * sizeof(float));
-        /* The projection's output went through a dropout mask; the
-         * residual did not. */
-        const float *dproj = dres;
-        if (dropping) {
-            memcpy(a->ddrop, dres, BTC * sizeof(float));
-            lm_bert_drop(m, a->ddrop, BTC, pd, LM_DROP_LAYER0 + 2 * (uint64_t)l + 1);
-            dproj = a->ddrop;
+        if (l < L - 1 || !m->pooled_rows) {
+            lm_bert_tail_backward(m, l, lo, BT, dh, atty, dx, datty, frozen);
+        } else { /* the first tokens' rows, scattered back among all rows */
+            lm_bert_tail_backward(m, l, lo, m->B, dh, a->first_atty, a->first_dx, a->first_datty, frozen);
+            memset(dx, 0, BTC * sizeof(float));
+            memset(datty, 0, BTC * sizeof(float));
+            for (int b = 0; b < m->B; b++) {
+                size_t r = lm_bert_first_row(m, b);
+                memcpy(dx + r * C, a->first_dx + (size_t)b * C, (size_t)C * sizeof(float));
+                memcpy(datty + r * C, a->first_datty + (size_t)b * C, (size_t)C * sizeof(float));
+            }
         }
-        memset(a->dfcg, 0, BTF * sizeof(float));
-        lm_linear_backward(a->dfcg, GW(l, BP_O_W), GW(l, BP_O_B), dproj, fcg, lm_bert_layer_at(m, P, l, BP_O_W), BT, F, C);
-        memset(a->dfc, 0, BTF * sizeof(float));
-        lm_gelu_erf_backward(a->dfc, fc, a->dfcg, BTF);
-        lm_linear_backward(da1, GW(l, BP_I_W), GW(l, BP_I_B), a->dfc, a1, lm_bert_layer_at(m, P, l, BP_I_W), BT, C, F);
-        /* a1 = LN1(x + Wao attn(q, k, v)) */
-        memset(dres, 0, BTC * sizeof(float));
-        lm_layernorm_backward(dres, GW(l, BP_LN1_W), GW(l, BP_LN1_B), da1, res1, lm_bert_layer_at(m, P, l, BP_LN1_W),
-                              a->ln1_mean + lo, a->ln1_rstd + lo, BT, C);
-        memcpy(dx, dres, BTC * sizeof(float));
-        dproj = dres;
-        if (dropping) {
-            memcpy(a->ddrop, dres, BTC * sizeof(float));
-            lm_bert_drop(m, a->ddrop, BTC, pd, LM_DROP_LAYER0 + 2 * (uint64_t)l);
-            dproj = a->ddrop;
-        }
-        memset(da1, 0, BTC * sizeof(float)); /* reused as d(atty) */
-        lm_linear_backward(da1, GW(l, BP_AO_W), GW(l, BP_AO_B), dproj, atty, lm_bert_layer_at(m, P, l, BP_AO_W), BT, C, C);
         memset(a->dq, 0, BTC * sizeof(float));
         memset(a->dk, 0, BTC * sizeof(float));
         memset(a->dv, 0, BTC * sizeof(float));
-        lm_bert_attention_backward(m, a->dq, a->dk, a->dv, da1, q, k, v, atty, a->lse + (size_t)l * NH * BT);
+        lm_bert_attention_backward(m, a->dq, a->dk, a->dv, datty, q, k, v, atty, a->lse + (size_t)l * NH * BT);
         lm_linear_backward(dx, GW(l, BP_Q_W), GW(l, BP_Q_B), a->dq, x, lm_bert_layer_at(m, P, l, BP_Q_W), BT, C, C);
         lm_linear_backward(dx, GW(l, BP_K_W), GW(l, BP_K_B), a->dk, x, lm_bert_layer_at(m, P, l, BP_K_W), BT, C, C);
         lm_linear_backward(dx, GW(l, BP_V_W), GW(l, BP_V_B), a->dv, x, lm_bert_layer_at(m, P, l, BP_V_W), BT, C, C);
@@ -417,10 +481,11 @@ void lm_bert_encoder_backward(lm_bert *m, float *dh) {
     }
 #undef GW
     if (frozen) return; /* embeddings are frozen too */
-    lm_bert_drop(m, dh, BTC, pd, LM_DROP_EMB);
-    memset(dres, 0, BTC * sizeof(float));
-    lm_layernorm_backward(dres, lm_bert_at(m, G, BP_ELN_W), lm_bert_at(m, G, BP_ELN_B), dh, a->emb, lm_bert_at(m, P, BP_ELN_W),
+    lm_bert_drop(m, dh, BTC, m->drop_hidden, LM_DROP_EMB);
+    float *demb = a->d1;
+    memset(demb, 0, BTC * sizeof(float));
+    lm_layernorm_backward(demb, lm_bert_at(m, G, BP_ELN_W), lm_bert_at(m, G, BP_ELN_B), dh, a->emb, lm_bert_at(m, P, BP_ELN_W),
                           a->emb_mean, a->emb_rstd, BT, C);
-    lm_embedding_backward(lm_bert_at(m, G, BP_WORD), lm_bert_at(m, G, BP_POS), dres, m->ids, m->pos, BT, C);
-    lm_embedding_backward(lm_bert_at(m, G, BP_TYPE), NULL, dres, m->types, NULL, BT, C);
+    lm_embedding_backward(lm_bert_at(m, G, BP_WORD), lm_bert_at(m, G, BP_POS), demb, m->ids, m->pos, BT, C);
+    lm_embedding_backward(lm_bert_at(m, G, BP_TYPE), NULL, demb, m->types, NULL, BT, C);
 }

@@ -22,6 +22,9 @@ typedef struct {
     float *d0, *d1, *d2, *d3, *dq, *dk, *dv, *dfc, *dfcg, *attn_scratch, *tmp;
     float *ddrop; /* a gradient through a dropout mask (training) */
     float *hidden; /* [B*T, C] last hidden states scattered back from unpadded rows */
+    /* [B, C] pooled-only last block: its input and attention output at the
+     * first tokens, and their gradients */
+    float *first_x, *first_atty, *first_dx, *first_datty;
 } lm_bert_acts;
 
 /* Head activations, sized separately (the MLM logits dominate). */
@@ -61,6 +64,9 @@ struct lm_bert {
      * prefix, only the `rows` valid tokens are computed, sequence b at rows
      * seq_off[b] .. seq_off[b] + seq_len[b] - 1. Else rows = B*T, packed = 0. */
     int unpadded, packed, rows;
+    /* lm_bert_set_pooled_only; pooled_rows: the last encode's last block
+     * computed the first tokens' rows only (its rows 0..B-1) */
+    int pooled_only, pooled_rows;
     int *seq_off, *seq_len;
     int32_t *ids, *types, *pos;
     uint8_t *valid;

@@ -33,6 +33,7 @@ lm_status lm_bert_evaluate(lm_bert *m, const lm_text_examples *ex, const int32_t
     int32_t *ids = malloc((size_t)batch * ex->max_len * sizeof *ids), *mask = malloc((size_t)batch * ex->max_len * sizeof *mask);
     long *tp = calloc((size_t)NL, sizeof *tp), *fp = calloc((size_t)NL, sizeof *fp), *fn = calloc((size_t)NL, sizeof *fn);
     lm_status s = all && order && bv && bl && ids && mask && tp && fp && fn ? LM_OK : lm_error(LM_ERR_NOMEM, "out of memory");
+    int was_pooled = lm_bert_set_pooled_only(m, 1); /* the head reads [CLS] only */
     double loss_sum = 0, sq = 0, sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
     long correct = 0, nval = 0;
     for (int start = 0; start < ex->n && s == LM_OK; start += batch) {
@@ -93,6 +94,7 @@ lm_status lm_bert_evaluate(lm_bert *m, const lm_text_examples *ex, const int32_t
             out->macro_f1 = classes ? f1 / classes : 0;
         }
     }
+    lm_bert_set_pooled_only(m, was_pooled);
     free(all);
     free(order);
     free(bv);

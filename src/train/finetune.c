@@ -287,6 +287,7 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
     memset(&best, 0, sizeof best);
     int have_best = 0, since_best = 0, stop = 0;
     if (s == LM_OK) lm_bert_zero_grad(m); /* from here on each update zeroes what it read */
+    if (s == LM_OK) lm_bert_set_pooled_only(m, 1); /* the classification head reads [CLS] only */
     double t0 = lm_now_seconds();
     long step = 0;
     for (int epoch = 0; epoch < o->epochs && s == LM_OK && !stop; epoch++) {

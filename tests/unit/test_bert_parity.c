@@ -5,7 +5,9 @@
  * whose true gradient is exactly zero, against an absolute bound). Each
  * runs padded (every position against HF) and unpadded (the default:
  * valid positions against HF, padded ones zero; loss and gradients
- * unchanged). Also a save/reload round trip and the config's label maps. */
+ * unchanged); the classifier also pooled-only (the last block past
+ * attention on the [CLS] rows alone: same logits, loss and gradients).
+ * Also a save/reload round trip and the config's label maps. */
 #include "lmkit/bert.h"
 #include "lmkit/safetensors.h"
 #include "test.h"
@@ -129,7 +131,7 @@ static void test_mlm(int unpadded) {
     lm_bert_free(m);
 }
 
-static void test_cls(int unpadded) {
+static void test_cls(int unpadded, int pooled) {
     lm_bert_open_options o;
     lm_bert_open_options_default(&o);
     o.train = 1;
@@ -140,6 +142,7 @@ static void test_cls(int unpadded) {
     CHECK(c->head == LM_BERT_HEAD_CLS && c->num_labels == 3 && c->problem == LM_PROBLEM_SINGLE_LABEL);
     CHECK(c->labels && !strcmp(c->labels[2], "LABEL_2"));
     lm_bert_set_unpadded(m, unpadded);
+    lm_bert_set_pooled_only(m, pooled);
     lm_safetensors gold;
     CHECK_OK(lm_safetensors_open(test_src_path("tests/golden/bert_cls_tiny/golden.safetensors"), &gold));
     lm_bert_batch b = golden_batch(&gold);
@@ -156,7 +159,7 @@ static void test_cls(int unpadded) {
     CHECK_OK(lm_bert_backward(m, 1.0f));
     char worst[160] = "";
     e = compare_grads(m, &gold, worst);
-    CHECK_MSG(e <= 1e-3, "unpadded %d: cls grads: worst rel err %g at %s", unpadded, e, worst);
+    CHECK_MSG(e <= 1e-3, "unpadded %d pooled %d: cls grads: worst rel err %g at %s", unpadded, pooled, e, worst);
 
     /* Out-of-range class ids are an error, not a crash. */
     CHECK_OK(lm_bert_encode(m, &b));
@@ -251,13 +254,14 @@ static void test_new_head_and_losses(void) {
 /* Dropout in training mode: the backward pass applies the forward's masks
  * (central differences with the masks held fixed by re-seeding, rel 2e-3),
  * and training off is inference exactly. */
-static void test_dropout(void) {
+static void test_dropout(int pooled) {
     lm_bert_open_options o;
     lm_bert_open_options_default(&o);
     o.train = 1;
     lm_bert *m = NULL;
     CHECK_OK(lm_bert_open_dir(test_src_path("tests/golden/bert_cls_tiny/model"), &o, &m));
     if (!m) return;
+    lm_bert_set_pooled_only(m, pooled);
     int32_t ids[8] = {2, 5, 9, 3, 2, 7, 3, 0}, mask[8] = {1, 1, 1, 1, 1, 1, 1, 0}, y[2] = {1, 2};
     lm_bert_batch b = {2, 4, ids, NULL, mask};
     float clean = 0, dropped = 0, other_seed = 0, off = 0;
@@ -281,7 +285,7 @@ static void test_dropout(void) {
     static const char *names[] = {"classifier.weight", "bert.pooler.dense.weight",
                                   "bert.encoder.layer.1.output.dense.weight", "bert.encoder.layer.0.attention.output.dense.weight",
                                   "bert.encoder.layer.0.attention.self.query.weight", "bert.embeddings.LayerNorm.weight",
-                                  "bert.embeddings.word_embeddings.weight"};
+                                  "bert.embeddings.word_embeddings.weight", "bert.encoder.layer.1.attention.self.value.weight"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         const lm_param *p = lm_param_find(tab, names[k]);
         CHECK_MSG(p != NULL, "%s", names[k]);
@@ -290,17 +294,20 @@ static void test_dropout(void) {
         size_t at = p->offset + (k == 6 ? 5 * (size_t)lm_bert_get_config(m)->hidden + 3 : 7);
         float g = lm_bert_grad_data(m)[at];
         double fd = central_difference(m, &b, at, y, NULL, 5); /* the same masks */
-        CHECK_MSG(fabs(fd - g) <= 2e-3 * fmax(fabs(g), 1e-2), "dropout %s: grad %g vs finite difference %g", names[k], g, fd);
+        CHECK_MSG(fabs(fd - g) <= 2e-3 * fmax(fabs(g), 1e-2), "dropout (pooled %d) %s: grad %g vs finite difference %g", pooled,
+                  names[k], g, fd);
     }
     lm_bert_free(m);
 }
 
 int main(void) {
     lm_set_threads(2);
-    test_dropout();
+    test_dropout(0);
+    test_dropout(1);
     for (int unpadded = 0; unpadded < 2; unpadded++) {
         test_mlm(unpadded);
-        test_cls(unpadded);
+        test_cls(unpadded, 0);
+        test_cls(unpadded, 1);
     }
     test_new_head_and_losses();
     TEST_MAIN_END();
