@@ -143,12 +143,22 @@ void LM_SFX(lm_scale)(float *x, float s, size_t n) {
 /* Sum of squares in double; the chunk partial sums are added in chunk
  * order, so the result does not depend on the thread count. */
 double LM_SFX(lm_sum_squares_serial)(const float *x, size_t n) {
-    vd acc = {0};
+    /* Four accumulators: one would wait on its own add every vector. */
+    vd acc = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};
     size_t i = 0;
+    for (; i + 4 * LM_VW <= n; i += 4 * LM_VW) {
+        vd v0 = __builtin_convertvector(vload(x + i), vd), v1 = __builtin_convertvector(vload(x + i + LM_VW), vd);
+        vd v2 = __builtin_convertvector(vload(x + i + 2 * LM_VW), vd), v3 = __builtin_convertvector(vload(x + i + 3 * LM_VW), vd);
+        acc += v0 * v0;
+        acc1 += v1 * v1;
+        acc2 += v2 * v2;
+        acc3 += v3 * v3;
+    }
     for (; i + LM_VW <= n; i += LM_VW) {
         vd v = __builtin_convertvector(vload(x + i), vd);
         acc += v * v;
     }
+    acc += acc1 + acc2 + acc3;
     double s = 0;
     for (int l = 0; l < LM_VW; l++) s += acc[l];
     for (; i < n; i++) s += (double)x[i] * x[i];
