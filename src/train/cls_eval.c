@@ -10,7 +10,7 @@ static const lm_text_examples *lm_sort_ex;
 static int lm_by_len(const void *a, const void *b) {
     int x = *(const int *)a, y = *(const int *)b;
     int lx = lm_sort_ex->len[x], ly = lm_sort_ex->len[y];
-    return lx != ly ? (lx > ly) - (lx < ly) : (x > y) - (x < y);
+    return lx != ly ? (lx < ly) - (lx > ly) : (x > y) - (x < y); /* longest first */
 }
 
 lm_status lm_bert_evaluate(lm_bert *m, const lm_text_examples *ex, const int32_t *labels, const float *values, int batch,
@@ -19,8 +19,9 @@ lm_status lm_bert_evaluate(lm_bert *m, const lm_text_examples *ex, const int32_t
     const lm_bert_config *c = lm_bert_get_config(m);
     int NL = c->num_labels, regress = c->problem == LM_PROBLEM_REGRESSION;
     if (batch < 1) batch = 32;
-    /* Rows go through in length order so each batch pads little; results
-     * land at each row's own index, so the order does not show. */
+    /* Rows go through in length order so each batch pads little, longest
+     * first so the activations are sized once; results land at each row's
+     * own index, so the order does not show. */
     int *all = malloc((size_t)ex->n * sizeof *all);
     if (all) {
         for (int i = 0; i < ex->n; i++) all[i] = i;
