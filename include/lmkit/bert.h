@@ -92,6 +92,14 @@ void lm_bert_set_unpadded(lm_bert *m, int on);
  * every other position of lm_bert_hidden reads as zeros. Returns the
  * previous setting, for callers that restore it. */
 int lm_bert_set_pooled_only(lm_bert *m, int on);
+/* Gradient-norm help for one backward per step into zeroed gradients: the
+ * encoder's weight-matrix gradients (most of the parameters) get their
+ * squares summed as their GEMMs store them. After lm_bert_backward,
+ * lm_bert_fused_sum_squares returns that sum and sets covered[i] (one flag
+ * per table tensor) for the tensors it includes, 0 for the rest — which
+ * the caller sums (lm_grad_sum_squares with skip = covered). */
+void lm_bert_set_fused_norm(lm_bert *m, int on);
+double lm_bert_fused_sum_squares(const lm_bert *m, uint8_t *covered);
 
 const lm_bert_config *lm_bert_get_config(const lm_bert *m);
 const lm_param_table *lm_bert_params(const lm_bert *m);

@@ -29,6 +29,12 @@ void lm_kernels_force_scalar(int on);
  * when trans_* is set. Leading dimensions are those of the stored matrices. */
 void lm_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
+/* lm_sgemm that also adds the sum of squares of C's final values to
+ * *sumsq: a weight gradient's share of the global norm, summed as the GEMM
+ * stores it instead of by a pass of its own (AVX-512; else a pass over C).
+ * Deterministic for a given thread count. */
+void lm_sgemm_sumsq(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc, double *sumsq);
 /* C[M,N] = op(A) @ op(B) + bias, bias[N] added to every row (NULL: none);
  * C is overwritten. The AVX-512 path adds the bias as it stores C, so the
  * layer output is written once and never read back. */
@@ -42,6 +48,10 @@ void lm_linear_forward(float *out, const float *inp, const float *weight, const 
  * Any of dinp / dweight / dbias may be NULL to skip it. */
 void lm_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                         const float *weight, int N, int IC, int OC);
+/* The same, adding the sum of squares of dweight's values after the update
+ * to *dweight_sumsq (when dweight was zero before: its gradient-norm share). */
+void lm_linear_backward_sumsq(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                              const float *weight, int N, int IC, int OC, double *dweight_sumsq);
 
 /* ---- embeddings ----
  * out[n, :] = wte[ids[n], :] + (wpe ? wpe[pos[n], :] : 0). */

@@ -81,9 +81,10 @@ void lm_row_runs_from(lm_row_runs *r, const uint8_t *live, int rows);
 void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *params, float *grads, float lr,
                         float grad_scale, const lm_row_runs *sparse, int zero_grads);
 /* Sum of squared gradients over the table's tensors (the live rows only of
- * sparse->param), and zeroing them: the passes a step needs when only these
+ * sparse->param; none of the tensors i with skip[i] set, skip NULL: none
+ * skipped), and zeroing them: the passes a step needs when only these
  * gradients can be nonzero. Deterministic for any thread count. */
-double lm_grad_sum_squares(const lm_param_table *table, const float *grads, const lm_row_runs *sparse);
+double lm_grad_sum_squares(const lm_param_table *table, const float *grads, const lm_row_runs *sparse, const uint8_t *skip);
 void lm_grad_zero(const lm_param_table *table, float *grads, const lm_row_runs *sparse);
 
 /* Global L2 norm of the gradients; if above max_norm (> 0) they are scaled

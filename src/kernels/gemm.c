@@ -57,6 +57,17 @@ void lm_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
     lm_sgemm_openblas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+void lm_sgemm_sumsq(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc, double *sumsq) {
+    if (M <= 0 || N <= 0) return;
+    if (lm_simd_level() == LM_SIMD_AVX512) {
+        lm_sgemm_avx512_sumsq(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, sumsq);
+        return;
+    }
+    lm_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    for (int i = 0; i < M; i++) *sumsq += lm_sum_squares(C + (size_t)i * ldc, (size_t)N);
+}
+
 void lm_sgemm_bias(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B,
                    int ldb, const float *bias, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
@@ -117,12 +128,19 @@ void lm_linear_forward(float *out, const float *inp, const float *weight, const 
 
 void lm_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                         const float *weight, int N, int IC, int OC) {
+    lm_linear_backward_sumsq(dinp, dweight, dbias, dout, inp, weight, N, IC, OC, NULL);
+}
+
+void lm_linear_backward_sumsq(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                              const float *weight, int N, int IC, int OC, double *dweight_sumsq) {
     if (lm_simd_level() == LM_SIMD_SCALAR) {
         lm_linear_backward_ref(dinp, dweight, dbias, dout, inp, weight, N, IC, OC);
+        if (dweight && dweight_sumsq) *dweight_sumsq += lm_sum_squares(dweight, (size_t)OC * IC);
         return;
     }
     if (dinp) lm_sgemm(0, 0, N, IC, OC, 1.0f, dout, OC, weight, IC, 1.0f, dinp, IC);
-    if (dweight) lm_sgemm(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
+    if (dweight && dweight_sumsq) lm_sgemm_sumsq(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight, IC, dweight_sumsq);
+    else if (dweight) lm_sgemm(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
     if (dbias) {
         /* Column sums, parallel over column blocks (no races, deterministic). */
         const int CB = 64;

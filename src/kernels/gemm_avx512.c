@@ -3,7 +3,7 @@
  * Micro-kernel: a 12 x 32 tile of C in 24 zmm accumulators; per k it loads
  * two vectors of the packed B panel (32 columns) and broadcasts 12 values of
  * the packed A panel (12 rows) into 24 FMAs.
- * Blocking: KC = 384 (k), MB = 1536 (rows of packed A per block, L3),
+ * Blocking: KC = 512 (k), MB = 1536 (rows of packed A per block, L3),
  * NB = 480 (columns of packed B per block, L2); the 12 x KC A micro-panel
  * stays in L1 while the B micro-panels stream from L2.
  * Threads: C is split into a grid of rectangles, one per thread, each run
@@ -230,9 +230,16 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
             }                                                                    \
             _mm512_mask_storeu_ps(cr, m0, x0);                                   \
             _mm512_mask_storeu_ps(cr + 16, m1, x1);                              \
+            if (sq) {                                                            \
+                sq_acc = _mm512_fmadd_ps(x0, x0, sq_acc);                        \
+                sq_acc = _mm512_fmadd_ps(x1, x1, sq_acc);                        \
+            }                                                                    \
         }                                                                        \
     } while (0)
 
+/* sq (NULL: none) receives the sum of squares of the stored tile (lanes
+ * past nr hold zeros: the B panel is zero-padded), for callers that want a
+ * gradient's norm as it is written. */
 /* `rows` (a constant in each caller below) is how many rows of the tile are
  * computed: an edge panel of at most 4 or 8 rows (M = 256 = 21 * 12 + 4)
  * does not pay for 12. The A panel is either k-major (a_rows 0: MR floats
@@ -242,7 +249,7 @@ AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int 
                                                                       const float *restrict a,
                                                                       int a_ks, const float *restrict b, float *C,
                                                                       int ldc, int mr, int nr, float alpha,
-                                                                      float beta, const float *bias) {
+                                                                      float beta, const float *bias, double *sq) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
            c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00,
            c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00,
@@ -264,30 +271,38 @@ AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int 
         bias0 = _mm512_maskz_loadu_ps(m0, bias);
         bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
     }
+    __m512 sq_acc = _mm512_setzero_ps();
     STORE(0); STORE(1); STORE(2); STORE(3); STORE(4); STORE(5);
     STORE(6); STORE(7); STORE(8); STORE(9); STORE(10); STORE(11);
+    if (sq) { /* the tile's sum in double: tiles add up over a whole gradient */
+        __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(sq_acc));
+        __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sq_acc), 1)));
+        *sq += _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
+    }
 }
 
 #define UKERNEL(NAME, ROWS, A_ROWS)                                                                      \
     AVX512 static void NAME(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr, \
-                            float alpha, float beta, const float *bias) {                                     \
-        ukernel_rows(ROWS, A_ROWS, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta, bias);                       \
+                            float alpha, float beta, const float *bias, double *sq) {                         \
+        ukernel_rows(ROWS, A_ROWS, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta, bias, sq);                   \
     }
 UKERNEL(ukernel12, 12, 0)
 UKERNEL(ukernel8, 8, 0)
 UKERNEL(ukernel4, 4, 0)
 UKERNEL(ukernel12_rows, 12, 1)
 
-/* One thread's rectangle C[m0:m1, n0:n1]. */
+/* One thread's rectangle C[m0:m1, n0:n1]; sq (NULL: none) accumulates the
+ * sum of squares of its final values. */
 AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, int n0, int n1, int K,
                                float alpha, const float *A, int lda, const float *B, int ldb, float beta,
-                               const float *bias, float *C, int ldc) {
+                               const float *bias, float *C, int ldc, double *sq) {
     for (int mb = m0; mb < m1; mb += MB) {
         int mc = m1 - mb < MB ? m1 - mb : MB;
         for (int p0 = 0; p0 < K; p0 += KC) {
             int kc = K - p0 < KC ? K - p0 : KC;
             float bk = p0 == 0 ? beta : 1.0f;
             const float *biask = p0 == 0 ? bias : NULL; /* added once, with the first k block */
+            double *sqk = p0 + kc >= K ? sq : NULL;     /* C is final after the last k block */
             /* Full panels of A are read in place where that is cheap, and
              * only a ragged last panel is packed: always for a row-major A
              * (12 rows streamed along k), and for A^T with short rows (MR
@@ -304,7 +319,7 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
                     int a_ks = MR;
                     int mr = mc - ir < MR ? mc - ir : MR;
                     void (*uk)(int, const float *, int, const float *, float *, int, int, int, float, float,
-                               const float *) =
+                               const float *, double *) =
                         mr <= 4 ? ukernel4 : mr <= 8 ? ukernel8 : ukernel12;
                     if (ir < full) {
                         ap = ta ? A + (size_t)p0 * lda + mb + ir : A + (size_t)(mb + ir) * lda + p0;
@@ -314,7 +329,7 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
                     for (int jr = 0; jr < nc; jr += NR) {
                         int nr = nc - jr < NR ? nc - jr : NR;
                         uk(kc, ap, a_ks, bufs->b + (size_t)jr * kc, C + (size_t)(mb + ir) * ldc + nb + jr, ldc, mr, nr,
-                           alpha, bk, biask ? biask + nb + jr : NULL);
+                           alpha, bk, biask ? biask + nb + jr : NULL, sqk);
                     }
                 }
             }
@@ -353,20 +368,30 @@ static void choose_grid(int M, int N, int K, int nt, int *tm, int *tn) {
     }
 }
 
+/* Sum of squares of C[M,N] (row stride ldc), in double. */
+static double c_sum_squares(int M, int N, const float *C, int ldc) {
+    double s = 0;
+    for (int i = 0; i < M; i++) s += lm_sum_squares(C + (size_t)i * ldc, (size_t)N);
+    return s;
+}
+
 static void sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                         const float *B, int ldb, float beta, const float *bias, float *C, int ldc) {
+                         const float *B, int ldb, float beta, const float *bias, float *C, int ldc, double *sumsq) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         scale_c(M, N, beta, bias, C, ldc);
+        if (sumsq) *sumsq += c_sum_squares(M, N, C, ldc);
         return;
     }
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (nt > 64) nt = 64; /* part[] below */
     double flops = 2.0 * M * N * K;
     if (flops < 4e6) nt = 1; /* not worth waking threads */
     int tm, tn;
     choose_grid(M, N, K, nt, &tm, &tn);
     nt = tm * tn;
     int mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
+    double part[64] = {0}; /* per thread, added in thread order: deterministic */
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int t = omp_get_thread_num();
@@ -378,7 +403,8 @@ static void sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float al
         pack_bufs *bufs = thread_bufs();
         if (m0 < m1 && n0 < n1) {
             if (bufs)
-                gemm_region(bufs, trans_a, trans_b, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
+                gemm_region(bufs, trans_a, trans_b, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, bias, C, ldc,
+                            sumsq ? &part[t] : NULL);
             else { /* no memory for packing buffers: OpenBLAS does this rectangle */
                 float *Cr = C + (size_t)m0 * ldc + n0;
                 float beta_r = beta; /* per thread: beta itself is shared */
@@ -389,17 +415,25 @@ static void sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float al
                 lm_sgemm_openblas(trans_a, trans_b, m1 - m0, n1 - n0, K, alpha,
                                   trans_a ? A + m0 : A + (size_t)m0 * lda, lda,
                                   trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta_r, Cr, ldc);
+                if (sumsq) part[t] = c_sum_squares(m1 - m0, n1 - n0, Cr, ldc);
             }
         }
     }
+    if (sumsq)
+        for (int t = 0; t < nt; t++) *sumsq += part[t];
 }
 
 void lm_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc) {
-    sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
+    sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc, NULL);
+}
+
+void lm_sgemm_avx512_sumsq(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                           const float *B, int ldb, float beta, float *C, int ldc, double *sumsq) {
+    sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc, sumsq);
 }
 
 void lm_sgemm_avx512_bias(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B,
                           int ldb, const float *bias, float *C, int ldc) {
-    sgemm_avx512(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
+    sgemm_avx512(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc, NULL);
 }

@@ -25,6 +25,10 @@ void lm_sgemm_openblas(int trans_a, int trans_b, int M, int N, int K, float alph
 /* Own packed AVX-512 sgemm; only call when lm_cpu()->avx512f. */
 void lm_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                      int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* lm_sgemm_avx512, also adding the sum of squares of C's final values to
+ * *sumsq, summed in the micro-kernel's store. */
+void lm_sgemm_avx512_sumsq(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                           const float *B, int ldb, float beta, float *C, int ldc, double *sumsq);
 /* C = op(A) op(B) + bias, the bias added in the micro-kernel's store. */
 void lm_sgemm_avx512_bias(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B,
                           int ldb, const float *bias, float *C, int ldc);

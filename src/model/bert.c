@@ -149,6 +149,24 @@ void lm_bert_set_dropout(lm_bert *m, float hidden, float classifier, uint64_t se
 }
 
 void lm_bert_set_training(lm_bert *m, int on) { m->training = on != 0; }
+void lm_bert_set_fused_norm(lm_bert *m, int on) { m->fused_norm = on != 0; }
+
+double lm_bert_fused_sum_squares(const lm_bert *m, uint8_t *covered) {
+    int summed = m->fused_norm && !m->lora; /* under LoRA the encoder has no gradients */
+    memset(covered, 0, (size_t)m->table.n);
+    for (int l = 0; l < m->cfg.n_layer && summed; l++) {
+        static const int weights[] = {BP_Q_W, BP_K_W, BP_V_W, BP_AO_W, BP_I_W, BP_O_W};
+        for (int k = 0; k < 6; k++) covered[BP_LAYER0 + l * BP_PER_LAYER + weights[k]] = 1;
+    }
+    return summed ? m->fused_sumsq : 0.0;
+}
+
+/* A linear layer's backward; under a fused norm, the weight gradient's
+ * squares are summed as its GEMM stores it. */
+static void lm_bert_linear_backward(lm_bert *m, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                    const float *weight, int n, int IC, int OC) {
+    lm_linear_backward_sumsq(dinp, dweight, dbias, dout, inp, weight, n, IC, OC, m->fused_norm && dweight ? &m->fused_sumsq : NULL);
+}
 void lm_bert_set_unpadded(lm_bert *m, int on) { m->unpadded = on != 0; }
 int lm_bert_set_pooled_only(lm_bert *m, int on) {
     int was = m->pooled_only;
@@ -410,10 +428,10 @@ static void lm_bert_tail_backward(lm_bert *m, int l, size_t lo, int n, float *dh
         dproj = a->ddrop;
     }
     memset(a->dfcg, 0, nF * sizeof(float));
-    lm_linear_backward(a->dfcg, GW(BP_O_W), GW(BP_O_B), dproj, fcg, lm_bert_layer_at(m, P, l, BP_O_W), n, F, C);
+    lm_bert_linear_backward(m, a->dfcg, GW(BP_O_W), GW(BP_O_B), dproj, fcg, lm_bert_layer_at(m, P, l, BP_O_W), n, F, C);
     memset(a->dfc, 0, nF * sizeof(float));
     lm_gelu_erf_backward(a->dfc, fc, a->dfcg, nF);
-    lm_linear_backward(da1, GW(BP_I_W), GW(BP_I_B), a->dfc, a1, lm_bert_layer_at(m, P, l, BP_I_W), n, C, F);
+    lm_bert_linear_backward(m, da1, GW(BP_I_W), GW(BP_I_B), a->dfc, a1, lm_bert_layer_at(m, P, l, BP_I_W), n, C, F);
     /* a1 = LN1(x + dropout(Wao atty)) */
     memset(dres, 0, nC * sizeof(float));
     lm_layernorm_backward(dres, GW(BP_LN1_W), GW(BP_LN1_B), da1, res1, lm_bert_layer_at(m, P, l, BP_LN1_W), a->ln1_mean + lo,
@@ -426,7 +444,7 @@ static void lm_bert_tail_backward(lm_bert *m, int l, size_t lo, int n, float *dh
         dproj = a->ddrop;
     }
     memset(datty, 0, nC * sizeof(float));
-    lm_linear_backward(datty, GW(BP_AO_W), GW(BP_AO_B), dproj, atty, lm_bert_layer_at(m, P, l, BP_AO_W), n, C, C);
+    lm_bert_linear_backward(m, datty, GW(BP_AO_W), GW(BP_AO_B), dproj, atty, lm_bert_layer_at(m, P, l, BP_AO_W), n, C, C);
 #undef GW
 }
 
@@ -467,9 +485,9 @@ void lm_bert_encoder_backward(lm_bert *m, float *dh) {
         memset(a->dk, 0, BTC * sizeof(float));
         memset(a->dv, 0, BTC * sizeof(float));
         lm_bert_attention_backward(m, a->dq, a->dk, a->dv, datty, q, k, v, atty, a->lse + (size_t)l * NH * BT);
-        lm_linear_backward(dx, GW(l, BP_Q_W), GW(l, BP_Q_B), a->dq, x, lm_bert_layer_at(m, P, l, BP_Q_W), BT, C, C);
-        lm_linear_backward(dx, GW(l, BP_K_W), GW(l, BP_K_B), a->dk, x, lm_bert_layer_at(m, P, l, BP_K_W), BT, C, C);
-        lm_linear_backward(dx, GW(l, BP_V_W), GW(l, BP_V_B), a->dv, x, lm_bert_layer_at(m, P, l, BP_V_W), BT, C, C);
+        lm_bert_linear_backward(m, dx, GW(l, BP_Q_W), GW(l, BP_Q_B), a->dq, x, lm_bert_layer_at(m, P, l, BP_Q_W), BT, C, C);
+        lm_bert_linear_backward(m, dx, GW(l, BP_K_W), GW(l, BP_K_B), a->dk, x, lm_bert_layer_at(m, P, l, BP_K_W), BT, C, C);
+        lm_bert_linear_backward(m, dx, GW(l, BP_V_W), GW(l, BP_V_B), a->dv, x, lm_bert_layer_at(m, P, l, BP_V_W), BT, C, C);
         if (frozen) {
             lm_lora_backward(m->lora, l, 0, x, a->dq, dx, BT);
             lm_lora_backward(m->lora, l, 1, x, a->dv, dx, BT);

@@ -240,6 +240,7 @@ lm_status lm_bert_backward(lm_bert *m, float grad_scale) {
     if (!m->last_head) return lm_error(LM_ERR_ARG, "bert backward: no head forward with targets since the last encode");
     float *dh = m->a.d0;
     memset(dh, 0, (size_t)m->B * m->T * m->cfg.hidden * sizeof(float));
+    m->fused_sumsq = 0;
     if (m->last_head == LM_BERT_HEAD_MLM) lm_mlm_backward(m, grad_scale, dh);
     else lm_cls_backward(m, grad_scale, dh);
     m->last_head = 0; /* head buffers now hold gradients */

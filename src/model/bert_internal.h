@@ -82,6 +82,10 @@ struct lm_bert {
     uint64_t drop_seed, drop_call;
     int training;
     uint64_t init_seed; /* of tensors a checkpoint lacks */
+    /* lm_bert_set_fused_norm: the last backward's sum of squares of the
+     * weight-matrix gradients, summed as their GEMMs stored them */
+    int fused_norm;
+    double fused_sumsq;
 };
 
 /* lm_bert_create without initialising the parameters (all zero): for a

@@ -55,9 +55,10 @@ static const lm_row_runs *runs_of(const lm_row_runs *sparse, int i) {
  * zero there a zero. A span ends before tensor `stop` (the row-sparse one,
  * or -1) and, when decay_of is set, where the weight decay changes.
  * Returns the index one past the span. */
-static int span_end(const lm_param_table *t, int i, int stop, const lm_adamw *decay_of) {
+static int span_end(const lm_param_table *t, int i, int stop, const lm_adamw *decay_of, const uint8_t *skip) {
     int j = i + 1;
-    while (j < t->n && j != stop && (!decay_of || t->params[j].decay == t->params[i].decay || decay_of->weight_decay == 0.0f))
+    while (j < t->n && j != stop && (!skip || !skip[j]) &&
+           (!decay_of || t->params[j].decay == t->params[i].decay || decay_of->weight_decay == 0.0f))
         j++;
     return j;
 }
@@ -78,7 +79,7 @@ void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *param
         const lm_param *p = &table->params[i];
         const lm_adamw_consts *c = p->decay && opt->weight_decay != 0.0f ? &with_wd : &no_wd;
         if (i != stop) {
-            int j = span_end(table, i, stop, opt);
+            int j = span_end(table, i, stop, opt, NULL);
             lm_adamw_apply(params + p->offset, grads + p->offset, opt->m + p->offset, opt->v + p->offset, span_len(table, i, j), c,
                            zero_grads);
             i = j;
@@ -101,13 +102,17 @@ void lm_adamw_step_scaled(lm_adamw *opt, const lm_param_table *table, float *par
     lm_adamw_step_rows(opt, table, params, (float *)grads, lr, grad_scale, NULL, 0); /* grads only read */
 }
 
-double lm_grad_sum_squares(const lm_param_table *table, const float *grads, const lm_row_runs *sparse) {
+double lm_grad_sum_squares(const lm_param_table *table, const float *grads, const lm_row_runs *sparse, const uint8_t *skip) {
     double total = 0;
     int stop = runs_of(sparse, sparse ? sparse->param : -1) ? sparse->param : -1;
     for (int i = 0; i < table->n;) {
         const lm_param *p = &table->params[i];
+        if (skip && skip[i]) {
+            i++;
+            continue;
+        }
         if (i != stop) {
-            int j = span_end(table, i, stop, NULL);
+            int j = span_end(table, i, stop, NULL, skip);
             total += lm_sum_squares(grads + p->offset, span_len(table, i, j));
             i = j;
             continue;
@@ -138,7 +143,7 @@ void lm_grad_zero(const lm_param_table *table, float *grads, const lm_row_runs *
     for (int i = 0; i < table->n;) {
         const lm_param *p = &table->params[i];
         if (i != stop) {
-            int j = span_end(table, i, stop, NULL);
+            int j = span_end(table, i, stop, NULL, NULL);
             lm_zero(grads + p->offset, span_len(table, i, j));
             i = j;
             continue;

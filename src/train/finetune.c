@@ -200,7 +200,7 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
     lm_param_table head = {0};
     /* Full fine-tuning: word-embedding rows of the token ids seen so far
      * (the only rows whose gradient, moments and values can have changed). */
-    uint8_t *live = NULL;
+    uint8_t *live = NULL, *fused = NULL;
     lm_row_runs runs = {.param = -1};
     int regress = o->problem == LM_PROBLEM_REGRESSION;
 
@@ -276,7 +276,10 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
         live = calloc((size_t)vocab, 1);
         runs.start = malloc(((size_t)vocab / 2 + 1) * sizeof *runs.start);
         runs.end = malloc(((size_t)vocab / 2 + 1) * sizeof *runs.end);
-        if (!live || !runs.start || !runs.end) s = lm_error(LM_ERR_NOMEM, "out of memory");
+        fused = malloc((size_t)tab->n);
+        if (!live || !runs.start || !runs.end || !fused) s = lm_error(LM_ERR_NOMEM, "out of memory");
+        /* the weight matrices' squares are summed as their gradients are stored */
+        if (s == LM_OK) lm_bert_set_fused_norm(m, 1);
     }
     /* Everything is validated: only now does the run directory appear. */
     if (s == LM_OK) s = lm_mkdir_p(o->out_dir);
@@ -330,8 +333,10 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
             if (lora) memset(lm_lora_grad_data(lora), 0, lm_lora_params(lora)->total * sizeof(float));
             s = lm_bert_backward(m, 1.0f);
             if (s != LM_OK) break;
-            /* Global-norm clipping folded into the update (no pass of its own). */
-            double gnorm = sqrt(lm_grad_sum_squares(trained, G, sparse) +
+            /* Global-norm clipping folded into the update (no pass of its
+             * own); the weight matrices' share came with their GEMMs. */
+            double sq = fused ? lm_bert_fused_sum_squares(m, fused) : 0;
+            double gnorm = sqrt(sq + lm_grad_sum_squares(trained, G, sparse, fused) +
                                 (lora ? lm_sum_squares(lm_lora_grad_data(lora), lm_lora_params(lora)->total) : 0));
             float clip_scale = o->clip > 0 && gnorm > o->clip ? (float)(o->clip / (gnorm + 1e-6)) : 1.0f;
             float lr = lm_linear_lr(o->lr, o->warmup, total, step);
@@ -390,6 +395,7 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
     free(bv);
     free(head.params);
     free(live);
+    free(fused);
     free(runs.start);
     free(runs.end);
     lm_adamw_free(&opt);

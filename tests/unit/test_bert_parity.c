@@ -10,6 +10,8 @@
  * Also a save/reload round trip and the config's label maps. */
 #include "lmkit/bert.h"
 #include "lmkit/safetensors.h"
+#include "lmkit/kernels.h"
+#include "lmkit/train.h"
 #include "test.h"
 
 static const lm_st_tensor *need(const lm_safetensors *st, const char *name) {
@@ -143,6 +145,7 @@ static void test_cls(int unpadded, int pooled) {
     CHECK(c->labels && !strcmp(c->labels[2], "LABEL_2"));
     lm_bert_set_unpadded(m, unpadded);
     lm_bert_set_pooled_only(m, pooled);
+    lm_bert_set_fused_norm(m, 1);
     lm_safetensors gold;
     CHECK_OK(lm_safetensors_open(test_src_path("tests/golden/bert_cls_tiny/golden.safetensors"), &gold));
     lm_bert_batch b = golden_batch(&gold);
@@ -160,6 +163,15 @@ static void test_cls(int unpadded, int pooled) {
     char worst[160] = "";
     e = compare_grads(m, &gold, worst);
     CHECK_MSG(e <= 1e-3, "unpadded %d pooled %d: cls grads: worst rel err %g at %s", unpadded, pooled, e, worst);
+    /* The fused gradient norm: the GEMMs' share plus the rest = the whole
+     * buffer (1e-6: tiles sum in fp32). */
+    uint8_t covered[256];
+    const lm_param_table *tab = lm_bert_params(m);
+    CHECK(tab->n <= 256);
+    double fused = lm_bert_fused_sum_squares(m, covered), whole = lm_sum_squares(lm_bert_grad_data(m), tab->total);
+    double parts = fused + lm_grad_sum_squares(tab, lm_bert_grad_data(m), NULL, covered);
+    CHECK_MSG(fused > 0 && fabs(parts - whole) <= 1e-6 * whole, "fused norm: %.10g + rest = %.10g vs %.10g", fused, parts,
+              whole);
 
     /* Out-of-range class ids are an error, not a crash. */
     CHECK_OK(lm_bert_encode(m, &b));

@@ -1,7 +1,9 @@
 /* GEMM and linear layer: every back end (dispatching lm_sgemm, OpenBLAS,
  * own AVX-512 sgemm when the CPU has it) against a naive double-precision
  * product, on odd shapes and all four transpose combinations; linear
- * forward/backward against their references and a finite-difference check. */
+ * forward/backward against their references and a finite-difference check.
+ * lm_sgemm_sumsq: the same C bit for bit as lm_sgemm, and the sum of squares
+ * of its final values within 1e-6 relative (tiles sum in fp32). */
 #include "kernels_util.h"
 
 #include <pthread.h>
@@ -199,6 +201,34 @@ static void thread_tests(void) {
     }
 }
 
+static void check_sumsq(int ta, int tb, int M, int N, int K, float beta) {
+    int lda = ta ? M : K, ldb = tb ? K : N, ldc = N + 3;
+    float *A = kt_randn((size_t)(ta ? K : M) * lda, 1.0f), *B = kt_randn((size_t)(tb ? N : K) * ldb, 1.0f);
+    float *C = kt_randn((size_t)M * ldc, 1.0f), *C2 = kt_copy(C, (size_t)M * ldc);
+    double sq = 0.5; /* added to, not overwritten */
+    lm_sgemm_sumsq(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, &sq);
+    lm_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C2, ldc);
+    CHECK_MSG(memcmp(C, C2, (size_t)M * ldc * sizeof(float)) == 0, "sumsq changed C (ta=%d tb=%d M=%d N=%d K=%d)", ta, tb, M, N, K);
+    double exact = 0.5;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) exact += (double)C[(size_t)i * ldc + j] * C[(size_t)i * ldc + j];
+    CHECK_MSG(fabs(sq - exact) <= 1e-6 * exact, "sumsq ta=%d tb=%d M=%d N=%d K=%d: %.10g vs %.10g", ta, tb, M, N, K, sq, exact);
+    lm_free(A);
+    lm_free(B);
+    lm_free(C);
+    lm_free(C2);
+}
+
+static void sumsq_tests(void) {
+    static const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {17, 31, 37}, {100, 97, 300}, {384, 384, 106}, {1601, 70, 400}, {40, 50, 1100}, {3, 7, 0}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                check_sumsq(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 0.0f);
+                check_sumsq(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 1.0f);
+            }
+}
+
 int main(void) {
     lm_rng_seed(&kt_rng, 1234, 0);
     gemm_suite("sgemm_ref", lm_sgemm_ref);
@@ -212,7 +242,9 @@ int main(void) {
     linear_tests();
     gemm_bias_tests();
     thread_tests();
+    sumsq_tests();
     lm_kernels_force_scalar(1);
+    sumsq_tests();
     linear_tests();
     gemm_bias_tests();
     gemm_suite("lm_sgemm scalar", lm_sgemm);

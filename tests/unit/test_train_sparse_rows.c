@@ -6,6 +6,7 @@
  * update leaves it unchanged); with weight decay on the embedding the rows
  * path must fall back to the dense update; the update that zeroes the
  * gradients it read equals the update plus lm_grad_zero. Sums of squares
+ * (also with a tensor skipped and summed apart)
  * agree to 1e-12 relative (only the order of additions differs). */
 #include <math.h>
 #include <stdlib.h>
@@ -56,8 +57,12 @@ static void run(float wd, int threads) {
             for (size_t i = t.params[k].offset; i < t.params[k].offset + t.params[k].numel; i++)
                 g_dense[i] = g_rows[i] = lm_rng_normal(&r);
         CHECK(memcmp(g_dense, g_rows, n * sizeof(float)) == 0); /* zeroing left nothing stale */
-        double sd = lm_sum_squares(g_dense, n), sr = lm_grad_sum_squares(&t, g_rows, &runs);
+        double sd = lm_sum_squares(g_dense, n), sr = lm_grad_sum_squares(&t, g_rows, &runs, NULL);
         CHECK_MSG(fabs(sd - sr) <= 1e-12 * sd, "sum of squares %.17g vs %.17g", sr, sd);
+        /* A tensor summed elsewhere (skip) is left out, and only it. */
+        uint8_t skip[3] = {0, 1, 0};
+        double ss = lm_grad_sum_squares(&t, g_rows, &runs, skip) + lm_sum_squares(g_rows + t.params[1].offset, t.params[1].numel);
+        CHECK_MSG(fabs(sd - ss) <= 1e-12 * sd, "sum of squares with a skipped tensor %.17g vs %.17g", ss, sd);
         float scale = step % 2 ? 0.5f : 1.0f; /* clipping folded in on odd steps */
         lm_adamw_step_scaled(&dense, &t, p_dense, g_dense, 1e-2f, scale);
         lm_adamw_step_rows(&rows, &t, p_rows, g_rows, 1e-2f, scale, &runs, 0);
