@@ -89,6 +89,12 @@ lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale);
  * matrices' gradients outright instead of adding to zeros (no memset of
  * the whole buffer); lm_gpt2_grad_data() zeroes for real if called first. */
 void lm_gpt2_zero_grad(lm_gpt2 *m);
+/* The gradient norm's share of the block weight matrices, summed as the
+ * backward after lm_gpt2_zero_grad stored their gradients; covered[i] (one
+ * flag per table tensor) marks the tensors included, for the caller to sum
+ * the rest (lm_grad_sum_squares with skip = covered). A second backward
+ * before the update (accumulation) leaves nothing covered and returns 0. */
+double lm_gpt2_fused_sum_squares(const lm_gpt2 *m, uint8_t *covered);
 /* Sum of the loss terms of the last forward (not the mean), and how many
  * positions counted: perplexity needs exact totals. */
 double lm_gpt2_last_loss_sum(const lm_gpt2 *m, int *counted);

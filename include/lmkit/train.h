@@ -95,6 +95,9 @@ double lm_clip_grad_norm(float *grads, size_t n, float max_norm);
  * gradients by (1 when not clipping), leaving them as they are: hand it to
  * lm_adamw_step_scaled and clipping costs no pass of its own. */
 double lm_grad_norm_clip_scale(const float *grads, size_t n, float max_norm, float *scale);
+/* That factor for a norm computed otherwise: max_norm / (norm + 1e-6) when
+ * max_norm > 0 and norm > max_norm (torch.nn.utils.clip_grad_norm_), else 1. */
+float lm_clip_scale(double norm, float max_norm);
 
 /* ---- the pretraining loop ---- */
 typedef struct {

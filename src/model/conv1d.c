@@ -10,9 +10,10 @@ void lm_conv1d_forward(float *out, const float *inp, const float *w, const float
 }
 
 void lm_conv1d_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int N,
-                        int IC, int OC, float dw_beta) {
+                        int IC, int OC, float dw_beta, double *dw_sumsq) {
     if (dinp) lm_sgemm(0, 1, N, IC, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, IC);
-    if (dw) lm_sgemm(1, 0, IC, OC, N, 1.0f, inp, IC, dout, OC, dw_beta, dw, OC);
+    if (dw && dw_sumsq) lm_sgemm_sumsq(1, 0, IC, OC, N, 1.0f, inp, IC, dout, OC, dw_beta, dw, OC, dw_sumsq);
+    else if (dw) lm_sgemm(1, 0, IC, OC, N, 1.0f, inp, IC, dout, OC, dw_beta, dw, OC);
     if (dbias) {
         /* Each thread owns a slice of columns and walks the rows in order
          * (contiguous, vectorizable adds), so the sum is the same for any

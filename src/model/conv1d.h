@@ -6,8 +6,9 @@
 /* out[N,OC] = inp[N,IC] @ W[IC,OC] + bias[OC] */
 void lm_conv1d_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC, int OC);
 /* dinp = dout @ W^T (overwritten); dw = inp^T @ dout + dw_beta * dw
- * (dw_beta 1 accumulates, 0 overwrites); dbias += column sums of dout. */
+ * (dw_beta 1 accumulates, 0 overwrites); dbias += column sums of dout.
+ * dw_sumsq (NULL: none) receives the sum of squares of dw as stored. */
 void lm_conv1d_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int N,
-                        int IC, int OC, float dw_beta);
+                        int IC, int OC, float dw_beta, double *dw_sumsq);
 
 #endif

@@ -117,6 +117,17 @@ const float *lm_gpt2_logits(const lm_gpt2 *m) { return m->acts.logits; }
 
 void lm_gpt2_zero_grad(lm_gpt2 *m) {
     if (m->grads) m->grad_zero_pending = 1;
+    m->fused_valid = 0;
+}
+
+double lm_gpt2_fused_sum_squares(const lm_gpt2 *m, uint8_t *covered) {
+    memset(covered, 0, (size_t)m->table.n);
+    if (!m->fused_valid) return 0.0;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        static const int weights[] = {P_QKV_W, P_ATTPROJ_W, P_FC_W, P_FCPROJ_W};
+        for (int k = 0; k < 4; k++) covered[P_LAYER0 + l * P_PER_LAYER + weights[k]] = 1;
+    }
+    return m->fused_sumsq;
 }
 
 /* The tensors whose gradient a backward writes first with a beta = 0 GEMM:
@@ -258,6 +269,11 @@ lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale) {
         m->grad_zero_pending = 0;
         gbeta = 0.0f;
     }
+    /* Overwriting, the weight GEMMs sum their gradients' squares as they
+     * store them; a backward that accumulates spoils that sum. */
+    m->fused_valid = gbeta == 0.0f;
+    m->fused_sumsq = 0;
+    double *sq = m->fused_valid ? &m->fused_sumsq : NULL;
 
     /* LM head. grad_scale rides on the GEMM's alpha, so no extra pass over
      * the [BT, V] logits gradient is needed. */
@@ -277,21 +293,21 @@ lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale) {
         const float *fch_gelu = a->fch_gelu + lo * F;
         /* res3 = res2 + mlp(ln2(res2)): dres flows straight through and into the MLP. */
         lm_conv1d_backward(a->dfch_gelu, lm_layer_at(m, G, l, P_FCPROJ_W), lm_layer_at(m, G, l, P_FCPROJ_B), a->dres,
-                           fch_gelu, lm_layer_at(m, P, l, P_FCPROJ_W), BT, F, C, gbeta);
+                           fch_gelu, lm_layer_at(m, P, l, P_FCPROJ_W), BT, F, C, gbeta, sq);
         memset(a->dfch, 0, (size_t)BT * F * sizeof(float));
         lm_gelu_tanh_backward(a->dfch, fch, a->dfch_gelu, (size_t)BT * F);
         lm_conv1d_backward(a->dln, lm_layer_at(m, G, l, P_FC_W), lm_layer_at(m, G, l, P_FC_B), a->dfch, ln2,
-                           lm_layer_at(m, P, l, P_FC_W), BT, C, F, gbeta);
+                           lm_layer_at(m, P, l, P_FC_W), BT, C, F, gbeta, sq);
         lm_layernorm_backward(a->dres, lm_layer_at(m, G, l, P_LN2_W), lm_layer_at(m, G, l, P_LN2_B), a->dln, res2,
                               lm_layer_at(m, P, l, P_LN2_W), a->ln2_mean + lo, a->ln2_rstd + lo, BT, C);
         /* res2 = residual + attn(ln1(residual)) */
         lm_conv1d_backward(a->datty, lm_layer_at(m, G, l, P_ATTPROJ_W), lm_layer_at(m, G, l, P_ATTPROJ_B), a->dres, atty,
-                           lm_layer_at(m, P, l, P_ATTPROJ_W), BT, C, C, gbeta);
+                           lm_layer_at(m, P, l, P_ATTPROJ_W), BT, C, C, gbeta, sq);
         memset(a->dqkv, 0, BTC * 3 * sizeof(float));
         lm_attention_backward(a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datty, qkv, qkv + C, qkv + 2 * C, atty,
                               a->lse + (size_t)l * NH * BT, &as, a->attn_scratch);
         lm_conv1d_backward(a->dln, lm_layer_at(m, G, l, P_QKV_W), lm_layer_at(m, G, l, P_QKV_B), a->dqkv, ln1,
-                           lm_layer_at(m, P, l, P_QKV_W), BT, C, 3 * C, gbeta);
+                           lm_layer_at(m, P, l, P_QKV_W), BT, C, 3 * C, gbeta, sq);
         lm_layernorm_backward(a->dres, lm_layer_at(m, G, l, P_LN1_W), lm_layer_at(m, G, l, P_LN1_B), a->dln, residual,
                               lm_layer_at(m, P, l, P_LN1_W), a->ln1_mean + lo, a->ln1_rstd + lo, BT, C);
     }

@@ -24,6 +24,10 @@ struct lm_gpt2 {
     int32_t *ids, *targets, *pos;
     int has_targets;
     int grad_zero_pending; /* zero_grad was called: the next backward overwrites */
+    /* the block weight matrices' sum of squared gradients, summed by the
+     * backward that overwrote them (valid: no backward added to it since) */
+    double fused_sumsq;
+    int fused_valid;
     double last_loss_sum;
     int last_counted;
 };

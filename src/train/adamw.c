@@ -161,9 +161,13 @@ void lm_adamw_step(lm_adamw *opt, const lm_param_table *table, float *params, co
     lm_adamw_step_scaled(opt, table, params, grads, lr, 1.0f);
 }
 
+float lm_clip_scale(double norm, float max_norm) {
+    return max_norm > 0 && norm > max_norm ? (float)(max_norm / (norm + 1e-6)) : 1.0f;
+}
+
 double lm_grad_norm_clip_scale(const float *grads, size_t n, float max_norm, float *scale) {
     double norm = sqrt(lm_sum_squares(grads, n));
-    *scale = max_norm > 0 && norm > max_norm ? (float)(max_norm / (norm + 1e-6)) : 1.0f;
+    *scale = lm_clip_scale(norm, max_norm);
     return norm;
 }
 

@@ -338,7 +338,7 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
             double sq = fused ? lm_bert_fused_sum_squares(m, fused) : 0;
             double gnorm = sqrt(sq + lm_grad_sum_squares(trained, G, sparse, fused) +
                                 (lora ? lm_sum_squares(lm_lora_grad_data(lora), lm_lora_params(lora)->total) : 0));
-            float clip_scale = o->clip > 0 && gnorm > o->clip ? (float)(o->clip / (gnorm + 1e-6)) : 1.0f;
+            float clip_scale = lm_clip_scale(gnorm, o->clip);
             float lr = lm_linear_lr(o->lr, o->warmup, total, step);
             lm_adamw_step_rows(&opt, trained, lm_bert_param_data(m), G, lr, clip_scale, sparse, 1);
             if (lora)

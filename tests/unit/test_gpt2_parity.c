@@ -125,6 +125,10 @@ int main(void) {
             worst2 = fmax(worst2, err / (top + 1e-30));
         }
         CHECK_MSG(worst2 <= 1e-5, "accumulated gradient vs twice one backward: rel err %g", worst2);
+        /* Accumulated, the GEMMs' norm share is void: nothing covered. */
+        uint8_t *cov = malloc((size_t)t->n);
+        CHECK(lm_gpt2_fused_sum_squares(m, cov) == 0.0 && memchr(cov, 1, (size_t)t->n) == NULL);
+        free(cov);
         free(g1);
     }
 
@@ -142,6 +146,13 @@ int main(void) {
         float clip_scale; /* the trainer's path: the clip factor is applied inside AdamW */
         double norm = lm_grad_norm_clip_scale(lm_gpt2_grad_data(m), tab->total, 1.0f, &clip_scale);
         CHECK_MSG(norm > 1.0, "step %d grad norm %g should trigger clipping", s, norm);
+        /* The trainer's norm: the weight GEMMs' share plus a pass over the
+         * rest (1e-6: their tiles sum in fp32). */
+        uint8_t *cov = malloc((size_t)tab->n);
+        double fused = lm_gpt2_fused_sum_squares(m, cov);
+        double parts = sqrt(fused + lm_grad_sum_squares(tab, lm_gpt2_grad_data(m), NULL, cov));
+        CHECK_MSG(fused > 0 && fabs(parts - norm) <= 1e-6 * norm, "step %d: fused norm %.10g vs %.10g", s, parts, norm);
+        free(cov);
         float lr = lm_lr_at(&sched, s);
         CHECK_MSG(fabsf(lr - ref_lrs[s]) < 1e-9f, "lr(%d) = %g", s, lr);
         lm_adamw_step_scaled(&opt, tab, lm_gpt2_param_data(m), lm_gpt2_grad_data(m), lr, clip_scale);
