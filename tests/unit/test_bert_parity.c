@@ -312,6 +312,36 @@ static void test_dropout(int pooled) {
     lm_bert_free(m);
 }
 
+/* A mask that is not a prefix (left padding, a hole) cannot be unpadded:
+ * the encoder falls back to the whole batch, the same hidden states as
+ * with unpadding off, bit for bit; right padding unpads to the same valid
+ * rows within float rounding. */
+static void test_unpadded_fallback(void) {
+    lm_bert *m = NULL;
+    CHECK_OK(lm_bert_open_dir(test_src_path("tests/golden/bert_tiny/model"), NULL, &m));
+    if (!m) return;
+    int C = lm_bert_get_config(m)->hidden;
+    int32_t ids[12] = {0, 0, 2, 5, 9, 3, 2, 7, 0, 3, 4, 6};
+    int32_t masks[2][12] = {{0, 0, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0}};
+    for (int k = 0; k < 2; k++) {
+        lm_bert_batch b = {2, 6, ids, NULL, masks[k]};
+        float *ref = malloc((size_t)12 * C * sizeof(float));
+        lm_bert_set_unpadded(m, 0);
+        CHECK_OK(lm_bert_encode(m, &b));
+        memcpy(ref, lm_bert_hidden(m), (size_t)12 * C * sizeof(float));
+        lm_bert_set_unpadded(m, 1);
+        CHECK_OK(lm_bert_encode(m, &b));
+        if (k == 0) {
+            CHECK_MSG(memcmp(ref, lm_bert_hidden(m), (size_t)12 * C * sizeof(float)) == 0, "left padding: not the padded path");
+        } else {
+            double e = rows_rel_err(lm_bert_hidden(m), ref, &b, C, 1);
+            CHECK_MSG(e <= 1e-5, "right padding: unpadded rows rel err %g", e);
+        }
+        free(ref);
+    }
+    lm_bert_free(m);
+}
+
 int main(void) {
     lm_set_threads(2);
     test_dropout(0);
@@ -322,5 +352,6 @@ int main(void) {
         test_cls(unpadded, 1);
     }
     test_new_head_and_losses();
+    test_unpadded_fallback();
     TEST_MAIN_END();
 }
