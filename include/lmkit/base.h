@@ -38,6 +38,11 @@ const char *lm_status_name(lm_status s);
 /* 64-byte aligned, zeroed. Caller frees with lm_free. NULL on failure
  * (and the error message is set). */
 void *lm_alloc(size_t bytes);
+/* The same, for large buffers that every training step walks (parameters,
+ * gradients, optimizer moments): 2 MiB aligned and asked for transparent
+ * huge pages, so a pass over hundreds of MB, or over scattered embedding
+ * rows, does not miss the TLB every few KB. Freed with lm_free. */
+void *lm_alloc_huge(size_t bytes);
 void lm_free(void *p);
 /* One lm_alloc carved into float buffers: *slots[i].ptr gets slots[i].n
  * floats (NULL when n is 0), each 64-byte aligned. Returns the block to

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 void *lm_alloc(size_t bytes) {
     size_t rounded = (bytes + 63) & ~(size_t)63;
@@ -14,6 +15,22 @@ void *lm_alloc(size_t bytes) {
         return NULL;
     }
     memset(p, 0, rounded);
+    return p;
+}
+
+void *lm_alloc_huge(size_t bytes) {
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < 4 * huge) return lm_alloc(bytes);
+    size_t rounded = (bytes + huge - 1) & ~(huge - 1);
+    void *p = aligned_alloc(huge, rounded);
+    if (!p) {
+        lm_error(LM_ERR_NOMEM, "out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(p, rounded, MADV_HUGEPAGE); /* advice: where refused, 4 KiB pages work as before */
+#endif
+    memset(p, 0, rounded); /* the first touch, which places the pages */
     return p;
 }
 

@@ -92,8 +92,8 @@ lm_status lm_bert_create_uninit(const lm_bert_config *c, int train, uint64_t see
     if (!m) return lm_error(LM_ERR_NOMEM, "out of memory");
     lm_status s = lm_bert_config_copy(&m->cfg, c);
     if (s == LM_OK) s = lm_bert_build_table(m);
-    if (s == LM_OK && !(m->params = lm_alloc(m->table.total * sizeof(float)))) s = LM_ERR_NOMEM;
-    if (s == LM_OK && train && !(m->grads = lm_alloc(m->table.total * sizeof(float)))) s = LM_ERR_NOMEM;
+    if (s == LM_OK && !(m->params = lm_alloc_huge(m->table.total * sizeof(float)))) s = LM_ERR_NOMEM;
+    if (s == LM_OK && train && !(m->grads = lm_alloc_huge(m->table.total * sizeof(float)))) s = LM_ERR_NOMEM;
     if (s != LM_OK) {
         lm_bert_free(m);
         return s;

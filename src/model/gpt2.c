@@ -73,8 +73,8 @@ lm_status lm_gpt2_create(const lm_model_config *c, int train, uint64_t seed, lm_
     if (!m) return lm_error(LM_ERR_NOMEM, "out of memory");
     m->cfg = *c;
     lm_status s = lm_gpt2_build_table(c, &m->table);
-    if (s == LM_OK && !(m->params = lm_alloc(m->table.total * sizeof(float)))) s = LM_ERR_NOMEM;
-    if (s == LM_OK && train && !(m->grads = lm_alloc(m->table.total * sizeof(float)))) s = LM_ERR_NOMEM;
+    if (s == LM_OK && !(m->params = lm_alloc_huge(m->table.total * sizeof(float)))) s = LM_ERR_NOMEM;
+    if (s == LM_OK && train && !(m->grads = lm_alloc_huge(m->table.total * sizeof(float)))) s = LM_ERR_NOMEM;
     if (s != LM_OK) {
         lm_gpt2_free(m);
         return s;

@@ -13,8 +13,8 @@ lm_status lm_adamw_init(lm_adamw *opt, size_t n, float beta1, float beta2, float
     opt->eps = eps;
     opt->weight_decay = weight_decay;
     opt->n = n;
-    opt->m = lm_alloc(n * sizeof(float));
-    opt->v = lm_alloc(n * sizeof(float));
+    opt->m = lm_alloc_huge(n * sizeof(float));
+    opt->v = lm_alloc_huge(n * sizeof(float));
     if (!opt->m || !opt->v) {
         lm_adamw_free(opt);
         return lm_error(LM_ERR_NOMEM, "out of memory for optimizer state (%zu parameters)", n);
