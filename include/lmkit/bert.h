@@ -75,9 +75,12 @@ int lm_bert_new_tensors(const lm_bert *m);
 /* Training mode: dropout with probability `hidden` after the embedding
  * LayerNorm and on each block's attention-output and FFN-output
  * projections (as HF's BertModel), and `classifier` on the pooled output;
- * every encode draws new masks from (seed, encode count). Attention-
- * probability dropout is not applied. Off (the default): inference. */
+ * every encode draws new masks from (seed, encode count).
+ * lm_bert_set_attention_dropout adds HF's attention-probability dropout
+ * (attention_probs_dropout_prob), inside the fused attention, with masks
+ * from the same seed. Off (the default): inference. */
 void lm_bert_set_dropout(lm_bert *m, float hidden, float classifier, uint64_t seed);
+void lm_bert_set_attention_dropout(lm_bert *m, float p);
 void lm_bert_set_training(lm_bert *m, int on);
 /* Unpadded encodes (on by default): when every row's attention mask is a
  * nonempty prefix (padding on the right), only the valid tokens go through

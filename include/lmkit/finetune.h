@@ -86,7 +86,7 @@ typedef struct {
     int early_stop;  /* evaluations without improvement before stopping; 0: never */
     int lora_rank;   /* 0: full fine-tuning */
     float lora_alpha;
-    float dropout; /* hidden and classifier dropout; < 0: the model config's */
+    float dropout; /* hidden, attention-probability and classifier dropout; < 0: the model config's */
     uint64_t seed;
 } lm_finetune_options;
 

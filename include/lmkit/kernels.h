@@ -107,7 +107,12 @@ void lm_dropout(float *x, size_t n, float p, uint64_t seed, uint64_t stream);
  * causal = 0 gives bidirectional attention (BERT) with an optional key mask
  * key_valid[B, T] (nonzero = attend), NULL meaning all valid (the mask is
  * honoured when causal, too). A query with no key to attend to gets out = 0
- * and lse = -inf. */
+ * and lse = -inf.
+ * dropout > 0 (training): HF's attention-probability dropout — each
+ * probability of query i for key j (batch row b, head h) is zeroed with
+ * probability `dropout` and the rest scaled by 1 / (1 - dropout), the mask
+ * a hash of (dropout_seed, dropout_stream, ((b*NH + h)*T + i)*T + j) as in
+ * lm_dropout, so backward regenerates it; lse stays the undropped one. */
 typedef struct {
     int B, T, NH, NKV, HS;
     int q_stride, kv_stride;
@@ -115,6 +120,8 @@ typedef struct {
     int causal;
     int window;
     const uint8_t *key_valid;
+    float dropout;
+    uint64_t dropout_seed, dropout_stream;
 } lm_attention_shape;
 void lm_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                           const lm_attention_shape *s);

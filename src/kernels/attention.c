@@ -1,5 +1,6 @@
 /* Fused multi-head attention (causal / bidirectional, GQA, sliding window,
  * key mask), forward and backward, memory O(T). */
+#include "kernels/dropout_hash.h"
 #include "kernels/kernels_ref.h"
 #include "kernels/simd.h"
 
@@ -26,10 +27,19 @@ static inline size_t o_off(const lm_attention_shape *s, int b, int t, int h) {
     return ((size_t)b * s->T + t) * s->NH * s->HS + (size_t)h * s->HS;
 }
 
+/* The factor probability dropout puts on p(i, j): 1 when off, else 0 or
+ * 1 / (1 - dropout). */
+static inline double drop_factor(const lm_attention_shape *s, uint64_t base, int b, int h, int i, int j) {
+    if (!(s->dropout > 0)) return 1.0;
+    uint64_t idx = (((uint64_t)b * s->NH + h) * s->T + i) * s->T + j;
+    return lm_drop_keep(base, idx, lm_drop_threshold(s->dropout)) ? 1.0f / (1.0f - s->dropout) : 0.0;
+}
+
 /* ---- reference: three passes over the keys per query row, O(1) memory ---- */
 void lm_attention_forward_ref(float *out, float *lse, const float *q, const float *k, const float *v,
                               const lm_attention_shape *s) {
     const int T = s->T, HS = s->HS, group = s->NH / s->NKV;
+    const uint64_t base = lm_drop_base(s->dropout_seed, s->dropout_stream);
     for (int b = 0; b < s->B; b++)
         for (int h = 0; h < s->NH; h++)
             for (int i = 0; i < T; i++) {
@@ -65,7 +75,7 @@ void lm_attention_forward_ref(float *out, float *lse, const float *q, const floa
                     const float *vj = v + kv_off(s, b, j, g);
                     double sc = 0;
                     for (int d = 0; d < HS; d++) sc += (double)qi[d] * kj[d];
-                    float p = (float)exp(sc * s->scale - l);
+                    float p = (float)(exp(sc * s->scale - l) * drop_factor(s, base, b, h, i, j));
                     for (int d = 0; d < HS; d++) oi[d] += p * vj[d];
                 }
                 lse[((size_t)b * s->NH + h) * T + i] = (float)l;
@@ -76,6 +86,7 @@ void lm_attention_backward_ref(float *dq, float *dk, float *dv, const float *dou
                                const float *k, const float *v, const float *out, const float *lse,
                                const lm_attention_shape *s) {
     const int T = s->T, HS = s->HS, group = s->NH / s->NKV;
+    const uint64_t base = lm_drop_base(s->dropout_seed, s->dropout_stream);
     for (int b = 0; b < s->B; b++)
         for (int h = 0; h < s->NH; h++)
             for (int i = 0; i < T; i++) {
@@ -95,10 +106,13 @@ void lm_attention_backward_ref(float *dq, float *dk, float *dv, const float *dou
                         sc += (double)qi[d] * kj[d];
                         dp += (double)doi[d] * vj[d];
                     }
-                    double p = exp(sc * s->scale - l);
-                    double ds = p * (dp - D) * s->scale;
+                    /* out = sum_j f_j p_j v_j (f: the dropout factor), so
+                     * dv_j = f_j p_j dout, dp_j = f_j dout.v_j, and
+                     * sum_j p_j dp_j is still dout.out = D. */
+                    double p = exp(sc * s->scale - l), f = drop_factor(s, base, b, h, i, j);
+                    double ds = p * (f * dp - D) * s->scale;
                     for (int d = 0; d < HS; d++) {
-                        dvj[d] += (float)(p * doi[d]);
+                        dvj[d] += (float)(f * p * doi[d]);
                         dqi[d] += (float)(ds * kj[d]);
                         dkj[d] += (float)(ds * qi[d]);
                     }

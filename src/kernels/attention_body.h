@@ -19,6 +19,7 @@
  * dK += dS^T Q (chunk-local tiles) and dQ += dS K.
  * Per-thread memory: tiles of [chunk x HS] on the stack; head sizes above
  * LM_ATTN_MAX_HS use the reference. */
+#include "kernels/dropout_hash.h"
 #include "kernels/kernels_ref.h"
 #include "kernels/simd.h"
 #include "kernels/vec.h"
@@ -34,6 +35,37 @@
 #define NBV 2
 #define QBB 32          /* queries per backward block */
 #define VB 4            /* accumulator vectors per row in mm_acc */
+
+typedef uint64_t vu64 __attribute__((vector_size(LM_VW * 8)));
+
+/* Probability dropout of LM_VW consecutive scores from flat index idx: the
+ * factor of each, 0 or keep (lm_drop_keep, lane by lane in vectors). */
+static inline vf drop_factors(uint64_t base, uint64_t idx, uint32_t threshold, float keep) {
+    vu64 z;
+    for (int l = 0; l < LM_VW; l++) z[l] = base + (idx + (uint64_t)l) * LM_DROP_GOLDEN;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z = z ^ (z >> 31);
+    vi kept = __builtin_convertvector((z >> 40) >= (uint64_t)threshold, vi);
+    return vsel(kept, vset1(keep), vset1(0.0f));
+}
+
+/* The dropout parameters of a shape, formed once per call. */
+typedef struct {
+    int on;
+    uint64_t base;
+    uint32_t threshold;
+    float keep;
+} attn_drop;
+static inline attn_drop attn_drop_of(const lm_attention_shape *s) {
+    attn_drop d = {s->dropout > 0, 0, 0, 1.0f};
+    if (d.on) {
+        d.base = lm_drop_base(s->dropout_seed, s->dropout_stream);
+        d.threshold = lm_drop_threshold(s->dropout);
+        d.keep = 1.0f / (1.0f - s->dropout);
+    }
+    return d;
+}
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
@@ -215,6 +247,7 @@ void LM_SFX(lm_attention_forward)(float *out, float *lse, const float *q, const 
     }
     const int HSP = (HS + LM_VW - 1) / LM_VW * LM_VW, NHV = HSP / LM_VW;
     const int nqb = (T + QB - 1) / QB;
+    const attn_drop drop = attn_drop_of(s);
     const long items = (long)s->B * NH * nqb;
     const int par = (double)s->B * NH * T * T * HS > 2e6;
 #pragma omp parallel if (par)
@@ -271,9 +304,12 @@ void LM_SFX(lm_attention_forward)(float *out, float *lse, const float *q, const 
                     float mnew = m[r] > cmax ? m[r] : cmax;
                     float corr = expf(m[r] - mnew); /* 0 on the first visible chunk */
                     vf ps = vset1(0.0f);
+                    /* flat score index of (b, h, i, j0): the dropout counter */
+                    uint64_t didx = (((uint64_t)b * NH + h) * T + (uint64_t)(i0 + r)) * T + (uint64_t)j0;
                     for (int c = 0; c < NFV; c++) {
                         vf p = vsel(mk[c], vexp(sc[c] - mnew), vset1(0.0f));
-                        ps += p;
+                        ps += p; /* the normaliser is the undropped sum */
+                        if (drop.on) p *= drop_factors(drop.base, didx + (uint64_t)c * LM_VW, drop.threshold, drop.keep);
                         vstore(pr + c * LM_VW, p);
                     }
                     l[r] = l[r] * corr + vhsum(ps);
@@ -312,6 +348,7 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
     }
     const int HSP = (HS + LM_VW - 1) / LM_VW * LM_VW, NHV = HSP / LM_VW;
     const int par = (double)s->B * NH * T * T * HS > 1e6;
+    const attn_drop drop = attn_drop_of(s);
     float *Dall = scratch; /* [B, NH, T] */
     const long rows = (long)s->B * NH * T;
 #pragma omp parallel for schedule(static) if (par)
@@ -373,8 +410,17 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
                                 vi mk = lane_mask(valid[c], j0 + c * LM_VW, lo, hi);
                                 if (L == -INFINITY) mk = mk & 0;
                                 vf p = vsel(mk, vexp(vload(pr + c * LM_VW) * s->scale - L), vset1(0.0f));
+                                vf dp = vload(dr + c * LM_VW); /* dout . v_j */
+                                if (drop.on) {
+                                    /* dropped: dV takes f p, dP is f dout.v (see attention.c) */
+                                    uint64_t didx = (((uint64_t)b * NH + h) * T + (uint64_t)i) * T + (uint64_t)(j0 + c * LM_VW);
+                                    vf f = drop_factors(drop.base, didx, drop.threshold, drop.keep);
+                                    vstore(pr + c * LM_VW, p * f);
+                                    vstore(dr + c * LM_VW, p * (f * dp - Di) * s->scale);
+                                    continue;
+                                }
                                 vstore(pr + c * LM_VW, p);
-                                vstore(dr + c * LM_VW, p * (vload(dr + c * LM_VW) - Di) * s->scale);
+                                vstore(dr + c * LM_VW, p * (dp - Di) * s->scale);
                             }
                         }
                         /* dV += P^T dO, dK += dS^T Q, dQ += dS K */

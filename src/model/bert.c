@@ -149,6 +149,7 @@ void lm_bert_set_dropout(lm_bert *m, float hidden, float classifier, uint64_t se
 }
 
 void lm_bert_set_training(lm_bert *m, int on) { m->training = on != 0; }
+void lm_bert_set_attention_dropout(lm_bert *m, float p) { m->drop_attn = p > 0 && p < 1 ? p : 0; }
 void lm_bert_set_fused_norm(lm_bert *m, int on) { m->fused_norm = on != 0; }
 
 double lm_bert_fused_sum_squares(const lm_bert *m, uint8_t *covered) {
@@ -188,7 +189,8 @@ void lm_bert_zero_grad(lm_bert *m) {
 
 static lm_attention_shape lm_bert_attn_shape(const lm_bert *m, int B, int T) {
     int C = m->cfg.hidden, NH = m->cfg.n_head;
-    lm_attention_shape as = {B, T, NH, NH, C / NH, C, C, 1.0f / sqrtf((float)(C / NH)), 0, 0, m->valid};
+    lm_attention_shape as = {.B = B, .T = T, .NH = NH, .NKV = NH, .HS = C / NH, .q_stride = C, .kv_stride = C,
+                             .scale = 1.0f / sqrtf((float)(C / NH)), .key_valid = m->valid};
     return as;
 }
 
@@ -269,8 +271,13 @@ static void lm_bert_gather_rows(lm_bert *m, const lm_bert_batch *in) {
 /* Attention runs over the whole padded batch with a key mask, or
  * unpadded one sequence at a time with none: sequence b's shape, and the
  * row at which it starts. */
-static size_t lm_bert_seq_shape(const lm_bert *m, int b, lm_attention_shape *as) {
+static size_t lm_bert_seq_shape(const lm_bert *m, int l, int b, lm_attention_shape *as) {
     *as = lm_bert_attn_shape(m, m->B, m->T);
+    if (m->training && m->drop_attn > 0) { /* a mask stream per (encode, layer, sequence) */
+        as->dropout = m->drop_attn;
+        as->dropout_seed = m->drop_seed;
+        as->dropout_stream = (1ull << 63) | (((uint64_t)m->drop_call * 1024 + (uint64_t)l) * 65536 + (uint64_t)b);
+    }
     if (!m->packed) return 0;
     as->B = 1;
     as->T = m->seq_len[b];
@@ -280,23 +287,24 @@ static size_t lm_bert_seq_shape(const lm_bert *m, int b, lm_attention_shape *as)
 
 /* Unpadded, the sequences (each too short to split) are shared out among
  * the threads; each call inside is then single-threaded. */
-static void lm_bert_attention_forward(const lm_bert *m, float *out, float *lse, const float *q, const float *k, const float *v) {
+static void lm_bert_attention_forward(const lm_bert *m, int l, float *out, float *lse, const float *q, const float *k,
+                                      const float *v) {
     size_t C = (size_t)m->cfg.hidden, NH = (size_t)m->cfg.n_head;
 #pragma omp parallel for schedule(dynamic, 1) if (m->packed)
     for (int b = 0; b < (m->packed ? m->B : 1); b++) {
         lm_attention_shape as;
-        size_t r = lm_bert_seq_shape(m, b, &as);
+        size_t r = lm_bert_seq_shape(m, l, b, &as);
         lm_attention_forward(out + r * C, lse + r * NH, q + r * C, k + r * C, v + r * C, &as);
     }
 }
 
-static void lm_bert_attention_backward(const lm_bert *m, float *dq, float *dk, float *dv, const float *dout, const float *q,
-                                       const float *k, const float *v, const float *out, const float *lse) {
+static void lm_bert_attention_backward(const lm_bert *m, int l, float *dq, float *dk, float *dv, const float *dout,
+                                       const float *q, const float *k, const float *v, const float *out, const float *lse) {
     size_t C = (size_t)m->cfg.hidden, NH = (size_t)m->cfg.n_head;
 #pragma omp parallel for schedule(dynamic, 1) if (m->packed)
     for (int b = 0; b < (m->packed ? m->B : 1); b++) {
         lm_attention_shape as;
-        size_t r = lm_bert_seq_shape(m, b, &as), x = r * C;
+        size_t r = lm_bert_seq_shape(m, l, b, &as), x = r * C;
         /* scratch holds [NH, rows]: each sequence its own part */
         lm_attention_backward(dq + x, dk + x, dv + x, dout + x, q + x, k + x, v + x, out + x, lse + r * NH, &as,
                               m->a.attn_scratch + r * NH);
@@ -373,7 +381,7 @@ lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
             lm_lora_forward(m->lora, l, 0, x, q, BT);
             lm_lora_forward(m->lora, l, 1, x, v, BT);
         }
-        lm_bert_attention_forward(m, atty, a->lse + (size_t)l * NH * BT, q, k, v);
+        lm_bert_attention_forward(m, l, atty, a->lse + (size_t)l * NH * BT, q, k, v);
         if (l < L - 1 || !m->pooled_rows) {
             lm_bert_tail_forward(m, l, lo, BT, x, atty, a->hout + lo * C);
             continue;
@@ -484,7 +492,7 @@ void lm_bert_encoder_backward(lm_bert *m, float *dh) {
         memset(a->dq, 0, BTC * sizeof(float));
         memset(a->dk, 0, BTC * sizeof(float));
         memset(a->dv, 0, BTC * sizeof(float));
-        lm_bert_attention_backward(m, a->dq, a->dk, a->dv, datty, q, k, v, atty, a->lse + (size_t)l * NH * BT);
+        lm_bert_attention_backward(m, l, a->dq, a->dk, a->dv, datty, q, k, v, atty, a->lse + (size_t)l * NH * BT);
         lm_bert_linear_backward(m, dx, GW(l, BP_Q_W), GW(l, BP_Q_B), a->dq, x, lm_bert_layer_at(m, P, l, BP_Q_W), BT, C, C);
         lm_bert_linear_backward(m, dx, GW(l, BP_K_W), GW(l, BP_K_B), a->dk, x, lm_bert_layer_at(m, P, l, BP_K_W), BT, C, C);
         lm_bert_linear_backward(m, dx, GW(l, BP_V_W), GW(l, BP_V_B), a->dv, x, lm_bert_layer_at(m, P, l, BP_V_W), BT, C, C);

@@ -78,7 +78,7 @@ struct lm_bert {
     lm_lora *lora;
     /* Dropout (lm_bert_set_dropout): applied while training is set; masks
      * come from (drop_seed, drop_call), drop_call counting encodes. */
-    float drop_hidden, drop_cls;
+    float drop_hidden, drop_cls, drop_attn;
     uint64_t drop_seed, drop_call;
     int training;
     uint64_t init_seed; /* of tensors a checkpoint lacks */

@@ -155,8 +155,8 @@ static lm_status lm_gpt2_alloc_acts(lm_gpt2 *m, int B, int T) {
     const lm_model_config *c = &m->cfg;
     size_t BT = (size_t)B * T, C = (size_t)c->n_embd, L = (size_t)c->n_layer, F = (size_t)c->n_inner;
     size_t V = (size_t)c->vocab_size, NH = (size_t)c->n_head;
-    lm_attention_shape as = {B, T, c->n_head, c->n_head, c->n_embd / c->n_head, 3 * c->n_embd, 3 * c->n_embd,
-                             1.0f, 1, 0, NULL};
+    lm_attention_shape as = {.B = B, .T = T, .NH = c->n_head, .NKV = c->n_head, .HS = c->n_embd / c->n_head,
+                             .q_stride = 3 * c->n_embd, .kv_stride = 3 * c->n_embd, .scale = 1.0f, .causal = 1};
     lm_float_slot plan[] = {
         {&m->acts.encoded, BT * C},  {&m->acts.ln1, L * BT * C},     {&m->acts.ln1_mean, L * BT},
         {&m->acts.ln1_rstd, L * BT}, {&m->acts.qkv, L * BT * 3 * C}, {&m->acts.atty, L * BT * C},
@@ -202,7 +202,8 @@ lm_status lm_gpt2_forward(lm_gpt2 *m, const int32_t *ids, const int32_t *targets
     lm_gpt2_acts *a = &m->acts;
     float *P = m->params;
     float eps = c->layer_norm_eps;
-    lm_attention_shape as = {B, T, NH, NH, C / NH, 3 * C, 3 * C, 1.0f / sqrtf((float)(C / NH)), 1, 0, NULL};
+    lm_attention_shape as = {.B = B, .T = T, .NH = NH, .NKV = NH, .HS = C / NH, .q_stride = 3 * C, .kv_stride = 3 * C,
+                             .scale = 1.0f / sqrtf((float)(C / NH)), .causal = 1};
 
     lm_embedding_forward(a->encoded, m->ids, m->pos, lm_at(m, P, P_WTE), lm_at(m, P, P_WPE), BT, C);
     for (int l = 0; l < c->n_layer; l++) {
@@ -257,7 +258,8 @@ lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale) {
     int B = m->B, T = m->T, BT = B * T, C = c->n_embd, NH = c->n_head, F = c->n_inner, V = c->vocab_size, L = c->n_layer;
     lm_gpt2_acts *a = &m->acts;
     float *P = m->params, *G = m->grads;
-    lm_attention_shape as = {B, T, NH, NH, C / NH, 3 * C, 3 * C, 1.0f / sqrtf((float)(C / NH)), 1, 0, NULL};
+    lm_attention_shape as = {.B = B, .T = T, .NH = NH, .NKV = NH, .HS = C / NH, .q_stride = 3 * C, .kv_stride = 3 * C,
+                             .scale = 1.0f / sqrtf((float)(C / NH)), .causal = 1};
     size_t BTC = (size_t)BT * C;
     /* After zero_grad the weight matrices' gradient GEMMs overwrite
      * (beta 0) instead of adding to zeros; only the small tensors (biases,

@@ -245,15 +245,18 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
     }
     if (s == LM_OK) {
         /* Dropout as transformers trains the model: the config's
-         * hidden_dropout_prob, classifier_dropout (null: the hidden one). */
+         * hidden_dropout_prob, attention_probs_dropout_prob and
+         * classifier_dropout (null: the hidden one). */
         const lm_bert_config *bc = lm_bert_get_config(m);
         float hidden = o->dropout >= 0 ? o->dropout : bc->hidden_dropout;
+        float attn = o->dropout >= 0 ? o->dropout : bc->attn_dropout;
         float cls = o->dropout >= 0 ? o->dropout : bc->classifier_dropout >= 0 ? bc->classifier_dropout : bc->hidden_dropout;
         lm_bert_set_dropout(m, hidden, cls, o->seed);
+        lm_bert_set_attention_dropout(m, attn);
         lm_bert_set_training(m, 1);
         char note[160];
-        snprintf(note, sizeof note, "dropout %g on hidden states, %g on the pooled output%s", hidden, cls,
-                 bc->attn_dropout > 0 ? " (attention-probability dropout is not applied)" : "");
+        snprintf(note, sizeof note, "dropout %g on hidden states, %g on attention probabilities, %g on the pooled output", hidden,
+                 attn, cls);
         lm_note(cb, user, note);
     }
     int N = d.train.n, B = o->batch;

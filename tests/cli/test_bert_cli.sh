@@ -68,7 +68,7 @@ for d in x1 x2 x3 x4 x5 x6 x7 x8; do [ ! -e "$TMP/$d" ] && ok || bad "$d was cre
 expect_ok "truncation warning" "${FT[@]}" --train "$TMP/train.tsv" --eval "$TMP/eval.tsv" --epochs 1 --max-len 4 --out "$TMP/trunc"
 grep -q "rows longer than --max-len 4 tokens, truncated" "$TMP/err" && ok || bad "no truncation warning: $(cat "$TMP/err")"
 expect_ok "finetune --dropout" "${FT[@]}" --train "$TMP/train.tsv" --eval "$TMP/eval.tsv" --epochs 1 --dropout 0.2 --out "$TMP/drop"
-grep -q "dropout 0.2 on hidden states, 0.2 on the pooled output" "$TMP/err" && ok || bad "no dropout note: $(cat "$TMP/err")"
+grep -q "dropout 0.2 on hidden states, 0.2 on attention probabilities, 0.2 on the pooled output" "$TMP/err" && ok || bad "no dropout note: $(cat "$TMP/err")"
 
 # embed and fill-mask.
 expect_ok "embed" "$LMKIT" embed --model "$MLM" "good film" "bad film"

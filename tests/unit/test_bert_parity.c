@@ -274,6 +274,7 @@ static void test_dropout(int pooled) {
     CHECK_OK(lm_bert_open_dir(test_src_path("tests/golden/bert_cls_tiny/model"), &o, &m));
     if (!m) return;
     lm_bert_set_pooled_only(m, pooled);
+    lm_bert_set_attention_dropout(m, 0.3f);
     int32_t ids[8] = {2, 5, 9, 3, 2, 7, 3, 0}, mask[8] = {1, 1, 1, 1, 1, 1, 1, 0}, y[2] = {1, 2};
     lm_bert_batch b = {2, 4, ids, NULL, mask};
     float clean = 0, dropped = 0, other_seed = 0, off = 0;
@@ -297,7 +298,8 @@ static void test_dropout(int pooled) {
     static const char *names[] = {"classifier.weight", "bert.pooler.dense.weight",
                                   "bert.encoder.layer.1.output.dense.weight", "bert.encoder.layer.0.attention.output.dense.weight",
                                   "bert.encoder.layer.0.attention.self.query.weight", "bert.embeddings.LayerNorm.weight",
-                                  "bert.embeddings.word_embeddings.weight", "bert.encoder.layer.1.attention.self.value.weight"};
+                                  "bert.embeddings.word_embeddings.weight", "bert.encoder.layer.1.attention.self.value.weight",
+                                  "bert.encoder.layer.0.attention.self.key.weight"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         const lm_param *p = lm_param_find(tab, names[k]);
         CHECK_MSG(p != NULL, "%s", names[k]);

@@ -8,8 +8,14 @@
  * the reference's RMS (ds = p (dp - D) cancels, and the kernels work from
  * fp32 out and lse, so near-zero gradients carry absolute errors), both
  * for the dispatching kernel and for the scalar reference; plus the naive
- * backward itself against finite differences. */
+ * backward itself against finite differences. Probability dropout (rate
+ * 0.25) on a subset of the cases: the naive reference applies the same
+ * hashed masks to its materialized P. */
 #include "kernels_util.h"
+
+#include "kernels/dropout_hash.h"
+
+static float g_dropout; /* the cases' attention-probability dropout */
 
 typedef struct {
     const char *name;
@@ -33,7 +39,8 @@ static void naive(const lm_attention_shape *s, const float *q, const float *k, c
                   double *out, double *lse, const float *dout, double *dq, double *dk, double *dv) {
     int T = s->T, HS = s->HS, group = s->NH / s->NKV;
     double *S = calloc((size_t)T * T, sizeof(double)), *P = calloc((size_t)T * T, sizeof(double));
-    double *dP = calloc((size_t)T * T, sizeof(double));
+    double *dP = calloc((size_t)T * T, sizeof(double)), *F = calloc((size_t)T * T, sizeof(double));
+    uint64_t dbase = lm_drop_base(s->dropout_seed, s->dropout_stream);
     for (int b = 0; b < s->B; b++)
         for (int h = 0; h < s->NH; h++) {
             int g = h / group;
@@ -47,11 +54,16 @@ static void naive(const lm_attention_shape *s, const float *q, const float *k, c
                 }
                 double sum = 0;
                 for (int j = 0; j < T; j++) sum += mx == -INFINITY ? 0 : exp(S[i * T + j] - mx);
-                for (int j = 0; j < T; j++) P[i * T + j] = sum > 0 ? exp(S[i * T + j] - mx) / sum : 0;
+                for (int j = 0; j < T; j++) {
+                    P[i * T + j] = sum > 0 ? exp(S[i * T + j] - mx) / sum : 0;
+                    uint64_t idx = (((uint64_t)b * s->NH + h) * T + i) * T + j;
+                    F[i * T + j] = !(s->dropout > 0) ? 1.0
+                                   : lm_drop_keep(dbase, idx, lm_drop_threshold(s->dropout)) ? 1.0 / (1.0 - s->dropout) : 0.0;
+                }
                 lse[((size_t)b * s->NH + h) * T + i] = sum > 0 ? mx + log(sum) : -INFINITY;
                 for (int d = 0; d < HS; d++) {
                     double o = 0;
-                    for (int j = 0; j < T; j++) o += P[i * T + j] * v[KI(b, j, g) + d];
+                    for (int j = 0; j < T; j++) o += F[i * T + j] * P[i * T + j] * v[KI(b, j, g) + d];
                     out[OI(b, i, h) + d] = o;
                 }
             }
@@ -61,15 +73,15 @@ static void naive(const lm_attention_shape *s, const float *q, const float *k, c
                 for (int j = 0; j < T; j++) {
                     double x = 0;
                     for (int d = 0; d < HS; d++) x += (double)dout[OI(b, i, h) + d] * v[KI(b, j, g) + d];
-                    dP[i * T + j] = x;
-                    rs += x * P[i * T + j];
+                    dP[i * T + j] = F[i * T + j] * x;
+                    rs += dP[i * T + j] * P[i * T + j];
                 }
                 for (int j = 0; j < T; j++) {
                     double ds = P[i * T + j] * (dP[i * T + j] - rs) * s->scale;
                     for (int d = 0; d < HS; d++) {
                         dq[QI(b, i, h) + d] += ds * k[KI(b, j, g) + d];
                         dk[KI(b, j, g) + d] += ds * q[QI(b, i, h) + d];
-                        dv[KI(b, j, g) + d] += P[i * T + j] * dout[OI(b, i, h) + d];
+                        dv[KI(b, j, g) + d] += F[i * T + j] * P[i * T + j] * dout[OI(b, i, h) + d];
                     }
                 }
             }
@@ -77,6 +89,7 @@ static void naive(const lm_attention_shape *s, const float *q, const float *k, c
     free(S);
     free(P);
     free(dP);
+    free(F);
 }
 
 static double rms_d(const double *b, size_t n) {
@@ -118,6 +131,7 @@ static void run_case(const attn_case *c) {
     lm_attention_shape sh = {0}, *s = &sh;
     s->B = c->B; s->T = c->T; s->NH = c->NH; s->NKV = c->NKV; s->HS = c->HS;
     s->causal = c->causal; s->window = c->window; s->scale = 1.0f / sqrtf((float)c->HS);
+    s->dropout = g_dropout; s->dropout_seed = 7; s->dropout_stream = 3;
     int C = c->NH * c->HS, CKV = c->NKV * c->HS;
     size_t BT = (size_t)c->B * c->T;
     float *q, *k, *v;
@@ -278,7 +292,13 @@ static const attn_case cases[] = {
 };
 
 static void all_cases(void) {
+    g_dropout = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+    /* With probability dropout: every case small enough for the naive O(T^2) reference to stay quick. */
+    g_dropout = 0.25f;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (cases[i].T <= 200) run_case(&cases[i]);
+    g_dropout = 0;
 }
 
 int main(void) {

@@ -57,7 +57,7 @@ int lm_cmd_finetune(int argc, char **argv) {
         {"--early-stop", LM_ARG_INT, &o.early_stop, "stop after this many evaluations without improvement [off]"},
         {"--lora", LM_ARG_INT, &o.lora_rank, "LoRA rank on attention query/value; 0 = full fine-tuning [0]"},
         {"--lora-alpha", LM_ARG_FLOAT, &o.lora_alpha, "LoRA alpha (scale alpha/rank) [16]"},
-        {"--dropout", LM_ARG_FLOAT, &o.dropout, "dropout on hidden states and the pooled output while training [the config's, 0.1 for BERT]"},
+        {"--dropout", LM_ARG_FLOAT, &o.dropout, "dropout on hidden states, attention probabilities and the pooled output while training [the config's, 0.1 for BERT]"},
         {"--seed", LM_ARG_LONG, &seed, "shuffling, dropout masks and new-head initialisation [42]"},
         {"--threads", LM_ARG_INT, &threads, "CPU threads (default: all cores)"},
         {"--out", LM_ARG_STR, &o.out_dir, "run directory (a Hugging Face model directory)"},
