@@ -67,6 +67,12 @@ static inline attn_drop attn_drop_of(const lm_attention_shape *s) {
     return d;
 }
 
+static inline int vany(vi m) {
+    for (int l = 0; l < LM_VW; l++)
+        if (m[l]) return 1;
+    return 0;
+}
+
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 
@@ -309,7 +315,8 @@ void LM_SFX(lm_attention_forward)(float *out, float *lse, const float *q, const 
                     for (int c = 0; c < NFV; c++) {
                         vf p = vsel(mk[c], vexp(sc[c] - mnew), vset1(0.0f));
                         ps += p; /* the normaliser is the undropped sum */
-                        if (drop.on) p *= drop_factors(drop.base, didx + (uint64_t)c * LM_VW, drop.threshold, drop.keep);
+                        if (drop.on && vany(mk[c])) /* hash only keys the row sees */
+                            p *= drop_factors(drop.base, didx + (uint64_t)c * LM_VW, drop.threshold, drop.keep);
                         vstore(pr + c * LM_VW, p);
                     }
                     l[r] = l[r] * corr + vhsum(ps);
@@ -411,7 +418,7 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
                                 if (L == -INFINITY) mk = mk & 0;
                                 vf p = vsel(mk, vexp(vload(pr + c * LM_VW) * s->scale - L), vset1(0.0f));
                                 vf dp = vload(dr + c * LM_VW); /* dout . v_j */
-                                if (drop.on) {
+                                if (drop.on && vany(mk)) {
                                     /* dropped: dV takes f p, dP is f dout.v (see attention.c) */
                                     uint64_t didx = (((uint64_t)b * NH + h) * T + (uint64_t)i) * T + (uint64_t)(j0 + c * LM_VW);
                                     vf f = drop_factors(drop.base, didx, drop.threshold, drop.keep);
