@@ -67,6 +67,11 @@ static inline attn_drop attn_drop_of(const lm_attention_shape *s) {
     return d;
 }
 
+/* The dropout counter of score (b, h, i, j): its flat index. */
+static inline uint64_t score_index(const lm_attention_shape *s, int b, int h, int i, int j) {
+    return (((uint64_t)b * s->NH + (uint64_t)h) * (uint64_t)s->T + (uint64_t)i) * (uint64_t)s->T + (uint64_t)j;
+}
+
 static inline int vany(vi m) {
     for (int l = 0; l < LM_VW; l++)
         if (m[l]) return 1;
@@ -310,8 +315,7 @@ void LM_SFX(lm_attention_forward)(float *out, float *lse, const float *q, const 
                     float mnew = m[r] > cmax ? m[r] : cmax;
                     float corr = expf(m[r] - mnew); /* 0 on the first visible chunk */
                     vf ps = vset1(0.0f);
-                    /* flat score index of (b, h, i, j0): the dropout counter */
-                    uint64_t didx = (((uint64_t)b * NH + h) * T + (uint64_t)(i0 + r)) * T + (uint64_t)j0;
+                    uint64_t didx = score_index(s, b, h, i0 + r, j0);
                     for (int c = 0; c < NFV; c++) {
                         vf p = vsel(mk[c], vexp(sc[c] - mnew), vset1(0.0f));
                         ps += p; /* the normaliser is the undropped sum */
@@ -420,8 +424,7 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
                                 vf dp = vload(dr + c * LM_VW); /* dout . v_j */
                                 if (drop.on && vany(mk)) {
                                     /* dropped: dV takes f p, dP is f dout.v (see attention.c) */
-                                    uint64_t didx = (((uint64_t)b * NH + h) * T + (uint64_t)i) * T + (uint64_t)(j0 + c * LM_VW);
-                                    vf f = drop_factors(drop.base, didx, drop.threshold, drop.keep);
+                                    vf f = drop_factors(drop.base, score_index(s, b, h, i, j0 + c * LM_VW), drop.threshold, drop.keep);
                                     vstore(pr + c * LM_VW, p * f);
                                     vstore(dr + c * LM_VW, p * (f * dp - Di) * s->scale);
                                     continue;

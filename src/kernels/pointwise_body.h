@@ -18,15 +18,15 @@
     do {                                                                              \
         size_t n_ = (n), nch_ = (n_ + EW_CHUNK - 1) / EW_CHUNK;                       \
         if (n_ < EW_PAR_MIN) { /* no parallel region at all: a small call is cheap */ \
-            EW_CHUNKS(0, nch_, __VA_ARGS__);                                          \
+            EW_CHUNKS(__VA_ARGS__);                                                   \
             break;                                                                    \
         }                                                                             \
         _Pragma("omp parallel for schedule(static)")                                  \
-        EW_CHUNKS(0, nch_, __VA_ARGS__);                                              \
+        EW_CHUNKS(__VA_ARGS__);                                                       \
     } while (0)
-/* The loop over chunks [c0, c1) of EW_LOOP. */
-#define EW_CHUNKS(c0, c1, ...)                                                        \
-        for (size_t c_ = (c0); c_ < (c1); c_++) {                                     \
+/* EW_LOOP's loop over its nch_ chunks of n_ elements. */
+#define EW_CHUNKS(...)                                                                \
+        for (size_t c_ = 0; c_ < nch_; c_++) {                                        \
             size_t i = c_ * EW_CHUNK, e_ = i + EW_CHUNK < n_ ? i + EW_CHUNK : n_;     \
             for (; i + LM_VW <= e_; i += LM_VW) {                                     \
                 const size_t k_ = LM_VW;                                              \
@@ -140,8 +140,7 @@ void LM_SFX(lm_scale)(float *x, float s, size_t n) {
     EW_LOOP(n, { ST(x + i, LD(x + i) * s); });
 }
 
-/* Sum of squares in double; the chunk partial sums are added in chunk
- * order, so the result does not depend on the thread count. */
+/* Sum of squares in double, on the calling thread. */
 double LM_SFX(lm_sum_squares_serial)(const float *x, size_t n) {
     /* Four accumulators: one would wait on its own add every vector. */
     vd acc = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};
@@ -165,6 +164,8 @@ double LM_SFX(lm_sum_squares_serial)(const float *x, size_t n) {
     return s;
 }
 
+/* Sum of squares in double; the chunk partial sums are added in chunk
+ * order, so the result does not depend on the thread count. */
 double LM_SFX(lm_sum_squares)(const float *x, size_t n) {
     enum { PARTS = 64 };
     double part[PARTS];

@@ -162,12 +162,6 @@ double lm_bert_fused_sum_squares(const lm_bert *m, uint8_t *covered) {
     return summed ? m->fused_sumsq : 0.0;
 }
 
-/* A linear layer's backward; under a fused norm, the weight gradient's
- * squares are summed as its GEMM stores it. */
-static void lm_bert_linear_backward(lm_bert *m, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                                    const float *weight, int n, int IC, int OC) {
-    lm_linear_backward_sumsq(dinp, dweight, dbias, dout, inp, weight, n, IC, OC, m->fused_norm && dweight ? &m->fused_sumsq : NULL);
-}
 void lm_bert_set_unpadded(lm_bert *m, int on) { m->unpadded = on != 0; }
 int lm_bert_set_pooled_only(lm_bert *m, int on) {
     int was = m->pooled_only;
@@ -311,9 +305,6 @@ static void lm_bert_attention_backward(const lm_bert *m, int l, float *dq, float
     }
 }
 
-/* Row r of each sequence's first token, in the computed rows. */
-static size_t lm_bert_first_row(const lm_bert *m, int b) { return m->packed ? (size_t)m->seq_off[b] : (size_t)b * m->T; }
-
 /* The per-token rest of block l after attention, on n rows: x (the block's
  * input) + dropout(Wao atty) -> LN1 -> a1 + dropout(Wo gelu(Wi a1)) -> LN2
  * -> hout. Its activations go to rows [0, n) of the layer's slices. */
@@ -390,7 +381,7 @@ lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
          * at each sequence's first token alone (its keys and values above
          * used every row). */
         for (int b = 0; b < B; b++) {
-            size_t r = lm_bert_first_row(m, b);
+            size_t r = (size_t)m->seq_off[b]; /* the sequence's first token */
             memcpy(a->first_x + (size_t)b * C, x + r * C, (size_t)C * sizeof(float));
             memcpy(a->first_atty + (size_t)b * C, atty + r * C, (size_t)C * sizeof(float));
         }
@@ -407,9 +398,16 @@ lm_status lm_bert_encode(lm_bert *m, const lm_bert_batch *in) {
     return LM_OK;
 }
 
+/* A linear layer's backward; under a fused norm, the weight gradient's
+ * squares are summed as its GEMM stores it. */
+static void lm_bert_linear_backward(lm_bert *m, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                    const float *weight, int n, int IC, int OC) {
+    lm_linear_backward_sumsq(dinp, dweight, dbias, dout, inp, weight, n, IC, OC, m->fused_norm && dweight ? &m->fused_sumsq : NULL);
+}
+
 /* Backward of lm_bert_tail_forward on n rows: from dh (consumed) to
  * d(block input) through the residual, written to dx_res, and d(atty),
- * written to datty. grads NULL: weight gradients skipped (frozen). */
+ * written to datty. frozen: weight gradients skipped. */
 static void lm_bert_tail_backward(lm_bert *m, int l, size_t lo, int n, float *dh, const float *atty, float *dx_res, float *datty,
                                   int frozen) {
     const lm_bert_config *c = &m->cfg;
@@ -484,7 +482,7 @@ void lm_bert_encoder_backward(lm_bert *m, float *dh) {
             memset(dx, 0, BTC * sizeof(float));
             memset(datty, 0, BTC * sizeof(float));
             for (int b = 0; b < m->B; b++) {
-                size_t r = lm_bert_first_row(m, b);
+                size_t r = (size_t)m->seq_off[b]; /* the sequence's first token */
                 memcpy(dx + r * C, a->first_dx + (size_t)b * C, (size_t)C * sizeof(float));
                 memcpy(datty + r * C, a->first_datty + (size_t)b * C, (size_t)C * sizeof(float));
             }

@@ -61,8 +61,9 @@ struct lm_bert {
     lm_bert_acts a;
     int cap_B, cap_T, B, T;
     /* Unpadded encode (lm_bert_set_unpadded): when every row's mask is a
-     * prefix, only the `rows` valid tokens are computed, sequence b at rows
-     * seq_off[b] .. seq_off[b] + seq_len[b] - 1. Else rows = B*T, packed = 0. */
+     * prefix, only the `rows` valid tokens are computed. Else rows = B*T,
+     * packed = 0. Either way sequence b sits at computed rows seq_off[b] ..
+     * seq_off[b] + seq_len[b] - 1 (padded: b*T and T). */
     int unpadded, packed, rows;
     /* lm_bert_set_pooled_only; pooled_rows: the last encode's last block
      * computed the first tokens' rows only (its rows 0..B-1) */

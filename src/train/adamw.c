@@ -43,10 +43,8 @@ void lm_row_runs_from(lm_row_runs *r, const uint8_t *live, int rows) {
     }
 }
 
-/* The live runs of `sparse` when it applies to tensor i (else NULL). */
-static const lm_row_runs *runs_of(const lm_row_runs *sparse, int i) {
-    return sparse && sparse->param == i && sparse->row_len ? sparse : NULL;
-}
+/* The tensor whose live rows `sparse` lists (-1: none). */
+static int sparse_tensor(const lm_row_runs *sparse) { return sparse && sparse->row_len ? sparse->param : -1; }
 
 /* Dense tensors are visited as spans of neighbours in the flat buffer: one
  * parallel loop per span rather than one per tensor, most of which (biases,
@@ -74,7 +72,8 @@ void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *param
     lm_adamw_consts with_wd = lm_adamw_prepare(lr, opt->beta1, opt->beta2, opt->eps, opt->weight_decay, (int)opt->t, grad_scale);
     lm_adamw_consts no_wd = lm_adamw_prepare(lr, opt->beta1, opt->beta2, opt->eps, 0.0f, (int)opt->t, grad_scale);
     /* With weight decay every row moves each step: dense. */
-    int stop = sparse && sparse->row_len && (opt->weight_decay == 0.0f || !table->params[sparse->param].decay) ? sparse->param : -1;
+    int stop = sparse_tensor(sparse);
+    if (stop >= 0 && opt->weight_decay != 0.0f && table->params[stop].decay) stop = -1;
     for (int i = 0; i < table->n;) {
         const lm_param *p = &table->params[i];
         const lm_adamw_consts *c = p->decay && opt->weight_decay != 0.0f ? &with_wd : &no_wd;
@@ -104,7 +103,7 @@ void lm_adamw_step_scaled(lm_adamw *opt, const lm_param_table *table, float *par
 
 double lm_grad_sum_squares(const lm_param_table *table, const float *grads, const lm_row_runs *sparse, const uint8_t *skip) {
     double total = 0;
-    int stop = runs_of(sparse, sparse ? sparse->param : -1) ? sparse->param : -1;
+    int stop = sparse_tensor(sparse);
     for (int i = 0; i < table->n;) {
         const lm_param *p = &table->params[i];
         if (skip && skip[i]) {
@@ -139,7 +138,7 @@ double lm_grad_sum_squares(const lm_param_table *table, const float *grads, cons
 }
 
 void lm_grad_zero(const lm_param_table *table, float *grads, const lm_row_runs *sparse) {
-    int stop = runs_of(sparse, sparse ? sparse->param : -1) ? sparse->param : -1;
+    int stop = sparse_tensor(sparse);
     for (int i = 0; i < table->n;) {
         const lm_param *p = &table->params[i];
         if (i != stop) {

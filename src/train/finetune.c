@@ -124,7 +124,7 @@ static lm_status lm_ft_load_data(const lm_finetune_options *o, const lm_tokenize
     return LM_OK;
 }
 
-/* Clip the global gradient norm over everything that trains. */
+/* Is evaluation a better than the best so far? */
 static int lm_better(const lm_finetune_options *o, const lm_cls_metrics *a, const lm_cls_metrics *best, int have_best) {
     if (!have_best) return 1;
     if (o->problem == LM_PROBLEM_REGRESSION) return a->rmse < best->rmse;
@@ -292,7 +292,7 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
     lm_cls_metrics best;
     memset(&best, 0, sizeof best);
     int have_best = 0, since_best = 0, stop = 0;
-    if (s == LM_OK) lm_bert_zero_grad(m); /* from here on each update zeroes what it read */
+    if (s == LM_OK) lm_bert_zero_grad(m); /* and the adapters'; from here on each update zeroes what it read */
     if (s == LM_OK) lm_bert_set_pooled_only(m, 1); /* the classification head reads [CLS] only */
     double t0 = lm_now_seconds();
     long step = 0;
@@ -333,7 +333,6 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
                 if (grew) lm_row_runs_from(&runs, live, vocab);
                 if (runs.param >= 0) sparse = &runs;
             }
-            if (lora) memset(lm_lora_grad_data(lora), 0, lm_lora_params(lora)->total * sizeof(float));
             s = lm_bert_backward(m, 1.0f);
             if (s != LM_OK) break;
             /* Global-norm clipping folded into the update (no pass of its
@@ -345,8 +344,8 @@ lm_status lm_finetune_run(const lm_finetune_options *o, lm_finetune_callback cb,
             float lr = lm_linear_lr(o->lr, o->warmup, total, step);
             lm_adamw_step_rows(&opt, trained, lm_bert_param_data(m), G, lr, clip_scale, sparse, 1);
             if (lora)
-                lm_adamw_step_scaled(&opt_lora, lm_lora_params(lora), lm_lora_param_data(lora), lm_lora_grad_data(lora), lr,
-                                     clip_scale);
+                lm_adamw_step_rows(&opt_lora, lm_lora_params(lora), lm_lora_param_data(lora), lm_lora_grad_data(lora), lr,
+                                   clip_scale, NULL, 1);
             step++;
             double el = lm_now_seconds() - t0;
             int do_eval = o->eval_every > 0 ? (step % o->eval_every == 0 || step == total) : bi == steps_per_epoch - 1;

@@ -53,6 +53,16 @@ static double compare_grads(lm_bert *m, const lm_safetensors *gold, char *worst_
     return worst;
 }
 
+/* A golden model opened with gradients. */
+static lm_bert *open_trainable(const char *dir) {
+    lm_bert_open_options o;
+    lm_bert_open_options_default(&o);
+    o.train = 1;
+    lm_bert *m = NULL;
+    CHECK_OK(lm_bert_open_dir(test_src_path(dir), &o, &m));
+    return m;
+}
+
 static lm_bert_batch golden_batch(const lm_safetensors *gold) {
     const lm_st_tensor *ids = need(gold, "input_ids"), *tt = need(gold, "token_type_ids"), *am = need(gold, "attention_mask");
     lm_bert_batch b = {(int)ids->shape[0], (int)ids->shape[1], ids->data, tt->data, am->data};
@@ -75,11 +85,7 @@ static double rows_rel_err(const float *got, const float *ref, const lm_bert_bat
 }
 
 static void test_mlm(int unpadded) {
-    lm_bert_open_options o;
-    lm_bert_open_options_default(&o);
-    o.train = 1;
-    lm_bert *m = NULL;
-    CHECK_OK(lm_bert_open_dir(test_src_path("tests/golden/bert_tiny/model"), &o, &m));
+    lm_bert *m = open_trainable("tests/golden/bert_tiny/model");
     if (!m) return;
     CHECK(lm_bert_get_config(m)->head == LM_BERT_HEAD_MLM);
     CHECK(lm_bert_new_tensors(m) == 0);
@@ -134,11 +140,7 @@ static void test_mlm(int unpadded) {
 }
 
 static void test_cls(int unpadded, int pooled) {
-    lm_bert_open_options o;
-    lm_bert_open_options_default(&o);
-    o.train = 1;
-    lm_bert *m = NULL;
-    CHECK_OK(lm_bert_open_dir(test_src_path("tests/golden/bert_cls_tiny/model"), &o, &m));
+    lm_bert *m = open_trainable("tests/golden/bert_cls_tiny/model");
     if (!m) return;
     const lm_bert_config *c = lm_bert_get_config(m);
     CHECK(c->head == LM_BERT_HEAD_CLS && c->num_labels == 3 && c->problem == LM_PROBLEM_SINGLE_LABEL);
@@ -267,11 +269,7 @@ static void test_new_head_and_losses(void) {
  * (central differences with the masks held fixed by re-seeding, rel 2e-3),
  * and training off is inference exactly. */
 static void test_dropout(int pooled) {
-    lm_bert_open_options o;
-    lm_bert_open_options_default(&o);
-    o.train = 1;
-    lm_bert *m = NULL;
-    CHECK_OK(lm_bert_open_dir(test_src_path("tests/golden/bert_cls_tiny/model"), &o, &m));
+    lm_bert *m = open_trainable("tests/golden/bert_cls_tiny/model");
     if (!m) return;
     lm_bert_set_pooled_only(m, pooled);
     lm_bert_set_attention_dropout(m, 0.3f);
