@@ -64,6 +64,18 @@ const lm_param_table *lm_gpt2_params(const lm_gpt2 *m);
 float *lm_gpt2_param_data(lm_gpt2 *m);
 float *lm_gpt2_grad_data(lm_gpt2 *m); /* NULL unless created with train */
 
+/* Data parallelism inside a step: a forward with targets splits the
+ * batch's rows into `parts` slices that run side by side, one thread each
+ * with single-threaded kernels, and backward adds their gradients up. For
+ * models too narrow to split each op among threads well; costs activations
+ * and a gradient buffer per part. Results depend on `parts` (the order of
+ * the sums), not on the thread count. Default 1 (every op split among the
+ * threads). */
+#define LM_GPT2_MAX_PARTS 16
+lm_status lm_gpt2_set_data_parallel(lm_gpt2 *m, int parts);
+/* The parts lmkit picks for a batch of `batch` rows on `threads` threads. */
+int lm_gpt2_auto_parts(const lm_model_config *c, int batch, int threads);
+
 /* Loads weights from a Hugging Face GPT-2 safetensors (names with or
  * without the "transformer." prefix; F32/F16/BF16). Every expected tensor
  * must be present with the right shape. */
@@ -90,9 +102,10 @@ lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale);
  * the whole buffer); lm_gpt2_grad_data() zeroes for real if called first. */
 void lm_gpt2_zero_grad(lm_gpt2 *m);
 /* The gradient norm's share of the block weight matrices, summed as the
- * backward after lm_gpt2_zero_grad stored their gradients; covered[i] (one
- * flag per table tensor) marks the tensors included, for the caller to sum
- * the rest (lm_grad_sum_squares with skip = covered). A second backward
+ * backward after lm_gpt2_zero_grad stored their gradients (every tensor's,
+ * when data-parallel parts were added up); covered[i] (one flag per table
+ * tensor) marks the tensors included, for the caller to sum the rest
+ * (lm_grad_sum_squares with skip = covered). A second backward
  * before the update (accumulation) leaves nothing covered and returns 0. */
 double lm_gpt2_fused_sum_squares(const lm_gpt2 *m, uint8_t *covered);
 /* Sum of the loss terms of the last forward (not the mean), and how many

@@ -111,6 +111,10 @@ typedef struct {
     long eval_every, save_every, log_every;
     int eval_batches;
     uint64_t seed;
+    /* batch slices run side by side, one per thread (lm_gpt2_set_data_parallel);
+     * 0: lm_gpt2_auto_parts. The run stores the count it used, so a resume
+     * sums in the same order whatever --threads it gets. */
+    int data_parallel;
     int resume;
     long stop_at_step; /* > 0: stop after this step (checkpointed); the schedule still spans `steps` */
 } lm_train_options;

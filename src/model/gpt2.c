@@ -72,6 +72,7 @@ lm_status lm_gpt2_create(const lm_model_config *c, int train, uint64_t seed, lm_
     lm_gpt2 *m = calloc(1, sizeof *m);
     if (!m) return lm_error(LM_ERR_NOMEM, "out of memory");
     m->cfg = *c;
+    m->parts = 1;
     lm_status s = lm_gpt2_build_table(c, &m->table);
     if (s == LM_OK && !(m->params = lm_alloc_huge(m->table.total * sizeof(float)))) s = LM_ERR_NOMEM;
     if (s == LM_OK && train && !(m->grads = lm_alloc_huge(m->table.total * sizeof(float)))) s = LM_ERR_NOMEM;
@@ -84,23 +85,40 @@ lm_status lm_gpt2_create(const lm_model_config *c, int train, uint64_t seed, lm_
     return LM_OK;
 }
 
-static void lm_gpt2_free_acts(lm_gpt2 *m) {
-    lm_free(m->act_mem);
-    m->act_mem = NULL;
-    free(m->ids);
-    free(m->targets);
-    free(m->pos);
-    m->ids = m->targets = m->pos = NULL;
-    m->act_B = m->act_T = 0;
+static void lm_gpt2_free_part(lm_gpt2_part *p) {
+    lm_free(p->act_mem);
+    lm_free(p->own_grads);
+    free(p->ids);
+    free(p->targets);
+    free(p->pos);
+    memset(p, 0, sizeof *p);
 }
 
 void lm_gpt2_free(lm_gpt2 *m) {
     if (!m) return;
-    lm_gpt2_free_acts(m);
+    for (int r = 0; r < LM_GPT2_MAX_PARTS; r++) lm_gpt2_free_part(&m->part[r]);
     lm_free(m->params);
     lm_free(m->grads);
     lm_param_table_free(&m->table);
     free(m);
+}
+
+lm_status lm_gpt2_set_data_parallel(lm_gpt2 *m, int parts) {
+    if (parts < 1 || parts > LM_GPT2_MAX_PARTS)
+        return lm_error(LM_ERR_ARG, "data parallel parts %d must be in [1, %d]", parts, LM_GPT2_MAX_PARTS);
+    m->parts = parts;
+    return LM_OK;
+}
+
+int lm_gpt2_auto_parts(const lm_model_config *c, int batch, int threads) {
+    /* Below ~256 wide a layer's GEMMs are too small to split among threads
+     * without their waits and duplicated packing costing more than a second
+     * copy of the gradients and a pass adding them up (Shakespeare's width
+     * 128: 22.5 ms a step split per op, against 19 ms for half the batch on
+     * one core). */
+    if (threads < 2 || batch < 2 || c->n_embd > 256) return 1;
+    int parts = threads < batch ? threads : batch;
+    return parts < LM_GPT2_MAX_PARTS ? parts : LM_GPT2_MAX_PARTS;
 }
 
 const lm_model_config *lm_gpt2_config(const lm_gpt2 *m) { return &m->cfg; }
@@ -113,16 +131,21 @@ float *lm_gpt2_grad_data(lm_gpt2 *m) {
     }
     return m->grads;
 }
-const float *lm_gpt2_logits(const lm_gpt2 *m) { return m->acts.logits; }
+const float *lm_gpt2_logits(const lm_gpt2 *m) { return m->part[0].acts.logits; }
 
 void lm_gpt2_zero_grad(lm_gpt2 *m) {
     if (m->grads) m->grad_zero_pending = 1;
     m->fused_valid = 0;
 }
 
+
 double lm_gpt2_fused_sum_squares(const lm_gpt2 *m, uint8_t *covered) {
     memset(covered, 0, (size_t)m->table.n);
     if (!m->fused_valid) return 0.0;
+    if (m->fused_all) {
+        memset(covered, 1, (size_t)m->table.n);
+        return m->fused_sumsq;
+    }
     for (int l = 0; l < m->cfg.n_layer; l++) {
         static const int weights[] = {P_QKV_W, P_ATTPROJ_W, P_FC_W, P_FCPROJ_W};
         for (int k = 0; k < 4; k++) covered[P_LAYER0 + l * P_PER_LAYER + weights[k]] = 1;
@@ -145,67 +168,68 @@ double lm_gpt2_last_loss_sum(const lm_gpt2 *m, int *counted) {
     return m->last_loss_sum;
 }
 
-/* Carves every activation buffer for (B, T) out of one allocation. The
- * training step then runs without a single malloc. */
-static lm_status lm_gpt2_alloc_acts(lm_gpt2 *m, int B, int T) {
-    if (m->act_mem && B * T <= m->act_B * m->act_T && B <= m->act_B && T <= m->act_T) {
-        return LM_OK;
-    }
-    lm_gpt2_free_acts(m);
+/* Carves every activation buffer of a part for (B, T) out of one
+ * allocation, so a training step runs without a single malloc; parts after
+ * the first also get a gradient buffer of their own. */
+static lm_status lm_gpt2_alloc_part(lm_gpt2 *m, lm_gpt2_part *p, int B, int T, int own_grads) {
+    if (own_grads && !p->own_grads && !(p->own_grads = lm_alloc_huge(m->table.total * sizeof(float))))
+        return lm_error(LM_ERR_NOMEM, "out of memory for a data-parallel gradient buffer");
+    if (p->act_mem && B * T <= p->act_B * p->act_T && B <= p->act_B && T <= p->act_T) return LM_OK;
+    float *keep = p->own_grads;
+    p->own_grads = NULL;
+    lm_gpt2_free_part(p);
+    p->own_grads = keep;
     const lm_model_config *c = &m->cfg;
     size_t BT = (size_t)B * T, C = (size_t)c->n_embd, L = (size_t)c->n_layer, F = (size_t)c->n_inner;
     size_t V = (size_t)c->vocab_size, NH = (size_t)c->n_head;
     lm_attention_shape as = {.B = B, .T = T, .NH = c->n_head, .NKV = c->n_head, .HS = c->n_embd / c->n_head,
                              .q_stride = 3 * c->n_embd, .kv_stride = 3 * c->n_embd, .scale = 1.0f, .causal = 1};
+    lm_gpt2_acts *a = &p->acts;
     lm_float_slot plan[] = {
-        {&m->acts.encoded, BT * C},  {&m->acts.ln1, L * BT * C},     {&m->acts.ln1_mean, L * BT},
-        {&m->acts.ln1_rstd, L * BT}, {&m->acts.qkv, L * BT * 3 * C}, {&m->acts.atty, L * BT * C},
-        {&m->acts.lse, L * NH * BT}, {&m->acts.res2, L * BT * C},    {&m->acts.ln2, L * BT * C},
-        {&m->acts.ln2_mean, L * BT}, {&m->acts.ln2_rstd, L * BT},    {&m->acts.fch, L * BT * F},
-        {&m->acts.fch_gelu, L * BT * F}, {&m->acts.res3, L * BT * C}, {&m->acts.lnf, BT * C},
-        {&m->acts.lnf_mean, BT},     {&m->acts.lnf_rstd, BT},        {&m->acts.logits, BT * V},
-        {&m->acts.losses, BT},       {&m->acts.proj, BT * C},
+        {&a->encoded, BT * C},  {&a->ln1, L * BT * C},     {&a->ln1_mean, L * BT},
+        {&a->ln1_rstd, L * BT}, {&a->qkv, L * BT * 3 * C}, {&a->atty, L * BT * C},
+        {&a->lse, L * NH * BT}, {&a->res2, L * BT * C},    {&a->ln2, L * BT * C},
+        {&a->ln2_mean, L * BT}, {&a->ln2_rstd, L * BT},    {&a->fch, L * BT * F},
+        {&a->fch_gelu, L * BT * F}, {&a->res3, L * BT * C}, {&a->lnf, BT * C},
+        {&a->lnf_mean, BT},     {&a->lnf_rstd, BT},        {&a->logits, BT * V},
+        {&a->losses, BT},       {&a->proj, BT * C},
         /* backward scratch */
-        {&m->acts.dres, BT * C},     {&m->acts.dln, BT * C},         {&m->acts.dqkv, BT * 3 * C},
-        {&m->acts.datty, BT * C},    {&m->acts.dfch, BT * F},        {&m->acts.dfch_gelu, BT * F},
-        {&m->acts.attn_scratch, lm_attention_backward_scratch(&as)},
+        {&a->dres, BT * C},     {&a->dln, BT * C},         {&a->dqkv, BT * 3 * C},
+        {&a->datty, BT * C},    {&a->dfch, BT * F},        {&a->dfch_gelu, BT * F},
+        {&a->attn_scratch, lm_attention_backward_scratch(&as)},
     };
-    m->act_mem = lm_alloc_slots(plan, sizeof plan / sizeof *plan);
-    m->ids = malloc(BT * sizeof(int32_t));
-    m->targets = malloc(BT * sizeof(int32_t));
-    m->pos = malloc(BT * sizeof(int32_t));
-    if (!m->act_mem || !m->ids || !m->targets || !m->pos) {
-        lm_gpt2_free_acts(m);
+    p->act_mem = lm_alloc_slots(plan, sizeof plan / sizeof *plan);
+    p->ids = malloc(BT * sizeof(int32_t));
+    p->targets = malloc(BT * sizeof(int32_t));
+    p->pos = malloc(BT * sizeof(int32_t));
+    if (!p->act_mem || !p->ids || !p->targets || !p->pos) {
+        lm_gpt2_free_part(p);
         return lm_error(LM_ERR_NOMEM, "out of memory for activations (batch %d x %d)", B, T);
     }
-    m->act_B = B;
-    m->act_T = T;
+    p->act_B = B;
+    p->act_T = T;
     return LM_OK;
 }
 
-lm_status lm_gpt2_forward(lm_gpt2 *m, const int32_t *ids, const int32_t *targets, int B, int T, float *loss) {
+static lm_attention_shape lm_gpt2_attention_shape(const lm_model_config *c, int B, int T) {
+    int C = c->n_embd, NH = c->n_head;
+    return (lm_attention_shape){.B = B, .T = T, .NH = NH, .NKV = NH, .HS = C / NH, .q_stride = 3 * C,
+                                .kv_stride = 3 * C, .scale = 1.0f / sqrtf((float)(C / NH)), .causal = 1};
+}
+
+/* The forward of one part over the ids (and targets) already in it; the
+ * loss gradient, scaled by inv_count, overwrites its logits. */
+static void lm_gpt2_part_forward(const lm_gpt2 *m, lm_gpt2_part *p, int with_targets, float inv_count) {
     const lm_model_config *c = &m->cfg;
-    if (B < 1 || T < 1) return lm_error(LM_ERR_ARG, "gpt2 forward: batch %d x %d is empty", B, T);
-    if (T > c->n_ctx) return lm_error(LM_ERR_RANGE, "gpt2 forward: sequence length %d exceeds the context %d", T, c->n_ctx);
-    for (int i = 0; i < B * T; i++)
-        if (ids[i] < 0 || ids[i] >= c->vocab_size)
-            return lm_error(LM_ERR_RANGE, "gpt2 forward: token id %d at position %d is outside the vocabulary [0, %d)", ids[i], i,
-                            c->vocab_size);
-    LM_TRY(lm_gpt2_alloc_acts(m, B, T));
-    m->B = B;
-    m->T = T;
-    m->has_targets = targets != NULL;
-    int BT = B * T, C = c->n_embd, NH = c->n_head, F = c->n_inner, V = c->vocab_size;
-    memcpy(m->ids, ids, (size_t)BT * sizeof *ids);
+    int B = p->B, T = p->T, BT = B * T, C = c->n_embd, NH = c->n_head, F = c->n_inner, V = c->vocab_size;
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) m->pos[b * T + t] = t;
-    lm_gpt2_acts *a = &m->acts;
+        for (int t = 0; t < T; t++) p->pos[b * T + t] = t;
+    lm_gpt2_acts *a = &p->acts;
     float *P = m->params;
     float eps = c->layer_norm_eps;
-    lm_attention_shape as = {.B = B, .T = T, .NH = NH, .NKV = NH, .HS = C / NH, .q_stride = 3 * C, .kv_stride = 3 * C,
-                             .scale = 1.0f / sqrtf((float)(C / NH)), .causal = 1};
+    lm_attention_shape as = lm_gpt2_attention_shape(c, B, T);
 
-    lm_embedding_forward(a->encoded, m->ids, m->pos, lm_at(m, P, P_WTE), lm_at(m, P, P_WPE), BT, C);
+    lm_embedding_forward(a->encoded, p->ids, p->pos, lm_at(m, P, P_WTE), lm_at(m, P, P_WPE), BT, C);
     for (int l = 0; l < c->n_layer; l++) {
         size_t lo = (size_t)l * BT;
         const float *residual = l == 0 ? a->encoded : a->res3 + (lo - BT) * C;
@@ -230,52 +254,74 @@ lm_status lm_gpt2_forward(lm_gpt2 *m, const int32_t *ids, const int32_t *targets
     lm_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, lm_at(m, P, P_LNF_W(L)), lm_at(m, P, P_LNF_B(L)), BT, C, eps);
     /* LM head: logits = lnf @ wte^T (weights tied to the token embedding). */
     lm_linear_forward(a->logits, a->lnf, lm_at(m, P, P_WTE), NULL, BT, C, V);
-    if (!targets) {
-        if (loss) *loss = 0;
-        return LM_OK;
-    }
-    memcpy(m->targets, targets, (size_t)BT * sizeof *targets);
-    for (int i = 0; i < BT; i++)
-        if (targets[i] >= V) return lm_error(LM_ERR_RANGE, "gpt2 forward: target id %d at position %d is outside the vocabulary", targets[i], i);
-    int counted = 0;
-    for (int i = 0; i < BT; i++) counted += targets[i] >= 0;
+    p->loss_sum = 0;
+    p->counted = 0;
+    if (!with_targets) return;
     /* Loss and its gradient in one pass; the gradient overwrites the logits
-     * (they are not needed again) and is already divided by the count. */
-    lm_cross_entropy_forward_backward(a->losses, a->logits, a->logits, m->targets, BT, V,
-                                      counted ? 1.0f / (float)counted : 0.0f);
+     * (they are not needed again) and is already divided by the count of
+     * the whole batch. */
+    lm_cross_entropy_forward_backward(a->losses, a->logits, a->logits, p->targets, BT, V, inv_count);
+    for (int i = 0; i < BT; i++) {
+        p->loss_sum += a->losses[i];
+        p->counted += p->targets[i] >= 0;
+    }
+}
+
+lm_status lm_gpt2_forward(lm_gpt2 *m, const int32_t *ids, const int32_t *targets, int B, int T, float *loss) {
+    const lm_model_config *c = &m->cfg;
+    if (B < 1 || T < 1) return lm_error(LM_ERR_ARG, "gpt2 forward: batch %d x %d is empty", B, T);
+    if (T > c->n_ctx) return lm_error(LM_ERR_RANGE, "gpt2 forward: sequence length %d exceeds the context %d", T, c->n_ctx);
+    int V = c->vocab_size, BT = B * T;
+    for (int i = 0; i < BT; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return lm_error(LM_ERR_RANGE, "gpt2 forward: token id %d at position %d is outside the vocabulary [0, %d)", ids[i], i, V);
+    int counted = 0;
+    if (targets)
+        for (int i = 0; i < BT; i++) {
+            if (targets[i] >= V)
+                return lm_error(LM_ERR_RANGE, "gpt2 forward: target id %d at position %d is outside the vocabulary", targets[i], i);
+            counted += targets[i] >= 0;
+        }
+    /* Parts only where a loss is all the caller reads: the logits of a
+     * forward without targets stay in one buffer (lm_gpt2_logits). */
+    int n = targets && m->parts > 1 ? (m->parts < B ? m->parts : B) : 1;
+    for (int r = 0; r < n; r++) {
+        lm_gpt2_part *p = &m->part[r];
+        int b0 = B * r / n, b1 = B * (r + 1) / n;
+        LM_TRY(lm_gpt2_alloc_part(m, p, b1 - b0, T, r > 0 && m->grads));
+        p->B = b1 - b0;
+        p->T = T;
+        memcpy(p->ids, ids + (size_t)b0 * T, (size_t)p->B * T * sizeof *ids);
+        if (targets) memcpy(p->targets, targets + (size_t)b0 * T, (size_t)p->B * T * sizeof *targets);
+    }
+    m->used_parts = n;
+    m->has_targets = targets != NULL;
+    float inv_count = counted ? 1.0f / (float)counted : 0.0f;
+    if (n == 1) {
+        lm_gpt2_part_forward(m, &m->part[0], targets != NULL, inv_count);
+    } else {
+        /* One part per thread; the kernels inside run single-threaded. */
+#pragma omp parallel for schedule(static, 1) num_threads(n)
+        for (int r = 0; r < n; r++) lm_gpt2_part_forward(m, &m->part[r], 1, inv_count);
+    }
     double sum = 0;
-    for (int i = 0; i < BT; i++) sum += a->losses[i];
+    for (int r = 0; r < n; r++) sum += m->part[r].loss_sum;
     m->last_loss_sum = sum;
     m->last_counted = counted;
     if (loss) *loss = counted ? (float)(sum / counted) : 0.0f;
     return LM_OK;
 }
 
-lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale) {
-    if (!m->grads) return lm_error(LM_ERR_ARG, "gpt2 backward: model was created without gradients");
-    if (!m->has_targets) return lm_error(LM_ERR_ARG, "gpt2 backward: the last forward had no targets");
+/* The backward of one part into the gradient buffer G: beta 0 overwrites
+ * the weight matrices' gradients (the caller has zeroed the rest), beta 1
+ * adds to them. sq (NULL: none) sums their squares as they are stored. */
+static void lm_gpt2_part_backward(const lm_gpt2 *m, lm_gpt2_part *p, float *G, float grad_scale, float gbeta, double *sq) {
     const lm_model_config *c = &m->cfg;
-    int B = m->B, T = m->T, BT = B * T, C = c->n_embd, NH = c->n_head, F = c->n_inner, V = c->vocab_size, L = c->n_layer;
-    lm_gpt2_acts *a = &m->acts;
-    float *P = m->params, *G = m->grads;
-    lm_attention_shape as = {.B = B, .T = T, .NH = NH, .NKV = NH, .HS = C / NH, .q_stride = 3 * C, .kv_stride = 3 * C,
-                             .scale = 1.0f / sqrtf((float)(C / NH)), .causal = 1};
+    int B = p->B, T = p->T, BT = B * T, C = c->n_embd, NH = c->n_head, F = c->n_inner, V = c->vocab_size, L = c->n_layer;
+    lm_gpt2_acts *a = &p->acts;
+    float *P = m->params;
+    lm_attention_shape as = lm_gpt2_attention_shape(c, B, T);
     size_t BTC = (size_t)BT * C;
-    /* After zero_grad the weight matrices' gradient GEMMs overwrite
-     * (beta 0) instead of adding to zeros; only the small tensors (biases,
-     * norms, wpe), which kernels accumulate into, are zeroed here. */
-    float gbeta = 1.0f;
-    if (m->grad_zero_pending) {
-        for (int i = 0; i < m->table.n; i++)
-            if (!lm_gpt2_gemm_written(i)) memset(lm_at(m, G, i), 0, m->table.params[i].numel * sizeof(float));
-        m->grad_zero_pending = 0;
-        gbeta = 0.0f;
-    }
-    /* Overwriting, the weight GEMMs sum their gradients' squares as they
-     * store them; a backward that accumulates spoils that sum. */
-    m->fused_valid = gbeta == 0.0f;
-    m->fused_sumsq = 0;
-    double *sq = m->fused_valid ? &m->fused_sumsq : NULL;
 
     /* LM head. grad_scale rides on the GEMM's alpha, so no extra pass over
      * the [BT, V] logits gradient is needed. */
@@ -313,7 +359,66 @@ lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale) {
         lm_layernorm_backward(a->dres, lm_layer_at(m, G, l, P_LN1_W), lm_layer_at(m, G, l, P_LN1_B), a->dln, residual,
                               lm_layer_at(m, P, l, P_LN1_W), a->ln1_mean + lo, a->ln1_rstd + lo, BT, C);
     }
-    lm_embedding_backward(lm_at(m, G, P_WTE), lm_at(m, G, P_WPE), a->dres, m->ids, m->pos, BT, C);
+    lm_embedding_backward(lm_at(m, G, P_WTE), lm_at(m, G, P_WPE), a->dres, p->ids, p->pos, BT, C);
+}
+
+/* Zeroes the tensors of G that a beta = 0 backward does not overwrite
+ * (biases, norms, wpe: kernels accumulate into them). */
+static void lm_gpt2_zero_accumulated(const lm_gpt2 *m, float *G) {
+    for (int i = 0; i < m->table.n; i++)
+        if (!lm_gpt2_gemm_written(i)) memset(lm_at(m, G, i), 0, m->table.params[i].numel * sizeof(float));
+}
+
+/* Chunks of the gradient buffer the parts are added up in: a fixed count,
+ * so the sum of squares comes out the same for any thread count. */
+#define LM_GPT2_REDUCE_CHUNKS 64
+
+lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale) {
+    if (!m->grads) return lm_error(LM_ERR_ARG, "gpt2 backward: model was created without gradients");
+    if (!m->has_targets) return lm_error(LM_ERR_ARG, "gpt2 backward: the last forward had no targets");
+    float *G = m->grads;
+    /* After zero_grad the weight matrices' gradient GEMMs overwrite
+     * (beta 0) instead of adding to zeros; only the small tensors, which
+     * kernels accumulate into, are zeroed here. */
+    float gbeta = 1.0f;
+    if (m->grad_zero_pending) {
+        lm_gpt2_zero_accumulated(m, G);
+        m->grad_zero_pending = 0;
+        gbeta = 0.0f;
+    }
+    /* Overwriting, the backward sums the gradients' squares as it stores
+     * them; a backward that accumulates spoils that sum. */
+    m->fused_valid = gbeta == 0.0f;
+    m->fused_all = m->used_parts > 1;
+    m->fused_sumsq = 0;
+    int n = m->used_parts;
+    if (n == 1) {
+        lm_gpt2_part_backward(m, &m->part[0], G, grad_scale, gbeta, m->fused_valid ? &m->fused_sumsq : NULL);
+    } else {
+        /* Each part computes its gradients side by side (the first into G,
+         * the others into their own buffers, overwritten), then every
+         * thread adds a share of chunks of the others into G, summing the
+         * squares of the result on the way. */
+        size_t total = m->table.total;
+        double chunk_sq[LM_GPT2_REDUCE_CHUNKS];
+        int want_sq = m->fused_valid;
+#pragma omp parallel num_threads(n)
+        {
+#pragma omp for schedule(static, 1)
+            for (int r = 0; r < n; r++) {
+                lm_gpt2_part *p = &m->part[r];
+                if (r > 0) lm_gpt2_zero_accumulated(m, p->own_grads);
+                lm_gpt2_part_backward(m, p, r == 0 ? G : p->own_grads, grad_scale, r == 0 ? gbeta : 0.0f, NULL);
+            }
+#pragma omp for schedule(static)
+            for (int k = 0; k < LM_GPT2_REDUCE_CHUNKS; k++) {
+                size_t i0 = total * (size_t)k / LM_GPT2_REDUCE_CHUNKS, i1 = total * (size_t)(k + 1) / LM_GPT2_REDUCE_CHUNKS;
+                for (int r = 1; r < n; r++) lm_add(G + i0, G + i0, m->part[r].own_grads + i0, i1 - i0);
+                chunk_sq[k] = want_sq ? lm_sum_squares_serial(G + i0, i1 - i0) : 0.0;
+            }
+        }
+        for (int k = 0; k < LM_GPT2_REDUCE_CHUNKS; k++) m->fused_sumsq += chunk_sq[k];
+    }
     m->has_targets = 0; /* the logits buffer now holds gradients; a second backward would be wrong */
     return LM_OK;
 }

@@ -13,21 +13,34 @@ typedef struct {
     float *dres, *dln, *dqkv, *datty, *dfch, *dfch_gelu, *attn_scratch;
 } lm_gpt2_acts;
 
-struct lm_gpt2 {
-    lm_model_config cfg;
-    lm_param_table table;
-    float *params, *grads;
+/* A slice of a batch's rows with its activations: what one thread runs
+ * when a step is data parallel, and the whole batch otherwise. */
+typedef struct {
     float *act_mem;
     lm_gpt2_acts acts;
     int act_B, act_T; /* capacity of the activation buffers */
     int B, T;         /* shape of the last forward */
     int32_t *ids, *targets, *pos;
+    float *own_grads; /* parts after the first: their gradients, added into the model's after backward */
+    double loss_sum;
+    int counted;
+} lm_gpt2_part;
+
+struct lm_gpt2 {
+    lm_model_config cfg;
+    lm_param_table table;
+    float *params, *grads;
+    lm_gpt2_part part[LM_GPT2_MAX_PARTS];
+    int parts;      /* lm_gpt2_set_data_parallel (1: kernels split each op among the threads) */
+    int used_parts; /* by the last forward */
     int has_targets;
     int grad_zero_pending; /* zero_grad was called: the next backward overwrites */
-    /* the block weight matrices' sum of squared gradients, summed by the
-     * backward that overwrote them (valid: no backward added to it since) */
+    /* the sum of squared gradients the backward that overwrote them summed
+     * as it stored them: the block weight matrices' (fused_all 0), or, when
+     * parts were added up, every tensor's (fused_all 1). Valid while no
+     * backward has added to them since. */
     double fused_sumsq;
-    int fused_valid;
+    int fused_valid, fused_all;
     double last_loss_sum;
     int last_counted;
 };

@@ -30,13 +30,14 @@ static void lm_remove_dir(const char *dir) {
 }
 
 static json_t *lm_options_to_json(const lm_train_options *o) {
-    return json_pack("{s:s, s:i, s:i, s:i, s:I, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:i, s:I}",
+    return json_pack("{s:s, s:i, s:i, s:i, s:I, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:i, s:I, s:i}",
                      "data_dir", o->data_dir, "batch", o->batch, "seq_len", o->seq_len, "grad_accum", o->grad_accum, "steps",
                      (json_int_t)o->steps, "max_lr", (double)o->lr.max_lr, "min_lr", (double)o->lr.min_lr, "warmup",
                      (json_int_t)o->lr.warmup, "lr_total", (json_int_t)o->lr.total, "weight_decay", (double)o->weight_decay,
                      "beta1", (double)o->beta1, "beta2", (double)o->beta2, "eps", (double)o->eps, "clip", (double)o->clip,
                      "eval_every", (json_int_t)o->eval_every, "save_every", (json_int_t)o->save_every, "log_every",
-                     (json_int_t)o->log_every, "eval_batches", o->eval_batches, "seed", (json_int_t)o->seed);
+                     (json_int_t)o->log_every, "eval_batches", o->eval_batches, "seed", (json_int_t)o->seed,
+                     "data_parallel", o->data_parallel);
 }
 
 lm_status lm_checkpoint_save(const char *run_dir, const lm_gpt2 *m, const lm_adamw *opt, long step, const lm_train_options *o) {
@@ -170,6 +171,8 @@ lm_status lm_checkpoint_read_state(const char *run_dir, lm_train_options *o, lon
         o->log_every = (long)lm_jnum(opts, "log_every", (double)o->log_every);
         o->eval_batches = (int)lm_jnum(opts, "eval_batches", o->eval_batches);
         o->seed = (uint64_t)lm_jnum(opts, "seed", (double)o->seed);
+        /* runs saved before data parallelism ran whole batches */
+        o->data_parallel = (int)lm_jnum(opts, "data_parallel", 1);
     }
     json_decref(st);
     free(state_path);

@@ -121,6 +121,8 @@ static lm_status lm_validate_options(const lm_train_options *o) {
     if (o->weight_decay < 0) return lm_error(LM_ERR_ARG, "--weight-decay %g must be >= 0", o->weight_decay);
     if (o->clip < 0) return lm_error(LM_ERR_ARG, "--clip %g must be >= 0 (0 disables)", o->clip);
     if (o->eval_batches < 1) return lm_error(LM_ERR_ARG, "--eval-batches %d must be >= 1", o->eval_batches);
+    if (o->data_parallel < 0 || o->data_parallel > LM_GPT2_MAX_PARTS)
+        return lm_error(LM_ERR_ARG, "--data-parallel %d must be in [0, %d] (0: automatic)", o->data_parallel, LM_GPT2_MAX_PARTS);
     return LM_OK;
 }
 
@@ -183,6 +185,8 @@ static lm_status lm_trainer_setup(lm_trainer *tr, const lm_train_options *opts) 
         s = lm_error(LM_ERR_ARG, "%s: data vocabulary %d does not match the model's %d", tr->o.data_dir, tr->train.vocab_size,
                      cfg.vocab_size);
     if (s == LM_OK) s = lm_gpt2_create(&cfg, 1, tr->o.seed, &tr->model);
+    if (s == LM_OK && tr->o.data_parallel == 0) tr->o.data_parallel = lm_gpt2_auto_parts(&cfg, tr->o.batch, lm_get_threads());
+    if (s == LM_OK) s = lm_gpt2_set_data_parallel(tr->model, tr->o.data_parallel);
     if (s == LM_OK)
         s = lm_adamw_init(&tr->opt, lm_gpt2_params(tr->model)->total, tr->o.beta1, tr->o.beta2, tr->o.eps, tr->o.weight_decay);
     if (s == LM_OK && ckpt_dir) s = lm_checkpoint_load(ckpt_dir, tr->model, &tr->opt);

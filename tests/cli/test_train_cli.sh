@@ -30,9 +30,12 @@ last=$(tail -1 "$TMP/runA/metrics.jsonl" | sed 's/.*"loss": \([0-9.e+-]*\).*/\1/
 awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }' && ok || bad "loss did not decrease ($first -> $last)"
 
 # Interrupted at step 4, then resumed to 8: identical losses, bit for bit.
+# Width 32 on 2 threads trains data parallel (2 batch slices); the run
+# keeps that count, so a resume on 1 thread sums in the same order.
 expect_ok "train stop at 4" "$LMKIT" train "${TRAIN[@]}" --steps 8 --stop-at 4 --out "$TMP/runB"
 [ "$(wc -l < "$TMP/runB/metrics.jsonl")" -eq 4 ] && ok || bad "stopped run should have 4 metric lines"
-expect_ok "resume" "$LMKIT" train --resume "$TMP/runB" --threads 2
+grep -q '"data_parallel": 2' "$TMP/runB/checkpoint-4/trainer_state.json" && ok || bad "trainer state should record 2 data-parallel parts"
+expect_ok "resume" "$LMKIT" train --resume "$TMP/runB" --threads 1
 strip() { sed 's/"tokens_per_sec": [0-9.]*, "elapsed_s": [0-9.]*//' "$1"; }
 if diff <(strip "$TMP/runA/metrics.jsonl") <(strip "$TMP/runB/metrics.jsonl") >/dev/null; then ok; else bad "resumed losses differ from the uninterrupted run"; fi
 cmp -s "$TMP/runA/model.safetensors" "$TMP/runB/model.safetensors" && ok || bad "resumed weights differ"
@@ -74,6 +77,9 @@ grep -q "stopped at the model's context length" "$TMP/err" && ok || bad "no-cont
 # Bad input
 expect_error "unknown flag" "unknown option '--bogus'" "$LMKIT" train --bogus 1
 expect_error "bad number" "'abc' is not an integer" "$LMKIT" train --steps abc
+expect_error "bad data parallel" "--data-parallel -1 must be in" "$LMKIT" train --data "$TMP/data" --out "$TMP/x" --data-parallel -1
+expect_error "too many parts" "--data-parallel 99 must be in" "$LMKIT" train "${TRAIN[@]}" --out "$TMP/x99" --data-parallel 99
+[ ! -e "$TMP/x99" ] && ok || bad "a rejected --data-parallel left a run directory"
 expect_error "missing data" "train.bin" "$LMKIT" train --data "$TMP/nope" --out "$TMP/x" --steps 1
 : > "$TMP/empty.txt"
 expect_error "empty corpus" "corpus is empty" "$LMKIT" prepare "$TMP/empty.txt" --tokenizer bytes --out "$TMP/d2"

@@ -69,38 +69,28 @@ static double compare_params(const lm_param_table *tab, const float *mine, const
     return worst;
 }
 
-int main(void) {
-    lm_set_threads(2);
+/* Loss, gradients, accumulation and 3 AdamW steps against the goldens,
+ * with the batch split into `parts` data-parallel slices (1: none). */
+static void check_training(const lm_safetensors *gold, int parts) {
     lm_gpt2 *m = NULL;
     CHECK_OK(lm_gpt2_open_dir(test_src_path("tests/golden/gpt2_tiny/model"), 1, &m));
-    if (!m) TEST_MAIN_END();
-    lm_safetensors gold;
-    CHECK_OK(lm_safetensors_open(test_src_path("tests/golden/gpt2_tiny/golden.safetensors"), &gold));
-    const lm_st_tensor *ids_t = lm_safetensors_find(&gold, "input_ids"), *tg_t = lm_safetensors_find(&gold, "targets");
-    CHECK(ids_t && tg_t && ids_t->dtype == LM_DTYPE_I32 && ids_t->ndim == 2);
+    if (!m) return;
+    CHECK_OK(lm_gpt2_set_data_parallel(m, parts));
+    const lm_st_tensor *ids_t = lm_safetensors_find(gold, "input_ids"), *tg_t = lm_safetensors_find(gold, "targets");
     int B = (int)ids_t->shape[0], T = (int)ids_t->shape[1];
     const int32_t *ids = ids_t->data, *targets = tg_t->data;
-    int V = lm_gpt2_config(m)->vocab_size;
-
-    /* logits without targets */
-    CHECK_OK(lm_gpt2_forward(m, ids, NULL, B, T, NULL));
     int64_t n = 0;
-    float *ref_logits = tensor_f32(&gold, "logits", &n);
-    CHECK(n == (int64_t)B * T * V);
-    double e = test_max_rel_err(lm_gpt2_logits(m), ref_logits, (size_t)n, 1.0);
-    CHECK_MSG(e <= 1e-4, "logits rel err %g", e);
-    free(ref_logits);
-
+    double e;
     /* loss and gradients */
     float loss = 0;
     CHECK_OK(lm_gpt2_forward(m, ids, targets, B, T, &loss));
-    float *ref_loss = tensor_f32(&gold, "loss", &n);
-    CHECK_MSG(fabs(loss - ref_loss[0]) <= 1e-4 * fabs(ref_loss[0]), "loss %g vs %g", loss, ref_loss[0]);
+    float *ref_loss = tensor_f32(gold, "loss", &n);
+    CHECK_MSG(fabs(loss - ref_loss[0]) <= 1e-4 * fabs(ref_loss[0]), "parts %d: loss %g vs %g", parts, loss, ref_loss[0]);
     lm_gpt2_zero_grad(m);
     CHECK_OK(lm_gpt2_backward(m, 1.0f));
     char worst[160] = "";
-    e = compare_params(lm_gpt2_params(m), lm_gpt2_grad_data(m), &gold, "grad.", worst);
-    CHECK_MSG(e <= 1e-3, "gradient rel err %g (worst: %s)", e, worst);
+    e = compare_params(lm_gpt2_params(m), lm_gpt2_grad_data(m), gold, "grad.", worst);
+    CHECK_MSG(e <= 1e-3, "parts %d: gradient rel err %g (worst: %s)", parts, e, worst);
 
     /* A second backward without zero_grad accumulates: exactly twice the
      * gradient (up to the rounding of wte's two contributions). The first
@@ -124,7 +114,7 @@ int main(void) {
             }
             worst2 = fmax(worst2, err / (top + 1e-30));
         }
-        CHECK_MSG(worst2 <= 1e-5, "accumulated gradient vs twice one backward: rel err %g", worst2);
+        CHECK_MSG(worst2 <= 1e-5, "parts %d: accumulated gradient vs twice one backward: rel err %g", parts, worst2);
         /* Accumulated, the GEMMs' norm share is void: nothing covered. */
         uint8_t *cov = malloc((size_t)t->n);
         CHECK(lm_gpt2_fused_sum_squares(m, cov) == 0.0 && memchr(cov, 1, (size_t)t->n) == NULL);
@@ -150,19 +140,49 @@ int main(void) {
          * rest (1e-6: their tiles sum in fp32). */
         uint8_t *cov = malloc((size_t)tab->n);
         double fused = lm_gpt2_fused_sum_squares(m, cov);
-        double parts = sqrt(fused + lm_grad_sum_squares(tab, lm_gpt2_grad_data(m), NULL, cov));
-        CHECK_MSG(fused > 0 && fabs(parts - norm) <= 1e-6 * norm, "step %d: fused norm %.10g vs %.10g", s, parts, norm);
+        double fused_norm = sqrt(fused + lm_grad_sum_squares(tab, lm_gpt2_grad_data(m), NULL, cov));
+        CHECK_MSG(fused > 0 && fabs(fused_norm - norm) <= 1e-6 * norm, "parts %d, step %d: fused norm %.10g vs %.10g", parts, s, fused_norm, norm);
         free(cov);
         float lr = lm_lr_at(&sched, s);
         CHECK_MSG(fabsf(lr - ref_lrs[s]) < 1e-9f, "lr(%d) = %g", s, lr);
         lm_adamw_step_scaled(&opt, tab, lm_gpt2_param_data(m), lm_gpt2_grad_data(m), lr, clip_scale);
     }
-    e = compare_params(tab, lm_gpt2_param_data(m), &gold, "step3.", worst);
-    CHECK_MSG(e <= 1e-3, "params after 3 steps rel err %g (worst: %s)", e, worst);
+    e = compare_params(tab, lm_gpt2_param_data(m), gold, "step3.", worst);
+    CHECK_MSG(e <= 1e-3, "parts %d: params after 3 steps rel err %g (worst: %s)", parts, e, worst);
     lm_adamw_free(&opt);
     free(ref_loss);
-    lm_safetensors_close(&gold);
     lm_gpt2_free(m);
+
+}
+
+int main(void) {
+    lm_set_threads(2);
+    lm_gpt2 *m = NULL;
+    CHECK_OK(lm_gpt2_open_dir(test_src_path("tests/golden/gpt2_tiny/model"), 1, &m));
+    if (!m) TEST_MAIN_END();
+    lm_safetensors gold;
+    CHECK_OK(lm_safetensors_open(test_src_path("tests/golden/gpt2_tiny/golden.safetensors"), &gold));
+    const lm_st_tensor *ids_t = lm_safetensors_find(&gold, "input_ids"), *tg_t = lm_safetensors_find(&gold, "targets");
+    CHECK(ids_t && tg_t && ids_t->dtype == LM_DTYPE_I32 && ids_t->ndim == 2);
+    int B = (int)ids_t->shape[0], T = (int)ids_t->shape[1];
+    const int32_t *ids = ids_t->data;
+    int V = lm_gpt2_config(m)->vocab_size;
+
+    /* logits without targets */
+    CHECK_OK(lm_gpt2_forward(m, ids, NULL, B, T, NULL));
+    int64_t n = 0;
+    float *ref_logits = tensor_f32(&gold, "logits", &n);
+    CHECK(n == (int64_t)B * T * V);
+    double e = test_max_rel_err(lm_gpt2_logits(m), ref_logits, (size_t)n, 1.0);
+    CHECK_MSG(e <= 1e-4, "logits rel err %g", e);
+    free(ref_logits);
+
+    lm_gpt2_free(m);
+    m = NULL;
+
+    /* whole batch, then split among threads unevenly (1 + 2 rows) and one row each */
+    for (int parts = 1; parts <= 3; parts++) check_training(&gold, parts);
+    lm_safetensors_close(&gold);
 
     /* greedy generation through the KV cache equals transformers' generate */
     CHECK_OK(lm_gpt2_open_dir(test_src_path("tests/golden/gpt2_tiny/model"), 0, &m));

@@ -18,7 +18,7 @@ static int lm_cmp_double(const void *a, const void *b) {
 
 int lm_bench_train(int argc, char **argv) {
     const char *arch = "gpt2", *preset = "124M";
-    int B = 4, T = 64, steps = 5, threads = 0, json = 0;
+    int B = 4, T = 64, steps = 5, threads = 0, json = 0, parts = 0;
     const lm_arg specs[] = {
         {"--arch", LM_ARG_STR, &arch, "gpt2"},
         {"--preset", LM_ARG_STR, &preset, "124M | 350M | tiny (124M)"},
@@ -26,6 +26,7 @@ int lm_bench_train(int argc, char **argv) {
         {"--seq-len", LM_ARG_INT, &T, "sequence length (64)"},
         {"--steps", LM_ARG_INT, &steps, "timed steps after one warm-up step; the median is reported (5)"},
         {"--threads", LM_ARG_INT, &threads, "CPU threads (default: all cores)"},
+        {"--data-parallel", LM_ARG_INT, &parts, "batch slices run side by side, one per thread (default: as lmkit train picks)"},
         {"--json", LM_ARG_FLAG, &json, "print one JSON object on stdout"},
         {NULL, 0, NULL, NULL},
     };
@@ -40,6 +41,11 @@ int lm_bench_train(int argc, char **argv) {
     lm_set_threads(threads);
     lm_gpt2 *m = NULL;
     if (lm_gpt2_create(&c, 1, 1, &m) != LM_OK) return lm_fail_status();
+    if (parts == 0) parts = lm_gpt2_auto_parts(&c, B, lm_get_threads());
+    if (lm_gpt2_set_data_parallel(m, parts) != LM_OK) {
+        lm_gpt2_free(m);
+        return lm_fail_status();
+    }
     const lm_param_table *tab = lm_gpt2_params(m);
     lm_adamw opt;
     if (lm_adamw_init(&opt, tab->total, 0.9f, 0.95f, 1e-8f, 0.1f) != LM_OK) {
@@ -87,14 +93,14 @@ int lm_bench_train(int argc, char **argv) {
         double params = (double)tab->total;
         if (json)
             printf("{\"arch\": \"gpt2\", \"preset\": \"%s\", \"params\": %.0f, \"batch\": %d, \"seq_len\": %d, \"threads\": %d, "
-                   "\"steps\": %d, \"ms_per_step\": %.3f, \"ms_min\": %.3f, \"cpu_ms_per_step\": %.3f, \"tokens_per_sec\": %.1f, "
+                   "\"data_parallel\": %d, \"steps\": %d, \"ms_per_step\": %.3f, \"ms_min\": %.3f, \"cpu_ms_per_step\": %.3f, \"tokens_per_sec\": %.1f, "
                    "\"gflops\": %.2f}\n",
-                   preset, params, B, T, lm_get_threads(), steps, med * 1e3, times[1] * 1e3, cpu_med * 1e3, B * T / med,
+                   preset, params, B, T, lm_get_threads(), parts, steps, med * 1e3, times[1] * 1e3, cpu_med * 1e3, B * T / med,
                    flops / med * 1e-9);
         else
-            printf("gpt2 %s (%.1fM params), batch %d x %d, %d threads: %.1f ms/step (median of %d; min %.1f; CPU %.1f ms), "
+            printf("gpt2 %s (%.1fM params), batch %d x %d, %d threads, %d parts: %.1f ms/step (median of %d; min %.1f; CPU %.1f ms), "
                    "%.0f tokens/s, %.1f GFLOP/s\n",
-                   preset, params / 1e6, B, T, lm_get_threads(), med * 1e3, steps, times[1] * 1e3, cpu_med * 1e3, B * T / med,
+                   preset, params / 1e6, B, T, lm_get_threads(), parts, med * 1e3, steps, times[1] * 1e3, cpu_med * 1e3, B * T / med,
                    flops / med * 1e-9);
     }
     free(times);
