@@ -118,17 +118,21 @@ static inline vi lane_mask(vi valid, int j0c, int lo, int hi) {
 }
 
 /* Transposed pack: dst[d * ldd + jj] = row (j0 + jj) of src, element d,
- * for jj < jn; zero for jn <= jj < width. */
+ * for jj < jn; zero for jn <= jj < width (a multiple of LM_VW). Tiles of
+ * LM_VW keys x LM_VW elements go through a register transpose. */
 static inline void pack_t(float *dst, int ldd, const float *src, size_t stride, int j0, int jn, int width,
                           int HS) {
-    for (int jj = 0; jj < width; jj++) {
-        if (jj < jn) {
-            const float *r = src + (size_t)(j0 + jj) * stride;
-            for (int d = 0; d < HS; d++) dst[(size_t)d * ldd + jj] = r[d];
-        } else {
-            for (int d = 0; d < HS; d++) dst[(size_t)d * ldd + jj] = 0.0f;
+    for (int jt = 0; jt < width; jt += LM_VW)
+        for (int dt = 0; dt < HS; dt += LM_VW) {
+            int nd = imin(LM_VW, HS - dt);
+            vf r[LM_VW];
+            for (int q = 0; q < LM_VW; q++) {
+                const float *row = src + (size_t)(j0 + jt + q) * stride + dt;
+                r[q] = jt + q >= jn ? vset1(0.0f) : nd == LM_VW ? vload(row) : vload_part(row, (size_t)nd, 0.0f);
+            }
+            vtranspose(r);
+            for (int d = 0; d < nd; d++) vstore(dst + (size_t)(dt + d) * ldd + jt, r[d]);
         }
-    }
 }
 
 /* Row pack: rows [j0, j0+n) of src (HS floats each) into dst with HSP
@@ -201,51 +205,60 @@ static inline void mm_rows(float *S, int lds, int R, const float *X, int ldx, co
     }
 }
 
+/* Rows [0, ROWS) of the tile at Cacc, vectors [0, NV): Cacc[r][..] +=
+ * sum_{t<n} A(r, t) X[t][..], every accumulator in a register. ROWS and
+ * NV are constants at each call, so the loops unroll. */
+#define MM_ACC_TILE(ROWS, NV)                                                                                   \
+    static inline void mm_acc_tile_##ROWS##_##NV(float *Cacc, int ldc, const float *A, int a_rs, int a_ts, int n, \
+                                                 const float *X, int ldx) {                                     \
+        vf acc[ROWS][NV];                                                                                        \
+        for (int q = 0; q < ROWS; q++)                                                                           \
+            for (int c = 0; c < NV; c++) acc[q][c] = vload(Cacc + (size_t)q * ldc + c * LM_VW);                  \
+        for (int t = 0; t < n; t++) {                                                                            \
+            const float *x = X + (size_t)t * ldx;                                                                \
+            vf xv[NV];                                                                                           \
+            for (int c = 0; c < NV; c++) xv[c] = vload(x + c * LM_VW);                                           \
+            for (int q = 0; q < ROWS; q++) {                                                                     \
+                float sq = A[(size_t)q * a_rs + (size_t)t * a_ts];                                               \
+                for (int c = 0; c < NV; c++) acc[q][c] += sq * xv[c];                                            \
+            }                                                                                                    \
+        }                                                                                                        \
+        for (int q = 0; q < ROWS; q++)                                                                           \
+            for (int c = 0; c < NV; c++) vstore(Cacc + (size_t)q * ldc + c * LM_VW, acc[q][c]);                  \
+    }
+MM_ACC_TILE(8, 1)
+MM_ACC_TILE(4, 2)
+MM_ACC_TILE(2, 3)
+MM_ACC_TILE(2, 4)
+MM_ACC_TILE(1, 1)
+MM_ACC_TILE(1, 2)
+MM_ACC_TILE(1, 3)
+MM_ACC_TILE(1, 4)
+#undef MM_ACC_TILE
+
 /* Cacc[r][0 : NHV*VW] += sum_{t<n} A(r, t) * X[t][0 : NHV*VW] for r < R,
- * with A(r, t) = A[r*a_rs + t*a_ts]: two rows x VB vectors in registers. */
+ * with A(r, t) = A[r*a_rs + t*a_ts]. Columns go by VB vectors; rows by as
+ * many as keep eight accumulator chains going (a narrow head of one or two
+ * vectors takes eight or four rows at a time: with two, each FMA would
+ * wait on its chain's latency). */
 static inline void mm_acc(float *Cacc, int ldc, int R, const float *A, int a_rs, int a_ts, int n, const float *X,
                           int ldx, int NHV) {
     for (int cb = 0; cb < NHV; cb += VB) {
         int nv = imin(VB, NHV - cb);
+        float *C0 = Cacc + cb * LM_VW;
+        const float *X0 = X + cb * LM_VW;
         int r = 0;
-        for (; r + 2 <= R; r += 2) {
-            float *c0 = Cacc + (size_t)r * ldc + cb * LM_VW, *c1 = c0 + ldc;
-            vf a0[VB], a1[VB];
-            for (int c = 0; c < VB; c++) {
-                a0[c] = c < nv ? vload(c0 + c * LM_VW) : vset1(0.0f);
-                a1[c] = c < nv ? vload(c1 + c * LM_VW) : vset1(0.0f);
-            }
-            const float *ar0 = A + (size_t)r * a_rs, *ar1 = ar0 + a_rs;
-            for (int t = 0; t < n; t++) {
-                const float *x = X + (size_t)t * ldx + cb * LM_VW;
-                float s0 = ar0[(size_t)t * a_ts], s1 = ar1[(size_t)t * a_ts];
-                for (int c = 0; c < VB; c++)
-                    if (c < nv) {
-                        vf xv = vload(x + c * LM_VW);
-                        a0[c] += s0 * xv;
-                        a1[c] += s1 * xv;
-                    }
-            }
-            for (int c = 0; c < VB; c++)
-                if (c < nv) {
-                    vstore(c0 + c * LM_VW, a0[c]);
-                    vstore(c1 + c * LM_VW, a1[c]);
-                }
+#define MM_ACC_ROWS(ROWS, NV)                                                                            \
+    for (; r + (ROWS) <= R; r += (ROWS))                                                                  \
+        mm_acc_tile_##ROWS##_##NV(C0 + (size_t)r * ldc, ldc, A + (size_t)r * a_rs, a_rs, a_ts, n, X0, ldx); \
+    for (; r < R; r++) mm_acc_tile_1_##NV(C0 + (size_t)r * ldc, ldc, A + (size_t)r * a_rs, a_rs, a_ts, n, X0, ldx);
+        switch (nv) {
+        case 1: MM_ACC_ROWS(8, 1) break;
+        case 2: MM_ACC_ROWS(4, 2) break;
+        case 3: MM_ACC_ROWS(2, 3) break;
+        default: MM_ACC_ROWS(2, 4) break;
         }
-        for (; r < R; r++) {
-            float *c0 = Cacc + (size_t)r * ldc + cb * LM_VW;
-            vf a0[VB];
-            for (int c = 0; c < VB; c++) a0[c] = c < nv ? vload(c0 + c * LM_VW) : vset1(0.0f);
-            const float *ar0 = A + (size_t)r * a_rs;
-            for (int t = 0; t < n; t++) {
-                const float *x = X + (size_t)t * ldx + cb * LM_VW;
-                float s0 = ar0[(size_t)t * a_ts];
-                for (int c = 0; c < VB; c++)
-                    if (c < nv) a0[c] += s0 * vload(x + c * LM_VW);
-            }
-            for (int c = 0; c < VB; c++)
-                if (c < nv) vstore(c0 + c * LM_VW, a0[c]);
-        }
+#undef MM_ACC_ROWS
     }
 }
 
@@ -295,42 +308,50 @@ void LM_SFX(lm_attention_forward)(float *out, float *lse, const float *q, const 
                 pack_rows(Vp, HSP, vb, s->kv_stride, j0, jn, HS, 1.0f);
                 vi valid[NFV];
                 chunk_valid(s, b, j0, NFV, valid);
-                mm_rows(P + (size_t)ra * FKB, FKB, rb - ra, Qs + (size_t)ra * HSP, HSP, Kt, FKB, HS, NFV);
-                for (int r = ra; r < rb; r++) {
-                    int lo = key_lo(s, i0 + r), hi = key_hi(s, i0 + r);
-                    float *pr = P + (size_t)r * FKB;
-                    vf sc[NFV];
-                    vi mk[NFV];
-                    vf mx = vset1(-INFINITY);
-                    for (int c = 0; c < NFV; c++) {
-                        mk[c] = lane_mask(valid[c], j0 + c * LM_VW, lo, hi);
-                        sc[c] = vsel(mk[c], vload(pr + c * LM_VW), vset1(-INFINITY));
-                        mx = vmax(mx, sc[c]);
+                /* Rows go by groups of LM_VW, each over the keys its last
+                 * row can see: the causal triangle of a chunk costs about
+                 * half of its square. */
+                for (int g0 = ra; g0 < rb; g0 += LM_VW) {
+                    int g1 = imin(rb, g0 + LM_VW);
+                    int vis = imin(jn, key_hi(s, i0 + g1 - 1) - j0); /* keys [j0, j0 + vis) */
+                    int nv = (vis + LM_VW - 1) / LM_VW;
+                    mm_rows(P + (size_t)g0 * FKB, FKB, g1 - g0, Qs + (size_t)g0 * HSP, HSP, Kt, FKB, HS, nv);
+                    for (int r = g0; r < g1; r++) {
+                        int lo = key_lo(s, i0 + r), hi = key_hi(s, i0 + r);
+                        float *pr = P + (size_t)r * FKB;
+                        vf sc[NFV];
+                        vi mk[NFV];
+                        vf mx = vset1(-INFINITY);
+                        for (int c = 0; c < nv; c++) {
+                            mk[c] = lane_mask(valid[c], j0 + c * LM_VW, lo, hi);
+                            sc[c] = vsel(mk[c], vload(pr + c * LM_VW), vset1(-INFINITY));
+                            mx = vmax(mx, sc[c]);
+                        }
+                        float cmax = vhmax(mx);
+                        if (cmax == -INFINITY) { /* nothing visible in this chunk */
+                            memset(pr, 0, (size_t)nv * LM_VW * sizeof(float));
+                            continue;
+                        }
+                        float mnew = m[r] > cmax ? m[r] : cmax;
+                        float corr = expf(m[r] - mnew); /* 0 on the first visible chunk */
+                        vf ps = vset1(0.0f);
+                        uint64_t didx = score_index(s, b, h, i0 + r, j0);
+                        for (int c = 0; c < nv; c++) {
+                            vf p = vsel(mk[c], vexp(sc[c] - mnew), vset1(0.0f));
+                            ps += p; /* the normaliser is the undropped sum */
+                            if (drop.on && vany(mk[c])) /* hash only keys the row sees */
+                                p *= drop_factors(drop.base, didx + (uint64_t)c * LM_VW, drop.threshold, drop.keep);
+                            vstore(pr + c * LM_VW, p);
+                        }
+                        l[r] = l[r] * corr + vhsum(ps);
+                        m[r] = mnew;
+                        if (corr != 1.0f) {
+                            float *a = acc + (size_t)r * HSP;
+                            for (int c = 0; c < NHV; c++) vstore(a + c * LM_VW, vload(a + c * LM_VW) * corr);
+                        }
                     }
-                    float cmax = vhmax(mx);
-                    if (cmax == -INFINITY) { /* nothing visible in this chunk */
-                        memset(pr, 0, FKB * sizeof(float));
-                        continue;
-                    }
-                    float mnew = m[r] > cmax ? m[r] : cmax;
-                    float corr = expf(m[r] - mnew); /* 0 on the first visible chunk */
-                    vf ps = vset1(0.0f);
-                    uint64_t didx = score_index(s, b, h, i0 + r, j0);
-                    for (int c = 0; c < NFV; c++) {
-                        vf p = vsel(mk[c], vexp(sc[c] - mnew), vset1(0.0f));
-                        ps += p; /* the normaliser is the undropped sum */
-                        if (drop.on && vany(mk[c])) /* hash only keys the row sees */
-                            p *= drop_factors(drop.base, didx + (uint64_t)c * LM_VW, drop.threshold, drop.keep);
-                        vstore(pr + c * LM_VW, p);
-                    }
-                    l[r] = l[r] * corr + vhsum(ps);
-                    m[r] = mnew;
-                    if (corr != 1.0f) {
-                        float *a = acc + (size_t)r * HSP;
-                        for (int c = 0; c < NHV; c++) vstore(a + c * LM_VW, vload(a + c * LM_VW) * corr);
-                    }
+                    mm_acc(acc + (size_t)g0 * HSP, HSP, g1 - g0, P + (size_t)g0 * FKB, FKB, 1, vis, Vp, HSP, NHV);
                 }
-                mm_acc(acc + (size_t)ra * HSP, HSP, rb - ra, P + (size_t)ra * FKB, FKB, 1, jn, Vp, HSP, NHV);
             }
             for (int r = 0; r < nr; r++) {
                 float *o = out + ((size_t)b * T + i0 + r) * NH * HS + (size_t)h * HS;

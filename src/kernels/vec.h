@@ -73,6 +73,35 @@ static inline float vhmax(vf v) {
     return s;
 }
 
+/* In-register transpose of an LM_VW x LM_VW tile: r[i][j] -> r[j][i].
+ * log2(LM_VW) butterfly stages; stage d pairs rows i and i + d and swaps
+ * the off-diagonal d x d blocks of each 2d x 2d block (one two-source
+ * permute per row). */
+#define LM_TR_LO(d, l) (((l) & (d)) ? (l) - (d) + LM_VW : (l))
+#define LM_TR_HI(d, l) (((l) & (d)) ? (l) + LM_VW : (l) + (d))
+#if LM_VW == 16
+#define LM_TR_MASK(F, d)                                                                                  \
+    (vi) { F(d, 0), F(d, 1), F(d, 2), F(d, 3), F(d, 4), F(d, 5), F(d, 6), F(d, 7), F(d, 8), F(d, 9), F(d, 10), \
+           F(d, 11), F(d, 12), F(d, 13), F(d, 14), F(d, 15) }
+#else
+#define LM_TR_MASK(F, d) (vi){F(d, 0), F(d, 1), F(d, 2), F(d, 3), F(d, 4), F(d, 5), F(d, 6), F(d, 7)}
+#endif
+#define LM_TR_STAGE(r, d)                                                              \
+    for (int i_ = 0; i_ < LM_VW; i_++)                                                 \
+        if (!(i_ & (d))) {                                                             \
+            vf a_ = (r)[i_], b_ = (r)[i_ + (d)];                                       \
+            (r)[i_] = __builtin_shuffle(a_, b_, LM_TR_MASK(LM_TR_LO, d));               \
+            (r)[i_ + (d)] = __builtin_shuffle(a_, b_, LM_TR_MASK(LM_TR_HI, d));         \
+        }
+static inline void vtranspose(vf r[LM_VW]) {
+#if LM_VW == 16
+    LM_TR_STAGE(r, 8)
+#endif
+    LM_TR_STAGE(r, 4)
+    LM_TR_STAGE(r, 2)
+    LM_TR_STAGE(r, 1)
+}
+
 /* exp(x) to about 1 ulp for x in [-87.3, 88]; inputs outside are clamped
  * (so exp never returns 0 or inf: 1.2e-38 and 1.65e38 at the ends).
  * Cephes expf: x = n*ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n built
