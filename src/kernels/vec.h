@@ -62,15 +62,33 @@ static inline vf vmax(vf a, vf b) { return (vf)_mm256_max_ps((__m256)a, (__m256)
 static inline vf vsqrt(vf a) { return (vf)_mm256_sqrt_ps((__m256)a); }
 #endif
 static inline vf vabs(vf a) { return (vf)((vi)a & 0x7fffffff); }
+/* Horizontal sum and max by halving (log2(LM_VW) dependent steps instead of
+ * LM_VW: a per-row reduction sits on the critical path of softmax-like
+ * loops). */
+#if LM_VW == 16
+#define LM_FOLD(v, op)                                                                                        \
+    do {                                                                                                      \
+        v = op(v, __builtin_shuffle(v, (vi){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));          \
+        v = op(v, __builtin_shuffle(v, (vi){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11}));          \
+        v = op(v, __builtin_shuffle(v, (vi){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13}));          \
+        v = op(v, __builtin_shuffle(v, (vi){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}));          \
+    } while (0)
+#else
+#define LM_FOLD(v, op)                                                         \
+    do {                                                                       \
+        v = op(v, __builtin_shuffle(v, (vi){4, 5, 6, 7, 0, 1, 2, 3}));          \
+        v = op(v, __builtin_shuffle(v, (vi){2, 3, 0, 1, 6, 7, 4, 5}));          \
+        v = op(v, __builtin_shuffle(v, (vi){1, 0, 3, 2, 5, 4, 7, 6}));          \
+    } while (0)
+#endif
+static inline vf vadd_(vf a, vf b) { return a + b; }
 static inline float vhsum(vf v) {
-    float s = 0;
-    for (int i = 0; i < LM_VW; i++) s += v[i];
-    return s;
+    LM_FOLD(v, vadd_);
+    return v[0];
 }
 static inline float vhmax(vf v) {
-    float s = v[0];
-    for (int i = 1; i < LM_VW; i++) s = v[i] > s ? v[i] : s;
-    return s;
+    LM_FOLD(v, vmax);
+    return v[0];
 }
 
 /* In-register transpose of an LM_VW x LM_VW tile: r[i][j] -> r[j][i].
