@@ -20,7 +20,7 @@ void *lm_alloc(size_t bytes) {
 
 void *lm_alloc_huge(size_t bytes) {
     const size_t huge = (size_t)2 << 20;
-    if (bytes < 4 * huge) return lm_alloc(bytes);
+    if (bytes < huge) return lm_alloc(bytes);
     size_t rounded = (bytes + huge - 1) & ~(huge - 1);
     void *p = aligned_alloc(huge, rounded);
     if (!p) {
@@ -39,7 +39,7 @@ void lm_free(void *p) { free(p); }
 float *lm_alloc_slots(const lm_float_slot *slots, size_t count) {
     size_t total = 0;
     for (size_t i = 0; i < count; i++) total += (slots[i].n + 15) & ~(size_t)15;
-    float *mem = lm_alloc(total * sizeof(float));
+    float *mem = lm_alloc_huge(total * sizeof(float));
     if (!mem) return NULL;
     float *cursor = mem;
     for (size_t i = 0; i < count; i++) {
