@@ -35,6 +35,27 @@ void lm_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
  * Deterministic for a given thread count. */
 void lm_sgemm_sumsq(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc, double *sumsq);
+/* What a GEMM can do on the side, in its own passes over B and C instead of
+ * passes of their own (AVX-512; other paths make the passes, with the same
+ * results up to rounding). Fields left 0 are off.
+ *   bias[N]      added to every row of C: C = alpha op(A) op(B) + beta C + bias;
+ *   addend       an M x N matrix (row stride ld_addend) added last, onto the
+ *                final sum: a residual connection, out = layer(h) + x,
+ *                written once;
+ *   sumsq        += the sum of squares of C's final values (a weight
+ *                gradient's share of the global norm);
+ *   b_colsum[N]  += each column of op(B) summed over its K rows, in row
+ *                order (the same for any thread count): the bias gradient of
+ *                a layer whose output gradient is B. */
+typedef struct {
+    const float *bias;
+    const float *addend;
+    int ld_addend;
+    double *sumsq;
+    float *b_colsum;
+} lm_sgemm_extras;
+void lm_sgemm_ex(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc, const lm_sgemm_extras *ex);
 /* C[M,N] = op(A) @ op(B) + bias, bias[N] added to every row (NULL: none);
  * C is overwritten. The AVX-512 path adds the bias as it stores C, so the
  * layer output is written once and never read back. */

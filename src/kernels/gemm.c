@@ -57,29 +57,45 @@ void lm_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
     lm_sgemm_openblas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-void lm_sgemm_sumsq(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                    const float *B, int ldb, float beta, float *C, int ldc, double *sumsq) {
+void lm_sgemm_ex(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc, const lm_sgemm_extras *ex) {
     if (M <= 0 || N <= 0) return;
     if (lm_simd_level() == LM_SIMD_AVX512) {
-        lm_sgemm_avx512_sumsq(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, sumsq);
+        lm_sgemm_avx512_ex(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ex);
         return;
     }
+    /* Elsewhere each extra is a pass of its own, in the order the fused
+     * store applies them: C = (alpha AB + beta C) + bias + addend. */
     lm_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    for (int i = 0; i < M; i++) *sumsq += lm_sum_squares(C + (size_t)i * ldc, (size_t)N);
+    if (ex->bias || ex->addend) {
+#pragma omp parallel for schedule(static) if ((long)M * N >= 65536)
+        for (int i = 0; i < M; i++) {
+            float *c = C + (size_t)i * ldc;
+            if (ex->bias)
+                for (int j = 0; j < N; j++) c[j] += ex->bias[j];
+            if (ex->addend) {
+                const float *r = ex->addend + (size_t)i * ex->ld_addend;
+                for (int j = 0; j < N; j++) c[j] += r[j];
+            }
+        }
+    }
+    if (ex->sumsq)
+        for (int i = 0; i < M; i++) *ex->sumsq += lm_sum_squares(C + (size_t)i * ldc, (size_t)N);
+    if (ex->b_colsum)
+        for (int k = 0; k < K; k++)
+            for (int j = 0; j < N; j++) ex->b_colsum[j] += trans_b ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+}
+
+void lm_sgemm_sumsq(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc, double *sumsq) {
+    lm_sgemm_extras ex = {.sumsq = sumsq};
+    lm_sgemm_ex(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ex);
 }
 
 void lm_sgemm_bias(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B,
                    int ldb, const float *bias, float *C, int ldc) {
-    if (M <= 0 || N <= 0) return;
-    if (bias && lm_simd_level() == LM_SIMD_AVX512) {
-        lm_sgemm_avx512_bias(trans_a, trans_b, M, N, K, A, lda, B, ldb, bias, C, ldc);
-        return;
-    }
-    if (bias) {
-#pragma omp parallel for schedule(static) if ((long)M * N >= 65536)
-        for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, bias, (size_t)N * sizeof *bias);
-    }
-    lm_sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, bias ? 1.0f : 0.0f, C, ldc);
+    lm_sgemm_extras ex = {.bias = bias};
+    lm_sgemm_ex(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, &ex);
 }
 
 /* ---- linear layer ---- */

@@ -152,8 +152,27 @@ AVX512 static void pack_a(float *dst, const float *A, int lda, int trans_a, int 
 static inline __mmask16 lane_mask(int n) { return (__mmask16)(n >= 16 ? 0xffff : n > 0 ? (1u << n) - 1 : 0); }
 
 /* B block: k [p0, p0+kc) x columns [j0, j0+nc) of op(B) -> panels of NR
- * columns, each laid out [k][NR], zero-padded past nc. */
-AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int j0, int nc, int p0, int kc) {
+ * columns, each laid out [k][NR], zero-padded past nc. colsum (NULL: none;
+ * only without trans_b) gets each column's values added in row order. */
+AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int j0, int nc, int p0, int kc,
+                          float *colsum) {
+    if (!trans_b && colsum) {
+        const float *s = B + (size_t)p0 * ldb + j0;
+        for (int k = 0; k < kc; k++) {
+            const float *row = s + (size_t)k * ldb;
+            for (int jr = 0; jr < nc; jr += NR) {
+                int nr = nc - jr < NR ? nc - jr : NR;
+                __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
+                float *d = dst + (size_t)jr * kc + (size_t)k * NR;
+                __m512 v0 = _mm512_maskz_loadu_ps(m0, row + jr), v1 = _mm512_maskz_loadu_ps(m1, row + jr + 16);
+                _mm512_store_ps(d, v0);
+                _mm512_store_ps(d + 16, v1);
+                _mm512_mask_storeu_ps(colsum + jr, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, colsum + jr), v0));
+                _mm512_mask_storeu_ps(colsum + jr + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, colsum + jr + 16), v1));
+            }
+        }
+        return;
+    }
     if (!trans_b) {
         /* op(B)[k][j] = B[k][j]: row by row, so the reads stream through
          * memory in order (the weights come from DRAM; the hardware
@@ -228,6 +247,11 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
                 x0 = _mm512_add_ps(x0, bias0);                                   \
                 x1 = _mm512_add_ps(x1, bias1);                                   \
             }                                                                    \
+            if (addend) {                                                        \
+                const float *ar = addend + (size_t)(i) * ld_add;                 \
+                x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(m0, ar));           \
+                x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(m1, ar + 16));      \
+            }                                                                    \
             _mm512_mask_storeu_ps(cr, m0, x0);                                   \
             _mm512_mask_storeu_ps(cr + 16, m1, x1);                              \
             if (sq) {                                                            \
@@ -239,7 +263,8 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
 
 /* sq (NULL: none) receives the sum of squares of the stored tile (lanes
  * past nr hold zeros: the B panel is zero-padded), for callers that want a
- * gradient's norm as it is written. */
+ * gradient's norm as it is written; addend (NULL: none; row stride ld_add)
+ * is added after the bias. */
 /* `rows` (a constant in each caller below) is how many rows of the tile are
  * computed: an edge panel of at most 4 or 8 rows (M = 256 = 21 * 12 + 4)
  * does not pay for 12. The A panel is either k-major (a_rows 0: MR floats
@@ -249,7 +274,8 @@ AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int 
                                                                       const float *restrict a,
                                                                       int a_ks, const float *restrict b, float *C,
                                                                       int ldc, int mr, int nr, float alpha,
-                                                                      float beta, const float *bias, double *sq) {
+                                                                      float beta, const float *bias, double *sq,
+                                                                      const float *addend, int ld_add) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
            c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00,
            c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00,
@@ -283,25 +309,30 @@ AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int 
 
 #define UKERNEL(NAME, ROWS, A_ROWS)                                                                      \
     AVX512 static void NAME(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr, \
-                            float alpha, float beta, const float *bias, double *sq) {                         \
-        ukernel_rows(ROWS, A_ROWS, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta, bias, sq);                   \
+                            float alpha, float beta, const float *bias, double *sq, const float *addend,       \
+                            int ld_add) {                                                                     \
+        ukernel_rows(ROWS, A_ROWS, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta, bias, sq, addend, ld_add);   \
     }
 UKERNEL(ukernel12, 12, 0)
 UKERNEL(ukernel8, 8, 0)
 UKERNEL(ukernel4, 4, 0)
 UKERNEL(ukernel12_rows, 12, 1)
 
-/* One thread's rectangle C[m0:m1, n0:n1]; sq (NULL: none) accumulates the
- * sum of squares of its final values. */
+/* One thread's rectangle C[m0:m1, n0:n1] with the extras of lm_sgemm_ex
+ * (ex->sumsq ignored): sq (NULL: none) accumulates the sum of squares of
+ * its final values, colsum (NULL: none; columns from n0) the column sums of
+ * op(B) over all K, taken while packing B for its first row block. */
 AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, int n0, int n1, int K,
                                float alpha, const float *A, int lda, const float *B, int ldb, float beta,
-                               const float *bias, float *C, int ldc, double *sq) {
+                               const lm_sgemm_extras *ex, float *C, int ldc, double *sq, float *colsum) {
+    const float *bias = ex->bias;
     for (int mb = m0; mb < m1; mb += MB) {
         int mc = m1 - mb < MB ? m1 - mb : MB;
         for (int p0 = 0; p0 < K; p0 += KC) {
             int kc = K - p0 < KC ? K - p0 : KC;
             float bk = p0 == 0 ? beta : 1.0f;
             const float *biask = p0 == 0 ? bias : NULL; /* added once, with the first k block */
+            const float *addk = p0 + kc >= K ? ex->addend : NULL; /* once, onto the final sum */
             double *sqk = p0 + kc >= K ? sq : NULL;     /* C is final after the last k block */
             /* Full panels of A are read in place where that is cheap, and
              * only a ragged last panel is packed: always for a row-major A
@@ -313,13 +344,13 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
             if (full < mc) pack_a(bufs->a + (size_t)full * kc, A, lda, ta, mb + full, mc - full, p0, kc);
             for (int nb = n0; nb < n1; nb += NB) {
                 int nc = n1 - nb < NB ? n1 - nb : NB;
-                pack_b(bufs->b, B, ldb, tb, nb, nc, p0, kc);
+                pack_b(bufs->b, B, ldb, tb, nb, nc, p0, kc, colsum && mb == m0 ? colsum + (nb - n0) : NULL);
                 for (int ir = 0; ir < mc; ir += MR) {
                     const float *ap = bufs->a + (size_t)ir * kc;
                     int a_ks = MR;
                     int mr = mc - ir < MR ? mc - ir : MR;
                     void (*uk)(int, const float *, int, const float *, float *, int, int, int, float, float,
-                               const float *, double *) =
+                               const float *, double *, const float *, int) =
                         mr <= 4 ? ukernel4 : mr <= 8 ? ukernel8 : ukernel12;
                     if (ir < full) {
                         ap = ta ? A + (size_t)p0 * lda + mb + ir : A + (size_t)(mb + ir) * lda + p0;
@@ -329,7 +360,8 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
                     for (int jr = 0; jr < nc; jr += NR) {
                         int nr = nc - jr < NR ? nc - jr : NR;
                         uk(kc, ap, a_ks, bufs->b + (size_t)jr * kc, C + (size_t)(mb + ir) * ldc + nb + jr, ldc, mr, nr,
-                           alpha, bk, biask ? biask + nb + jr : NULL, sqk);
+                           alpha, bk, biask ? biask + nb + jr : NULL, sqk,
+                           addk ? addk + (size_t)(mb + ir) * ex->ld_addend + nb + jr : NULL, ex->ld_addend);
                     }
                 }
             }
@@ -337,13 +369,20 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
     }
 }
 
-/* C = beta * C + bias (the K == 0 or alpha == 0 case). */
-static void scale_c(int M, int N, float beta, const float *bias, float *C, int ldc) {
+/* C = beta * C + bias + addend (the K == 0 or alpha == 0 case). */
+static void scale_c(int M, int N, float beta, const lm_sgemm_extras *ex, float *C, int ldc) {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             float *c = &C[(size_t)i * ldc + j];
-            *c = (beta == 0.0f ? 0.0f : beta * *c) + (bias ? bias[j] : 0.0f);
+            *c = (beta == 0.0f ? 0.0f : beta * *c) + (ex->bias ? ex->bias[j] : 0.0f);
+            if (ex->addend) *c += ex->addend[(size_t)i * ex->ld_addend + j];
         }
+}
+
+/* colsum[j] += op(B)[k][j] over k in order: where packing does not sum. */
+static void b_column_sums(int trans_b, int K, int N, const float *B, int ldb, float *colsum) {
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < N; j++) colsum[j] += trans_b ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
 }
 
 /* Split M x N over nt threads as a tm x tn grid of MR/NR-aligned blocks,
@@ -376,10 +415,19 @@ static double c_sum_squares(int M, int N, const float *C, int ldc) {
 }
 
 static void sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                         const float *B, int ldb, float beta, const float *bias, float *C, int ldc, double *sumsq) {
+                         const float *B, int ldb, float beta, float *C, int ldc, const lm_sgemm_extras *ex) {
     if (M <= 0 || N <= 0) return;
+    const float *bias = ex->bias;
+    double *sumsq = ex->sumsq;
+    /* Packing sums the columns of a B it does not transpose; a transposed
+     * one is summed in a pass of its own. */
+    float *colsum = ex->b_colsum;
+    if (colsum && (trans_b || K <= 0 || alpha == 0.0f)) {
+        if (K > 0) b_column_sums(trans_b, K, N, B, ldb, colsum);
+        colsum = NULL;
+    }
     if (K <= 0 || alpha == 0.0f) {
-        scale_c(M, N, beta, bias, C, ldc);
+        scale_c(M, N, beta, ex, C, ldc);
         if (sumsq) *sumsq += c_sum_squares(M, N, C, ldc);
         return;
     }
@@ -402,20 +450,22 @@ static void sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float al
         int n0 = pn0 * NR, n1 = pn1 * NR < N ? pn1 * NR : N;
         pack_bufs *bufs = thread_bufs();
         if (m0 < m1 && n0 < n1) {
+            /* the first row of the grid sums B's columns, each once */
+            float *cs = colsum && ti == 0 ? colsum + n0 : NULL;
             if (bufs)
-                gemm_region(bufs, trans_a, trans_b, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, bias, C, ldc,
-                            sumsq ? &part[t] : NULL);
+                gemm_region(bufs, trans_a, trans_b, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, ex, C, ldc,
+                            sumsq ? &part[t] : NULL, cs);
             else { /* no memory for packing buffers: OpenBLAS does this rectangle */
                 float *Cr = C + (size_t)m0 * ldc + n0;
-                float beta_r = beta; /* per thread: beta itself is shared */
-                if (bias) {          /* C = beta * C + bias first, then accumulate */
-                    scale_c(m1 - m0, n1 - n0, beta, bias + n0, Cr, ldc);
-                    beta_r = 1.0f;
-                }
                 lm_sgemm_openblas(trans_a, trans_b, m1 - m0, n1 - n0, K, alpha,
                                   trans_a ? A + m0 : A + (size_t)m0 * lda, lda,
-                                  trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta_r, Cr, ldc);
+                                  trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta, Cr, ldc);
+                /* then + bias + addend, in the order the kernel adds them */
+                lm_sgemm_extras rest = {bias ? bias + n0 : NULL, ex->addend ? ex->addend + (size_t)m0 * ex->ld_addend + n0 : NULL,
+                                        ex->ld_addend, NULL, NULL};
+                if (rest.bias || rest.addend) scale_c(m1 - m0, n1 - n0, 1.0f, &rest, Cr, ldc);
                 if (sumsq) part[t] = c_sum_squares(m1 - m0, n1 - n0, Cr, ldc);
+                if (cs) b_column_sums(trans_b, K, n1 - n0, trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, cs);
             }
         }
     }
@@ -425,15 +475,11 @@ static void sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float al
 
 void lm_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc) {
-    sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc, NULL);
+    static const lm_sgemm_extras none = {0};
+    sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &none);
 }
 
-void lm_sgemm_avx512_sumsq(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                           const float *B, int ldb, float beta, float *C, int ldc, double *sumsq) {
-    sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc, sumsq);
-}
-
-void lm_sgemm_avx512_bias(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B,
-                          int ldb, const float *bias, float *C, int ldc) {
-    sgemm_avx512(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc, NULL);
+void lm_sgemm_avx512_ex(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc, const lm_sgemm_extras *ex) {
+    sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ex);
 }

@@ -25,13 +25,10 @@ void lm_sgemm_openblas(int trans_a, int trans_b, int M, int N, int K, float alph
 /* Own packed AVX-512 sgemm; only call when lm_cpu()->avx512f. */
 void lm_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                      int lda, const float *B, int ldb, float beta, float *C, int ldc);
-/* lm_sgemm_avx512, also adding the sum of squares of C's final values to
- * *sumsq, summed in the micro-kernel's store. */
-void lm_sgemm_avx512_sumsq(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                           const float *B, int ldb, float beta, float *C, int ldc, double *sumsq);
-/* C = op(A) op(B) + bias, the bias added in the micro-kernel's store. */
-void lm_sgemm_avx512_bias(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B,
-                          int ldb, const float *bias, float *C, int ldc);
+/* lm_sgemm_ex's AVX-512 path: bias, addend and sum of squares in the
+ * micro-kernel's store, column sums of B while packing it. */
+void lm_sgemm_avx512_ex(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc, const lm_sgemm_extras *ex);
 void lm_linear_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N,
                            int IC, int OC);
 void lm_linear_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,

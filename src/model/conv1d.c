@@ -5,15 +5,21 @@
 
 #include <string.h>
 
-void lm_conv1d_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC, int OC) {
-    lm_sgemm_bias(0, 0, N, OC, IC, inp, IC, w, OC, bias, out, OC);
+void lm_conv1d_forward(float *out, const float *inp, const float *w, const float *bias, const float *residual, int N,
+                       int IC, int OC) {
+    lm_sgemm_extras ex = {.bias = bias, .addend = residual, .ld_addend = OC};
+    lm_sgemm_ex(0, 0, N, OC, IC, 1.0f, inp, IC, w, OC, 0.0f, out, OC, &ex);
 }
 
 void lm_conv1d_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int N,
                         int IC, int OC, float dw_beta, double *dw_sumsq) {
     if (dinp) lm_sgemm(0, 1, N, IC, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, IC);
-    if (dw && dw_sumsq) lm_sgemm_sumsq(1, 0, IC, OC, N, 1.0f, inp, IC, dout, OC, dw_beta, dw, OC, dw_sumsq);
-    else if (dw) lm_sgemm(1, 0, IC, OC, N, 1.0f, inp, IC, dout, OC, dw_beta, dw, OC);
+    if (dw) {
+        /* dout is the dw GEMM's B: its column sums are the bias gradient */
+        lm_sgemm_extras ex = {.sumsq = dw_sumsq, .b_colsum = dbias};
+        lm_sgemm_ex(1, 0, IC, OC, N, 1.0f, inp, IC, dout, OC, dw_beta, dw, OC, &ex);
+        return;
+    }
     if (dbias) {
         /* Each thread owns a slice of columns and walks the rows in order
          * (contiguous, vectorizable adds), so the sum is the same for any

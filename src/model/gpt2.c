@@ -192,7 +192,7 @@ static lm_status lm_gpt2_alloc_part(lm_gpt2 *m, lm_gpt2_part *p, int B, int T, i
         {&a->ln2_mean, L * BT}, {&a->ln2_rstd, L * BT},    {&a->fch, L * BT * F},
         {&a->fch_gelu, L * BT * F}, {&a->res3, L * BT * C}, {&a->lnf, BT * C},
         {&a->lnf_mean, BT},     {&a->lnf_rstd, BT},        {&a->logits, BT * V},
-        {&a->losses, BT},       {&a->proj, BT * C},
+        {&a->losses, BT},
         /* backward scratch */
         {&a->dres, BT * C},     {&a->dln, BT * C},         {&a->dqkv, BT * 3 * C},
         {&a->datty, BT * C},    {&a->dfch, BT * F},        {&a->dfch_gelu, BT * F},
@@ -238,16 +238,16 @@ static void lm_gpt2_part_forward(const lm_gpt2 *m, lm_gpt2_part *p, int with_tar
         float *fch_gelu = a->fch_gelu + lo * F, *res3 = a->res3 + lo * C;
         lm_layernorm_forward(ln1, a->ln1_mean + lo, a->ln1_rstd + lo, residual, lm_layer_at(m, P, l, P_LN1_W),
                              lm_layer_at(m, P, l, P_LN1_B), BT, C, eps);
-        lm_conv1d_forward(qkv, ln1, lm_layer_at(m, P, l, P_QKV_W), lm_layer_at(m, P, l, P_QKV_B), BT, C, 3 * C);
+        lm_conv1d_forward(qkv, ln1, lm_layer_at(m, P, l, P_QKV_W), lm_layer_at(m, P, l, P_QKV_B), NULL, BT, C, 3 * C);
         lm_attention_forward(atty, a->lse + (size_t)l * NH * BT, qkv, qkv + C, qkv + 2 * C, &as);
-        lm_conv1d_forward(a->proj, atty, lm_layer_at(m, P, l, P_ATTPROJ_W), lm_layer_at(m, P, l, P_ATTPROJ_B), BT, C, C);
-        lm_add(res2, residual, a->proj, (size_t)BT * C);
+        /* res2 = residual + attn_proj(atty), the skip added as the GEMM stores */
+        lm_conv1d_forward(res2, atty, lm_layer_at(m, P, l, P_ATTPROJ_W), lm_layer_at(m, P, l, P_ATTPROJ_B), residual, BT, C,
+                          C);
         lm_layernorm_forward(ln2, a->ln2_mean + lo, a->ln2_rstd + lo, res2, lm_layer_at(m, P, l, P_LN2_W),
                              lm_layer_at(m, P, l, P_LN2_B), BT, C, eps);
-        lm_conv1d_forward(fch, ln2, lm_layer_at(m, P, l, P_FC_W), lm_layer_at(m, P, l, P_FC_B), BT, C, F);
+        lm_conv1d_forward(fch, ln2, lm_layer_at(m, P, l, P_FC_W), lm_layer_at(m, P, l, P_FC_B), NULL, BT, C, F);
         lm_gelu_tanh_forward(fch_gelu, fch, (size_t)BT * F);
-        lm_conv1d_forward(a->proj, fch_gelu, lm_layer_at(m, P, l, P_FCPROJ_W), lm_layer_at(m, P, l, P_FCPROJ_B), BT, F, C);
-        lm_add(res3, res2, a->proj, (size_t)BT * C);
+        lm_conv1d_forward(res3, fch_gelu, lm_layer_at(m, P, l, P_FCPROJ_W), lm_layer_at(m, P, l, P_FCPROJ_B), res2, BT, F, C);
     }
     int L = c->n_layer;
     const float *last = a->res3 + (size_t)(L - 1) * BT * C;

@@ -131,7 +131,7 @@ lm_status lm_gpt2_decode(lm_gpt2 *m, lm_gpt2_cache *cache, const int32_t *ids, i
         int base = P_LAYER0 + l * P_PER_LAYER;
         float *kc = cache->k + (size_t)l * cfg->n_ctx * C, *vc = cache->v + (size_t)l * cfg->n_ctx * C;
         lm_layernorm_forward(cache->ln, cache->mean, cache->rstd, cache->x, W(base + P_LN1_W), W(base + P_LN1_B), n, C, cfg->layer_norm_eps);
-        lm_conv1d_forward(cache->qkv, cache->ln, W(base + P_QKV_W), W(base + P_QKV_B), n, C, 3 * C);
+        lm_conv1d_forward(cache->qkv, cache->ln, W(base + P_QKV_W), W(base + P_QKV_B), NULL, n, C, 3 * C);
         for (int i = 0; i < n; i++) {
             memcpy(kc + (size_t)(pos + i) * C, cache->qkv + (size_t)i * 3 * C + C, (size_t)C * sizeof(float));
             memcpy(vc + (size_t)(pos + i) * C, cache->qkv + (size_t)i * 3 * C + 2 * C, (size_t)C * sizeof(float));
@@ -139,12 +139,12 @@ lm_status lm_gpt2_decode(lm_gpt2 *m, lm_gpt2_cache *cache, const int32_t *ids, i
         for (int i = 0; i < n; i++)
             lm_cached_attention(cache->att + (size_t)i * C, cache->qkv + (size_t)i * 3 * C, kc, vc, pos + i, NH, HS, C,
                                 cache->scores);
-        lm_conv1d_forward(cache->proj, cache->att, W(base + P_ATTPROJ_W), W(base + P_ATTPROJ_B), n, C, C);
+        lm_conv1d_forward(cache->proj, cache->att, W(base + P_ATTPROJ_W), W(base + P_ATTPROJ_B), NULL, n, C, C);
         lm_accumulate(cache->x, cache->proj, (size_t)n * C);
         lm_layernorm_forward(cache->ln, cache->mean, cache->rstd, cache->x, W(base + P_LN2_W), W(base + P_LN2_B), n, C, cfg->layer_norm_eps);
-        lm_conv1d_forward(cache->fch, cache->ln, W(base + P_FC_W), W(base + P_FC_B), n, C, F);
+        lm_conv1d_forward(cache->fch, cache->ln, W(base + P_FC_W), W(base + P_FC_B), NULL, n, C, F);
         lm_gelu_tanh_forward(cache->fch_gelu, cache->fch, (size_t)n * F);
-        lm_conv1d_forward(cache->proj, cache->fch_gelu, W(base + P_FCPROJ_W), W(base + P_FCPROJ_B), n, F, C);
+        lm_conv1d_forward(cache->proj, cache->fch_gelu, W(base + P_FCPROJ_W), W(base + P_FCPROJ_B), NULL, n, F, C);
         lm_accumulate(cache->x, cache->proj, (size_t)n * C);
     }
     /* Only the last token's logits are needed for sampling. */

@@ -9,7 +9,7 @@
  * Per-layer buffers hold n_layer slices. */
 typedef struct {
     float *encoded, *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *lse, *res2, *ln2, *ln2_mean, *ln2_rstd;
-    float *fch, *fch_gelu, *res3, *lnf, *lnf_mean, *lnf_rstd, *logits, *losses, *proj;
+    float *fch, *fch_gelu, *res3, *lnf, *lnf_mean, *lnf_rstd, *logits, *losses;
     float *dres, *dln, *dqkv, *datty, *dfch, *dfch_gelu, *attn_scratch;
 } lm_gpt2_acts;
 

@@ -3,7 +3,11 @@
  * product, on odd shapes and all four transpose combinations; linear
  * forward/backward against their references and a finite-difference check.
  * lm_sgemm_sumsq: the same C bit for bit as lm_sgemm, and the sum of squares
- * of its final values within 1e-6 relative (tiles sum in fp32). */
+ * of its final values within 1e-6 relative (tiles sum in fp32).
+ * lm_sgemm_ex's addend and column sums: C = the lm_sgemm_bias result plus the
+ * addend, added last, bit for bit; the column sums of op(B) exactly those
+ * of a loop adding each column's values in row order, for 1 and 2 threads,
+ * at every SIMD level. */
 #include "kernels_util.h"
 
 #include <pthread.h>
@@ -229,8 +233,46 @@ static void sumsq_tests(void) {
             }
 }
 
+static void check_extras(int ta, int tb, int M, int N, int K) {
+    int lda = ta ? M : K, ldb = (tb ? K : N) + 2, ldc = N + 3, ldr = N + 1;
+    float *A = kt_randn((size_t)(ta ? K : M) * lda, 1.0f), *B = kt_randn((size_t)(tb ? N : K) * ldb, 1.0f);
+    float *bias = kt_randn((size_t)N, 1.0f), *R = kt_randn((size_t)M * ldr, 1.0f);
+    float *C = kt_alloc((size_t)M * ldc), *C2 = kt_alloc((size_t)M * ldc);
+    float *cs = kt_randn((size_t)N, 1.0f), *cs2 = kt_copy(cs, (size_t)N); /* added to, not overwritten */
+    lm_sgemm_extras ex = {.bias = bias, .addend = R, .ld_addend = ldr, .b_colsum = cs};
+    lm_sgemm_ex(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, &ex);
+    lm_sgemm_bias(ta, tb, M, N, K, A, lda, B, ldb, bias, C2, ldc);
+    int same = 1;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) same &= C[(size_t)i * ldc + j] == C2[(size_t)i * ldc + j] + R[(size_t)i * ldr + j];
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < N; j++) cs2[j] += tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+    CHECK_MSG(same, "ex addend: C != bias GEMM + addend (ta=%d tb=%d M=%d N=%d K=%d)", ta, tb, M, N, K);
+    CHECK_MSG(memcmp(cs, cs2, (size_t)N * sizeof(float)) == 0, "ex column sums differ (ta=%d tb=%d M=%d N=%d K=%d)", ta, tb, M, N, K);
+    lm_free(A);
+    lm_free(B);
+    lm_free(bias);
+    lm_free(R);
+    lm_free(C);
+    lm_free(C2);
+    lm_free(cs);
+    lm_free(cs2);
+}
+
+static void extras_tests(void) {
+    /* ragged tiles, N over one NB block (480), K over one KC block (512), M over one MB block (1536) */
+    static const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {17, 31, 37}, {384, 128, 128}, {100, 997, 600}, {1601, 70, 40}, {5, 3, 0}};
+    for (int threads = 1; threads <= 2; threads++) {
+        lm_set_threads(threads);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++) check_extras(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2]);
+    }
+}
+
 int main(void) {
     lm_rng_seed(&kt_rng, 1234, 0);
+    kt_for_each_level(extras_tests);
     gemm_suite("sgemm_ref", lm_sgemm_ref);
     gemm_suite("lm_sgemm", lm_sgemm);
     gemm_suite("openblas", lm_sgemm_openblas);
