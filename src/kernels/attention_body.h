@@ -31,8 +31,8 @@
 #define FKB (4 * LM_VW) /* keys per forward chunk */
 #define NFV 4
 #define QB 64           /* queries per forward work item */
-#define BKB (2 * LM_VW) /* keys per backward chunk */
-#define NBV 2
+#define BKB (4 * LM_VW) /* keys per backward chunk */
+#define NBV 4
 #define QBB 32          /* queries per backward block */
 #define VB 4            /* accumulator vectors per row in mm_acc */
 
@@ -431,34 +431,58 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
                         int nr = imin(QBB, ihi - i0);
                         pack_rows(Qp, HSP, qh, s->q_stride, i0, nr, HS, 1.0f);
                         pack_rows(DOp, HSP, doh, (size_t)NH * HS, i0, nr, HS, 1.0f);
-                        mm_rows(P, BKB, nr, Qp, HSP, Kt, BKB, HS, NBV);
-                        mm_rows(dS, BKB, nr, DOp, HSP, Vt, BKB, HS, NBV);
-                        for (int r = 0; r < nr; r++) {
-                            int i = i0 + r;
-                            float L = Lh[i], Di = Dh[i];
-                            int lo = key_lo(s, i), hi = key_hi(s, i);
-                            float *pr = P + (size_t)r * BKB, *dr = dS + (size_t)r * BKB;
-                            for (int c = 0; c < NBV; c++) {
-                                vi mk = lane_mask(valid[c], j0 + c * LM_VW, lo, hi);
-                                if (L == -INFINITY) mk = mk & 0;
-                                vf p = vsel(mk, vexp(vload(pr + c * LM_VW) * s->scale - L), vset1(0.0f));
-                                vf dp = vload(dr + c * LM_VW); /* dout . v_j */
-                                if (drop.on && vany(mk)) {
-                                    /* dropped: dV takes f p, dP is f dout.v (see attention.c) */
-                                    vf f = drop_factors(drop.base, score_index(s, b, h, i, j0 + c * LM_VW), drop.threshold, drop.keep);
-                                    vstore(pr + c * LM_VW, p * f);
-                                    vstore(dr + c * LM_VW, p * (f * dp - Di) * s->scale);
-                                    continue;
+                        /* Rows by groups of LM_VW over the key vectors their
+                         * last row can see (as in the forward): P and dS
+                         * hold no other entries that the products below read. */
+                        for (int g0 = 0; g0 < nr; g0 += LM_VW) {
+                            int g1 = imin(nr, g0 + LM_VW);
+                            int vis = imin(jn, key_hi(s, i0 + g1 - 1) - j0);
+                            if (vis <= 0) continue;
+                            int nv = (vis + LM_VW - 1) / LM_VW;
+                            mm_rows(P + (size_t)g0 * BKB, BKB, g1 - g0, Qp + (size_t)g0 * HSP, HSP, Kt, BKB, HS, nv);
+                            mm_rows(dS + (size_t)g0 * BKB, BKB, g1 - g0, DOp + (size_t)g0 * HSP, HSP, Vt, BKB, HS, nv);
+                            for (int r = g0; r < g1; r++) {
+                                int i = i0 + r;
+                                float L = Lh[i], Di = Dh[i];
+                                int lo = key_lo(s, i), hi = key_hi(s, i);
+                                float *pr = P + (size_t)r * BKB, *dr = dS + (size_t)r * BKB;
+                                for (int c = 0; c < nv; c++) {
+                                    vi mk = lane_mask(valid[c], j0 + c * LM_VW, lo, hi);
+                                    if (L == -INFINITY) mk = mk & 0;
+                                    vf p = vsel(mk, vexp(vload(pr + c * LM_VW) * s->scale - L), vset1(0.0f));
+                                    vf dp = vload(dr + c * LM_VW); /* dout . v_j */
+                                    if (drop.on && vany(mk)) {
+                                        /* dropped: dV takes f p, dP is f dout.v (see attention.c) */
+                                        vf f = drop_factors(drop.base, score_index(s, b, h, i, j0 + c * LM_VW), drop.threshold,
+                                                            drop.keep);
+                                        vstore(pr + c * LM_VW, p * f);
+                                        vstore(dr + c * LM_VW, p * (f * dp - Di) * s->scale);
+                                        continue;
+                                    }
+                                    vstore(pr + c * LM_VW, p);
+                                    vstore(dr + c * LM_VW, p * (dp - Di) * s->scale);
                                 }
-                                vstore(pr + c * LM_VW, p);
-                                vstore(dr + c * LM_VW, p * (dp - Di) * s->scale);
                             }
                         }
-                        /* dV += P^T dO, dK += dS^T Q, dQ += dS K */
-                        mm_acc(dVa, HSP, jn, P, 1, BKB, nr, DOp, HSP, NHV);
-                        mm_acc(dKa, HSP, jn, dS, 1, BKB, nr, Qp, HSP, NHV);
+                        /* dV += P^T dO and dK += dS^T Q, each group of keys
+                         * over the query rows from the first that sees it */
+                        for (int k0 = 0; k0 < jn; k0 += LM_VW) {
+                            int t0 = imax(0, query_lo(s, j0 + k0) - i0);
+                            if (t0 >= nr) continue;
+                            int kr = imin(LM_VW, jn - k0);
+                            mm_acc(dVa + (size_t)k0 * HSP, HSP, kr, P + (size_t)t0 * BKB + k0, 1, BKB, nr - t0,
+                                   DOp + (size_t)t0 * HSP, HSP, NHV);
+                            mm_acc(dKa + (size_t)k0 * HSP, HSP, kr, dS + (size_t)t0 * BKB + k0, 1, BKB, nr - t0,
+                                   Qp + (size_t)t0 * HSP, HSP, NHV);
+                        }
+                        /* dQ = dS K, each row group over the keys it sees */
                         memset(DQ, 0, (size_t)nr * HSP * sizeof(float));
-                        mm_acc(DQ, HSP, nr, dS, BKB, 1, jn, Kp, HSP, NHV);
+                        for (int g0 = 0; g0 < nr; g0 += LM_VW) {
+                            int g1 = imin(nr, g0 + LM_VW);
+                            int vis = imin(jn, key_hi(s, i0 + g1 - 1) - j0);
+                            if (vis > 0)
+                                mm_acc(DQ + (size_t)g0 * HSP, HSP, g1 - g0, dS + (size_t)g0 * BKB, BKB, 1, vis, Kp, HSP, NHV);
+                        }
                         for (int r = 0; r < nr; r++) {
                             float *dqi = dq + ((size_t)b * T + i0 + r) * s->q_stride + (size_t)h * HS;
                             const float *dqa = DQ + (size_t)r * HSP;
