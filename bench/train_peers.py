@@ -2,7 +2,7 @@
 """Training speed, lmkit against PyTorch, side by side in one run (issue 2).
 
     python3 bench/train_peers.py step [--threads 2] [--steps 5] [--rounds 3]
-    python3 bench/train_peers.py shakespeare [--threads 2] [--iters 2000]
+    python3 bench/train_peers.py shakespeare [--threads 2] [--iters 2000] [--rounds 3]
 
 `step`: one GPT-2 124M training step (batch 4 x 64, fp32, forward + backward +
 AdamW) with `lmkit bench train` and with bench/torch_train_step.py
@@ -14,8 +14,8 @@ GEMM peak measured in the same run by bench_gemm (2048^3).
 `shakespeare`: the nanoGPT CPU Shakespeare recipe (bytes, 4 layers, 4 heads,
 width 128, context 64, batch 12, --iters steps, lr 1e-3 -> 1e-4, warmup 100,
 beta2 0.99, wd 0.1, clip 1) with lmkit (prepare + train) and with
-bench/torch_shakespeare.py, reporting the final validation loss and wall
-time of each.
+bench/torch_shakespeare.py, alternating the two `--rounds` times, reporting
+the final validation loss and wall time of each and the median ratio.
 
 Needs: build/lmkit and build/bench_gemm (cmake --build build --target bench_gemm),
 pip install torch transformers. Writes its section of bench/RESULTS.md.
@@ -131,43 +131,65 @@ def torch_version():
         return "?"
 
 
-def shakespeare(a):
-    m = machine()
+def lmkit_shakespeare(a):
+    """One lmkit run of the recipe, prepare included: (wall s, val loss, curve)."""
     tmp = tempfile.mkdtemp(prefix="lmkit_shakespeare_")
     try:
         data = os.path.join(tmp, "data")
+        t0 = time.time()
         run([LMKIT, "prepare", os.path.join(ROOT, "data", "tinyshakespeare", "input.txt"), "--tokenizer", "bytes",
              "--val-fraction", "0.1", "--out", data])
-        t0 = time.time()
         run([LMKIT, "train", "--data", data, "--arch", "gpt2", "--n-layer", "4", "--n-head", "4", "--n-embd", "128",
              "--seq-len", "64", "--batch", "12", "--steps", str(a.iters), "--lr", "1e-3", "--min-lr", "1e-4",
              "--warmup", str(min(100, a.iters // 2)), "--beta2", "0.99", "--weight-decay", "0.1", "--clip", "1", "--eval-every",
              str(a.iters), "--eval-batches", "200", "--threads", str(a.threads), "--out", os.path.join(tmp, "run")])
-        lm_wall = time.time() - t0
+        wall = time.time() - t0
         lines = [json.loads(l) for l in open(os.path.join(tmp, "run", "metrics.jsonl"))]
-        lm_val = [l["val_loss"] for l in lines if "val_loss" in l][-1]
+        val = [l["val_loss"] for l in lines if "val_loss" in l][-1]
         curve = [(l["step"], l["loss"]) for l in lines if l["step"] % max(1, a.iters // 10) == 0]
         shutil.copy(os.path.join(tmp, "run", "loss.svg"), os.path.join(ROOT, "docs", "shakespeare_loss.svg"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return wall, val, curve
+
+
+def torch_shakespeare(a):
+    """One PyTorch run of the recipe, whole script: (wall s, result JSON)."""
     t0 = time.time()
     pt = json.loads(run([sys.executable, os.path.join(ROOT, "bench", "torch_shakespeare.py"), "--iters", str(a.iters),
                          "--threads", str(a.threads), "--eval-batches", "200"]).strip().splitlines()[-1])
-    pt_wall = time.time() - t0
-    res = {"lmkit_val_loss": lm_val, "lmkit_wall_s": lm_wall, "pytorch_val_loss": pt["val_loss"],
-           "pytorch_wall_s": pt_wall, "pytorch_train_s": pt.get("wall_s"), "ratio": lm_wall / pt_wall, "machine": m}
+    return time.time() - t0, pt
+
+
+def shakespeare(a):
+    m = machine()
+    # Alternating rounds: this shared machine's speed drifts by 10-15% over
+    # minutes, and each pair of runs sees about the same machine.
+    rounds = []
+    for r in range(a.rounds):
+        lm_wall, lm_val, curve = lmkit_shakespeare(a)
+        pt_wall, pt = torch_shakespeare(a)
+        rounds.append({"lmkit_wall_s": lm_wall, "lmkit_val_loss": lm_val, "pytorch_wall_s": pt_wall,
+                       "pytorch_train_s": pt.get("wall_s"), "pytorch_val_loss": pt["val_loss"], "ratio": lm_wall / pt_wall})
+        print(json.dumps(rounds[-1]), file=sys.stderr)
+    ratio = statistics.median(r["ratio"] for r in rounds)
+    res = {"rounds": rounds, "median_ratio": ratio, "machine": m}
     print(json.dumps(res))
+    rows = "\n".join(f"| {i + 1} | {r['lmkit_val_loss']:.4f} | {r['lmkit_wall_s']:.1f} | {r['pytorch_val_loss']:.4f} | "
+                     f"{r['pytorch_wall_s']:.1f} | {r['ratio']:.3f} |" for i, r in enumerate(rounds))
     write_section("shakespeare", f"""## nanoGPT Shakespeare recipe (issue 2)
 
-`python3 bench/train_peers.py shakespeare --threads {a.threads} --iters {a.iters}` — bytes, 4 layers, 4 heads,
-width 128, context 64, batch 12, {a.iters} steps, lr 1e-3 → 1e-4 (warmup 100, cosine), beta2 0.99,
-weight decay 0.1, clip 1.0, no dropout; validation loss over 200 batches of the last 10% of the text.
+`python3 bench/train_peers.py shakespeare --threads {a.threads} --iters {a.iters} --rounds {a.rounds}` — bytes, 4 layers,
+4 heads, width 128, context 64, batch 12, {a.iters} steps, lr 1e-3 → 1e-4 (warmup 100, cosine), beta2 0.99,
+weight decay 0.1, clip 1.0, no dropout; validation loss over 200 batches of the last 10% of the text. Each
+round runs lmkit (`lmkit prepare` + `lmkit train`, end to end) and then PyTorch {torch_version()}
+(`bench/torch_shakespeare.py`, the whole script) on the same machine state.
 
-| | val loss (nats/char) | wall time (s) | ratio |
-|---|---:|---:|---:|
-| lmkit (prepare + train, end to end) | {lm_val:.4f} | {lm_wall:.1f} | {lm_wall / pt_wall:.2f} |
-| PyTorch {torch_version()} (`bench/torch_shakespeare.py`, whole script) | {pt['val_loss']:.4f} | {pt_wall:.1f} | 1.00 |
+| round | lmkit val loss | lmkit wall (s) | PyTorch val loss | PyTorch wall (s) | ratio |
+|---|---:|---:|---:|---:|---:|
+{rows}
 
+**Median ratio: {ratio:.3f}** (range {min(r['ratio'] for r in rounds):.3f}–{max(r['ratio'] for r in rounds):.3f}).
 lmkit's training curve (step, loss): {', '.join(f'{s}: {l:.3f}' for s, l in curve)}; plot in docs/shakespeare_loss.svg.
 
 Machine: {m['cpu']}, {m['cores']} cores, {', '.join(m['isa'])}; load average {m['load_avg']:.2f} at start; {m['date']}.
@@ -184,6 +206,7 @@ def main():
     s = sub.add_parser("shakespeare")
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--iters", type=int, default=2000)
+    s.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     step(a) if a.what == "step" else shakespeare(a)
 

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "lmkit/engine.h"
+#include "lmkit/kernels.h"
+#include "infer/kv_attention.h"
 
 /* Upper bound on tokens per internal step (bounds a stack array). */
 #define LM_ENGINE_MAX_BATCH 4096
@@ -212,6 +214,14 @@ static void attention_task(void *ctx, int ih) {
     float *out = e->att + (size_t)i * e->q_dim + h * hd;
     int p = e->pos[i], start = 0;
     if (c->sliding_window > 0 && p - c->sliding_window + 1 > 0) start = p - c->sliding_window + 1;
+    /* the AVX-512 kernel (with F16C for F16 rows), where the CPU has it */
+    const lm_cpu_features *f = lm_cpu();
+    if (f->avx512f && f->avx512bw && f->avx512vl && f->fma && f->f16c) {
+        size_t base = kv_index(e, e->seq[i], j->layer, 0) + (size_t)kvh * hd;
+        const void *kb = e->o.kv_f16 ? (const void *)((const uint16_t *)e->kcache + base) : (const void *)((const float *)e->kcache + base);
+        const void *vb = e->o.kv_f16 ? (const void *)((const uint16_t *)e->vcache + base) : (const void *)((const float *)e->vcache + base);
+        if (lm_kv_attention_avx512(out, q, hd, kb, vb, (size_t)e->kv_dim, e->o.kv_f16, start, p + 1, scale)) return;
+    }
     float mx = -INFINITY, sum = 0;
     memset(out, 0, sizeof(float) * (size_t)hd);
     for (int t = start; t <= p; t++) {
