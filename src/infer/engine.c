@@ -25,6 +25,8 @@ struct lm_engine {
     float *inv_freq;       /* [head_dim / 2] */
     /* activations, max_batch rows each */
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;
+    float *rope_cs; /* [max_batch][head_dim / 2][cos, sin] of each token's position */
+    float *rstd;    /* [max_batch], RMSNorm's by-product */
     int *pos, *seq;
     void *mm_scratch;
 };
@@ -41,7 +43,7 @@ size_t lm_engine_kv_bytes(const lm_engine *e) {
 void lm_engine_free(lm_engine *e) {
     if (!e) return;
     void *bufs[] = {e->kcache, e->vcache, e->len, e->inv_freq, e->x, e->xb, e->xb2, e->q, e->k, e->v,
-                    e->att, e->hb, e->hb2, e->pos, e->seq, e->mm_scratch};
+                    e->att, e->hb, e->hb2, e->rope_cs, e->rstd, e->pos, e->seq, e->mm_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lm_free(bufs[i]);
     free(e);
 }
@@ -91,11 +93,13 @@ lm_status lm_engine_new(const lm_llama_model *m, const lm_engine_opts *opts, lm_
     e->att = lm_alloc(sizeof(float) * (size_t)B * e->q_dim);
     e->hb = lm_alloc(sizeof(float) * (size_t)B * c->hidden_dim);
     e->hb2 = lm_alloc(sizeof(float) * (size_t)B * c->hidden_dim);
+    e->rope_cs = lm_alloc(sizeof(float) * (size_t)B * c->head_dim);
+    e->rstd = lm_alloc(sizeof(float) * (size_t)B);
     e->pos = lm_alloc(sizeof(int) * (size_t)B);
     e->seq = lm_alloc(sizeof(int) * (size_t)B);
     e->mm_scratch = lm_alloc(max_scratch(m, B) + 64);
     if (!e->kcache || !e->vcache || !e->len || !e->inv_freq || !e->x || !e->xb || !e->xb2 || !e->q || !e->k || !e->v ||
-        !e->att || !e->hb || !e->hb2 || !e->pos || !e->seq || !e->mm_scratch) {
+        !e->att || !e->hb || !e->hb2 || !e->rope_cs || !e->rstd || !e->pos || !e->seq || !e->mm_scratch) {
         lm_engine_free(e);
         return lm_error(LM_ERR_NOMEM, "engine: cannot allocate KV cache (%zu bytes) and activations", 2 * kv);
     }
@@ -111,18 +115,30 @@ int lm_engine_ctx_len(const lm_engine *e) { return e->o.ctx_len; }
 int lm_engine_vocab_size(const lm_engine *e) { return e->m->cfg.vocab_size; }
 int lm_engine_seq_len(const lm_engine *e, int seq) { return seq >= 0 && seq < e->o.max_seqs ? e->len[seq] : 0; }
 
-static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
-    float ss = 0;
-    for (int i = 0; i < n; i++) ss += x[i] * x[i];
-    ss = 1.0f / sqrtf(ss / n + eps);
-    for (int i = 0; i < n; i++) o[i] = w[i] * (ss * x[i]);
+/* RMSNorm of n rows of width dim, one kernel call per row (a row is below
+ * the kernels' threading threshold: no OpenMP region competes with the
+ * pool's threads). */
+static void rmsnorm_rows(lm_engine *e, float *out, const float *x, const float *w, int n) {
+    int D = e->m->cfg.dim;
+    for (int i = 0; i < n; i++)
+        lm_rmsnorm_forward(out + (size_t)i * D, e->rstd + i, x + (size_t)i * D, w, 1, D, e->m->cfg.rms_eps);
 }
 
-static void rope(float *v, int n_heads, int hd, int pos, const float *inv, int neox) {
+/* The rotation of every frequency at a position: cs[2j], cs[2j+1] = cos, sin
+ * of pos * inv[j]. Once per token, shared by all heads and layers. */
+static void rope_angles(float *cs, int hd, int pos, const float *inv) {
+    for (int j = 0; j < hd / 2; j++) {
+        float a = pos * inv[j];
+        cs[2 * j] = cosf(a);
+        cs[2 * j + 1] = sinf(a);
+    }
+}
+
+static void rope(float *v, int n_heads, int hd, const float *cs, int neox) {
     int half = hd / 2;
     for (int h = 0; h < n_heads; h++, v += hd)
         for (int j = 0; j < half; j++) {
-            float a = pos * inv[j], cr = cosf(a), ci = sinf(a);
+            float cr = cs[2 * j], ci = cs[2 * j + 1];
             int i0 = neox ? j : 2 * j, i1 = neox ? j + half : 2 * j + 1;
             float v0 = v[i0], v1 = v[i1];
             v[i0] = v0 * cr - v1 * ci;
@@ -269,12 +285,13 @@ static void forward_chunk(lm_engine *e, int n, const int32_t *tokens, const int 
     for (int i = 0; i < n; i++) {
         e->seq[i] = seqs ? seqs[i] : 0;
         e->pos[i] = e->len[e->seq[i]]++;
+        rope_angles(e->rope_cs + (size_t)i * c->head_dim, c->head_dim, e->pos[i], e->inv_freq);
         const char *row = (const char *)m->tok_emb.data + (size_t)tokens[i] * lm_qtype_row_bytes(m->tok_emb.type, D);
         lm_dequantize(m->tok_emb.type, row, e->x + (size_t)i * D, 1, D);
     }
     for (int l = 0; l < c->n_layers; l++) {
         const lm_llama_layer *ly = &m->layers[l];
-        for (int i = 0; i < n; i++) rmsnorm(e->xb + (size_t)i * D, e->x + (size_t)i * D, ly->attn_norm, D, c->rms_eps);
+        rmsnorm_rows(e, e->xb, e->x, ly->attn_norm, n);
         mm(e, e->q, &ly->wq, e->xb, n);
         mm(e, e->k, &ly->wk, e->xb, n);
         mm(e, e->v, &ly->wv, e->xb, n);
@@ -284,8 +301,9 @@ static void forward_chunk(lm_engine *e, int n, const int32_t *tokens, const int 
                 for (int j = 0; j < e->q_dim; j++) q[j] += ly->bq[j];
                 for (int j = 0; j < e->kv_dim; j++) k[j] += ly->bk[j], v[j] += ly->bv[j];
             }
-            rope(q, c->n_heads, c->head_dim, e->pos[i], e->inv_freq, c->rope_neox);
-            rope(k, c->n_kv_heads, c->head_dim, e->pos[i], e->inv_freq, c->rope_neox);
+            const float *cs = e->rope_cs + (size_t)i * c->head_dim;
+            rope(q, c->n_heads, c->head_dim, cs, c->rope_neox);
+            rope(k, c->n_kv_heads, c->head_dim, cs, c->rope_neox);
             size_t idx = kv_index(e, e->seq[i], l, e->pos[i]);
             store_kv(e, e->kcache, idx, k);
             store_kv(e, e->vcache, idx, v);
@@ -293,19 +311,17 @@ static void forward_chunk(lm_engine *e, int n, const int32_t *tokens, const int 
         attention(e, l, n);
         mm(e, e->xb2, &ly->wo, e->att, n);
         for (size_t j = 0; j < (size_t)n * D; j++) e->x[j] += e->xb2[j];
-        for (int i = 0; i < n; i++) rmsnorm(e->xb + (size_t)i * D, e->x + (size_t)i * D, ly->ffn_norm, D, c->rms_eps);
+        rmsnorm_rows(e, e->xb, e->x, ly->ffn_norm, n);
         mm(e, e->hb, &ly->w_gate, e->xb, n);
         mm(e, e->hb2, &ly->w_up, e->xb, n);
-        for (size_t j = 0; j < (size_t)n * H; j++) {
-            float g = e->hb[j];
-            e->hb[j] = g / (1.0f + expf(-g)) * e->hb2[j];
-        }
+        for (int i = 0; i < n; i++) /* row by row: no OpenMP region next to the pool's threads */
+            lm_swiglu_forward(e->hb + (size_t)i * H, e->hb + (size_t)i * H, e->hb2 + (size_t)i * H, (size_t)H);
         mm(e, e->xb2, &ly->w_down, e->hb, n);
         for (size_t j = 0; j < (size_t)n * D; j++) e->x[j] += e->xb2[j];
     }
     int r = 0;
     for (int i = 0; i < n; i++)
-        if (want[i]) rmsnorm(e->xb + (size_t)r++ * D, e->x + (size_t)i * D, m->out_norm, D, c->rms_eps);
+        if (want[i]) lm_rmsnorm_forward(e->xb + (size_t)r++ * D, e->rstd, e->x + (size_t)i * D, m->out_norm, 1, D, c->rms_eps);
     if (r) mm(e, logits, &m->output, e->xb, r);
     *n_out = r;
 }
