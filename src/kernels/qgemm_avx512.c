@@ -96,7 +96,10 @@ void lm_qgemm_quantize_x(const float *x, int n, int K, void *scratch) {
             float amax = 0;
             const float *v = x + (size_t)i * K + 32 * b;
             if (i < n)
-                for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
+                for (int j = 0; j < 32; j++) { /* a compare, not a call to fmaxf (same result: NaN never wins) */
+                    float a = fabsf(v[j]);
+                    amax = a > amax ? a : amax;
+                }
             float d = amax / 127.f, id = d ? 1.f / d : 0.f;
             int sum = 0;
             for (int j = 0; j < 32; j++) {
