@@ -4,6 +4,7 @@
 #include "lmkit/kernels.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 lm_status lm_adamw_init(lm_adamw *opt, size_t n, float beta1, float beta2, float eps, float weight_decay) {
@@ -74,16 +75,41 @@ void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *param
     /* With weight decay every row moves each step: dense. */
     int stop = sparse_tensor(sparse);
     if (stop >= 0 && opt->weight_decay != 0.0f && table->params[stop].decay) stop = -1;
+    /* The dense spans (neighbouring tensors with the same decay) all run in
+     * one parallel region, each thread on its share of every span: a small
+     * model's spans are mostly too short for a region of their own, and
+     * one at a time they would run on one thread while the others wait. */
+    struct {
+        size_t off, n;
+        const lm_adamw_consts *c;
+    } spans[table->n > 0 ? table->n : 1];
+    int ns = 0;
+    size_t dense = 0;
     for (int i = 0; i < table->n;) {
-        const lm_param *p = &table->params[i];
-        const lm_adamw_consts *c = p->decay && opt->weight_decay != 0.0f ? &with_wd : &no_wd;
-        if (i != stop) {
-            int j = span_end(table, i, stop, opt, NULL);
-            lm_adamw_apply(params + p->offset, grads + p->offset, opt->m + p->offset, opt->v + p->offset, span_len(table, i, j), c,
-                           zero_grads);
-            i = j;
+        if (i == stop) {
+            i++;
             continue;
         }
+        const lm_param *p = &table->params[i];
+        int j = span_end(table, i, stop, opt, NULL);
+        spans[ns].off = p->offset;
+        spans[ns].n = span_len(table, i, j);
+        spans[ns].c = p->decay && opt->weight_decay != 0.0f ? &with_wd : &no_wd;
+        dense += spans[ns++].n;
+        i = j;
+    }
+#pragma omp parallel if (dense >= 65536)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int k = 0; k < ns; k++) {
+            size_t a = spans[k].off + spans[k].n * (size_t)t / (size_t)nt;
+            size_t b = spans[k].off + spans[k].n * (size_t)(t + 1) / (size_t)nt;
+            if (b > a) lm_adamw_apply(params + a, grads + a, opt->m + a, opt->v + a, b - a, spans[k].c, zero_grads);
+        }
+    }
+    if (stop >= 0) {
+        const lm_param *p = &table->params[stop];
+        const lm_adamw_consts *c = p->decay && opt->weight_decay != 0.0f ? &with_wd : &no_wd;
         /* Runs are short (scattered token ids): one parallel loop over
          * them, each update on one thread. */
         const lm_row_runs *r = sparse;
@@ -92,7 +118,6 @@ void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *param
             size_t off = p->offset + (size_t)r->start[k] * r->row_len, n = (size_t)(r->end[k] - r->start[k]) * r->row_len;
             lm_adamw_apply(params + off, grads + off, opt->m + off, opt->v + off, n, c, zero_grads);
         }
-        i++;
     }
 }
 
