@@ -300,8 +300,10 @@ lm_status lm_gpt2_forward(lm_gpt2 *m, const int32_t *ids, const int32_t *targets
     if (n == 1) {
         lm_gpt2_part_forward(m, &m->part[0], targets != NULL, inv_count);
     } else {
-        /* One part per thread; the kernels inside run single-threaded. */
-#pragma omp parallel for schedule(static, 1) num_threads(n)
+        /* A part per thread (more parts than threads: in turns); the
+         * kernels inside run single-threaded. */
+        int nt = lm_get_threads() < n ? lm_get_threads() : n;
+#pragma omp parallel for schedule(static, 1) num_threads(nt)
         for (int r = 0; r < n; r++) lm_gpt2_part_forward(m, &m->part[r], 1, inv_count);
     }
     double sum = 0;
@@ -402,7 +404,8 @@ lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale) {
         size_t total = m->table.total;
         double chunk_sq[LM_GPT2_REDUCE_CHUNKS];
         int want_sq = m->fused_valid;
-#pragma omp parallel num_threads(n)
+        int nt = lm_get_threads() < n ? lm_get_threads() : n;
+#pragma omp parallel num_threads(nt)
         {
 #pragma omp for schedule(static, 1)
             for (int r = 0; r < n; r++) {
