@@ -63,7 +63,7 @@ int lm_cmd_train(int argc, char **argv) {
         {"--seed", LM_ARG_LONG, &seed, "random seed (1337)"},
         {"--threads", LM_ARG_INT, &threads, "CPU threads (default: all cores)"},
         {"--data-parallel", LM_ARG_INT, &o.data_parallel,
-         "gpt2: batch slices run side by side, one per thread (default: per thread for models up to 256 wide)"},
+         "gpt2: batch slices run side by side, one per thread (default: one per thread for models up to 384 wide)"},
         {NULL, 0, NULL, NULL},
     };
     int r = lm_args_parse("lmkit train --data DIR --out RUN [options] | lmkit train --resume RUN [--steps N]", specs, argc, argv,
