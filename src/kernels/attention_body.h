@@ -117,6 +117,23 @@ static inline vi lane_mask(vi valid, int j0c, int lo, int hi) {
     return valid & (j >= lo) & (j < hi);
 }
 
+/* x . y over n floats, in vectors (a row's D = dout . out in backward). */
+static inline float dot_row(const float *x, const float *y, int n) {
+    vf acc = vset1(0.0f);
+    int c = 0;
+    for (; c + LM_VW <= n; c += LM_VW) acc += vload(x + c) * vload(y + c);
+    float d = vhsum(acc);
+    for (; c < n; c++) d += x[c] * y[c];
+    return d;
+}
+
+/* dst[0:n] += src[0:n], in vectors. */
+static inline void add_row(float *dst, const float *src, int n) {
+    int c = 0;
+    for (; c + LM_VW <= n; c += LM_VW) vstore(dst + c, vload(dst + c) + vload(src + c));
+    for (; c < n; c++) dst[c] += src[c];
+}
+
 /* Transposed pack: dst[d * ldd + jj] = row (j0 + jj) of src, element d,
  * for jj < jn; zero for jn <= jj < width (a multiple of LM_VW). Tiles of
  * LM_VW keys x LM_VW elements go through a register transpose. */
@@ -387,9 +404,7 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
     for (long r = 0; r < rows; r++) {
         int i = (int)(r % T), h = (int)(r / T % NH), b = (int)(r / T / NH);
         size_t o = ((size_t)b * T + i) * NH * HS + (size_t)h * HS;
-        float d = 0.0f;
-        for (int c = 0; c < HS; c++) d += dout[o + c] * out[o + c];
-        Dall[r] = d;
+        Dall[r] = dot_row(dout + o, out + o, HS);
     }
     const long items = (long)s->B * NKV;
 #pragma omp parallel if (par)
@@ -486,7 +501,7 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
                         for (int r = 0; r < nr; r++) {
                             float *dqi = dq + ((size_t)b * T + i0 + r) * s->q_stride + (size_t)h * HS;
                             const float *dqa = DQ + (size_t)r * HSP;
-                            for (int d = 0; d < HS; d++) dqi[d] += dqa[d];
+                            add_row(dqi, dqa, HS);
                         }
                     }
                 }
@@ -494,10 +509,8 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
                     float *dkr = dk + kvoff + (size_t)(j0 + jj) * s->kv_stride;
                     float *dvr = dv + kvoff + (size_t)(j0 + jj) * s->kv_stride;
                     const float *dka = dKa + (size_t)jj * HSP, *dva = dVa + (size_t)jj * HSP;
-                    for (int d = 0; d < HS; d++) {
-                        dkr[d] += dka[d];
-                        dvr[d] += dva[d];
-                    }
+                    add_row(dkr, dka, HS);
+                    add_row(dvr, dva, HS);
                 }
             }
         }
