@@ -192,10 +192,11 @@ __attribute__((target("avx512f,f16c,fma"))) static void axpy_f16_avx512(float *y
         _mm512_storeu_ps(y + d, _mm512_fmadd_ps(va, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + d))), _mm512_loadu_ps(y + d)));
     for (; d < n; d++) y[d] += a * lm_f16_to_f32(x[d]);
 }
+/* AVX-512 with F16C: for the F16 row helpers here and the KV-cache
+ * attention kernel. */
 static int has_avx512(void) {
-    static int v = -1;
-    if (v < 0) v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
-    return v;
+    const lm_cpu_features *f = lm_cpu();
+    return f->avx512f && f->avx512bw && f->avx512vl && f->fma && f->f16c;
 }
 static float dot_f16(const float *a, const uint16_t *b, int n) {
     if (has_avx512()) return dot_f16_avx512(a, b, n);
@@ -230,9 +231,7 @@ static void attention_task(void *ctx, int ih) {
     float *out = e->att + (size_t)i * e->q_dim + h * hd;
     int p = e->pos[i], start = 0;
     if (c->sliding_window > 0 && p - c->sliding_window + 1 > 0) start = p - c->sliding_window + 1;
-    /* the AVX-512 kernel (with F16C for F16 rows), where the CPU has it */
-    const lm_cpu_features *f = lm_cpu();
-    if (f->avx512f && f->avx512bw && f->avx512vl && f->fma && f->f16c) {
+    if (has_avx512()) {
         size_t base = kv_index(e, e->seq[i], j->layer, 0) + (size_t)kvh * hd;
         const void *kb = e->o.kv_f16 ? (const void *)((const uint16_t *)e->kcache + base) : (const void *)((const float *)e->kcache + base);
         const void *vb = e->o.kv_f16 ? (const void *)((const uint16_t *)e->vcache + base) : (const void *)((const float *)e->vcache + base);

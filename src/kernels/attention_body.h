@@ -98,6 +98,13 @@ static inline int query_hi(const lm_attention_shape *s, int j) {
     return s->window > 0 ? imin(s->T, j + s->window) : s->T;
 }
 
+/* How many keys of the chunk [j0, j0 + jn) a group of query rows ending
+ * at row i_last may see, from j0: the last row sees furthest (key_hi grows
+ * with the row). 0 or less: none. */
+static inline int group_keys(const lm_attention_shape *s, int i_last, int j0, int jn) {
+    return imin(jn, key_hi(s, i_last) - j0);
+}
+
 /* Per-chunk key validity lanes (-1 valid, 0 not): key_valid and j < T. */
 static inline void chunk_valid(const lm_attention_shape *s, int b, int j0, int nv, vi *valid) {
     for (int c = 0; c < nv; c++) {
@@ -330,7 +337,7 @@ void LM_SFX(lm_attention_forward)(float *out, float *lse, const float *q, const 
                  * half of its square. */
                 for (int g0 = ra; g0 < rb; g0 += LM_VW) {
                     int g1 = imin(rb, g0 + LM_VW);
-                    int vis = imin(jn, key_hi(s, i0 + g1 - 1) - j0); /* keys [j0, j0 + vis) */
+                    int vis = group_keys(s, i0 + g1 - 1, j0, jn); /* keys [j0, j0 + vis) */
                     int nv = (vis + LM_VW - 1) / LM_VW;
                     mm_rows(P + (size_t)g0 * FKB, FKB, g1 - g0, Qs + (size_t)g0 * HSP, HSP, Kt, FKB, HS, nv);
                     for (int r = g0; r < g1; r++) {
@@ -451,7 +458,7 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
                          * hold no other entries that the products below read. */
                         for (int g0 = 0; g0 < nr; g0 += LM_VW) {
                             int g1 = imin(nr, g0 + LM_VW);
-                            int vis = imin(jn, key_hi(s, i0 + g1 - 1) - j0);
+                            int vis = group_keys(s, i0 + g1 - 1, j0, jn);
                             if (vis <= 0) continue;
                             int nv = (vis + LM_VW - 1) / LM_VW;
                             mm_rows(P + (size_t)g0 * BKB, BKB, g1 - g0, Qp + (size_t)g0 * HSP, HSP, Kt, BKB, HS, nv);
@@ -494,7 +501,7 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
                         memset(DQ, 0, (size_t)nr * HSP * sizeof(float));
                         for (int g0 = 0; g0 < nr; g0 += LM_VW) {
                             int g1 = imin(nr, g0 + LM_VW);
-                            int vis = imin(jn, key_hi(s, i0 + g1 - 1) - j0);
+                            int vis = group_keys(s, i0 + g1 - 1, j0, jn);
                             if (vis > 0)
                                 mm_acc(DQ + (size_t)g0 * HSP, HSP, g1 - g0, dS + (size_t)g0 * BKB, BKB, 1, vis, Kp, HSP, NHV);
                         }

@@ -155,8 +155,7 @@ void lm_linear_backward_sumsq(float *dinp, float *dweight, float *dbias, const f
         return;
     }
     if (dinp) lm_sgemm(0, 0, N, IC, OC, 1.0f, dout, OC, weight, IC, 1.0f, dinp, IC);
-    if (dweight && dweight_sumsq) lm_sgemm_sumsq(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight, IC, dweight_sumsq);
-    else if (dweight) lm_sgemm(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
+    if (dweight) lm_sgemm_sumsq(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight, IC, dweight_sumsq);
     if (dbias) {
         /* Column sums, parallel over column blocks (no races, deterministic). */
         const int CB = 64;

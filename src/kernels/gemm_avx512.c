@@ -156,7 +156,10 @@ static inline __mmask16 lane_mask(int n) { return (__mmask16)(n >= 16 ? 0xffff :
  * only without trans_b) gets each column's values added in row order. */
 AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int j0, int nc, int p0, int kc,
                           float *colsum) {
-    if (!trans_b && colsum) {
+    if (!trans_b) {
+        /* op(B)[k][j] = B[k][j]: row by row, so the reads stream through
+         * memory in order (the weights come from DRAM; the hardware
+         * prefetcher follows a row, not a column of 128-byte pieces). */
         const float *s = B + (size_t)p0 * ldb + j0;
         for (int k = 0; k < kc; k++) {
             const float *row = s + (size_t)k * ldb;
@@ -167,24 +170,11 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
                 __m512 v0 = _mm512_maskz_loadu_ps(m0, row + jr), v1 = _mm512_maskz_loadu_ps(m1, row + jr + 16);
                 _mm512_store_ps(d, v0);
                 _mm512_store_ps(d + 16, v1);
-                _mm512_mask_storeu_ps(colsum + jr, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, colsum + jr), v0));
-                _mm512_mask_storeu_ps(colsum + jr + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, colsum + jr + 16), v1));
-            }
-        }
-        return;
-    }
-    if (!trans_b) {
-        /* op(B)[k][j] = B[k][j]: row by row, so the reads stream through
-         * memory in order (the weights come from DRAM; the hardware
-         * prefetcher follows a row, not a column of 128-byte pieces). */
-        const float *s = B + (size_t)p0 * ldb + j0;
-        for (int k = 0; k < kc; k++) {
-            const float *row = s + (size_t)k * ldb;
-            for (int jr = 0; jr < nc; jr += NR) {
-                int nr = nc - jr < NR ? nc - jr : NR;
-                float *d = dst + (size_t)jr * kc + (size_t)k * NR;
-                _mm512_store_ps(d, _mm512_maskz_loadu_ps(lane_mask(nr), row + jr));
-                _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(lane_mask(nr - 16), row + jr + 16));
+                if (colsum) {
+                    _mm512_mask_storeu_ps(colsum + jr, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, colsum + jr), v0));
+                    _mm512_mask_storeu_ps(colsum + jr + 16, m1,
+                                          _mm512_add_ps(_mm512_maskz_loadu_ps(m1, colsum + jr + 16), v1));
+                }
             }
         }
         return;

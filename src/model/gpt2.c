@@ -85,18 +85,23 @@ lm_status lm_gpt2_create(const lm_model_config *c, int train, uint64_t seed, lm_
     return LM_OK;
 }
 
-static void lm_gpt2_free_part(lm_gpt2_part *p) {
+/* A part's activations (its gradient buffer, sized by the model, stays). */
+static void lm_gpt2_free_part_acts(lm_gpt2_part *p) {
     lm_free(p->act_mem);
-    lm_free(p->own_grads);
     free(p->ids);
     free(p->targets);
     free(p->pos);
-    memset(p, 0, sizeof *p);
+    p->act_mem = NULL;
+    p->ids = p->targets = p->pos = NULL;
+    p->act_B = p->act_T = 0;
 }
 
 void lm_gpt2_free(lm_gpt2 *m) {
     if (!m) return;
-    for (int r = 0; r < LM_GPT2_MAX_PARTS; r++) lm_gpt2_free_part(&m->part[r]);
+    for (int r = 0; r < LM_GPT2_MAX_PARTS; r++) {
+        lm_gpt2_free_part_acts(&m->part[r]);
+        lm_free(m->part[r].own_grads);
+    }
     lm_free(m->params);
     lm_free(m->grads);
     lm_param_table_free(&m->table);
@@ -138,7 +143,6 @@ void lm_gpt2_zero_grad(lm_gpt2 *m) {
     m->fused_valid = 0;
 }
 
-
 double lm_gpt2_fused_sum_squares(const lm_gpt2 *m, uint8_t *covered) {
     memset(covered, 0, (size_t)m->table.n);
     if (!m->fused_valid) return 0.0;
@@ -168,6 +172,13 @@ double lm_gpt2_last_loss_sum(const lm_gpt2 *m, int *counted) {
     return m->last_loss_sum;
 }
 
+/* Causal attention over the fused qkv rows of a (B, T) batch. */
+static lm_attention_shape lm_gpt2_attention_shape(const lm_model_config *c, int B, int T) {
+    int C = c->n_embd, NH = c->n_head;
+    return (lm_attention_shape){.B = B, .T = T, .NH = NH, .NKV = NH, .HS = C / NH, .q_stride = 3 * C,
+                                .kv_stride = 3 * C, .scale = 1.0f / sqrtf((float)(C / NH)), .causal = 1};
+}
+
 /* Carves every activation buffer of a part for (B, T) out of one
  * allocation, so a training step runs without a single malloc; parts after
  * the first also get a gradient buffer of their own. */
@@ -175,15 +186,11 @@ static lm_status lm_gpt2_alloc_part(lm_gpt2 *m, lm_gpt2_part *p, int B, int T, i
     if (own_grads && !p->own_grads && !(p->own_grads = lm_alloc_huge(m->table.total * sizeof(float))))
         return lm_error(LM_ERR_NOMEM, "out of memory for a data-parallel gradient buffer");
     if (p->act_mem && B * T <= p->act_B * p->act_T && B <= p->act_B && T <= p->act_T) return LM_OK;
-    float *keep = p->own_grads;
-    p->own_grads = NULL;
-    lm_gpt2_free_part(p);
-    p->own_grads = keep;
+    lm_gpt2_free_part_acts(p);
     const lm_model_config *c = &m->cfg;
     size_t BT = (size_t)B * T, C = (size_t)c->n_embd, L = (size_t)c->n_layer, F = (size_t)c->n_inner;
     size_t V = (size_t)c->vocab_size, NH = (size_t)c->n_head;
-    lm_attention_shape as = {.B = B, .T = T, .NH = c->n_head, .NKV = c->n_head, .HS = c->n_embd / c->n_head,
-                             .q_stride = 3 * c->n_embd, .kv_stride = 3 * c->n_embd, .scale = 1.0f, .causal = 1};
+    lm_attention_shape as = lm_gpt2_attention_shape(c, B, T);
     lm_gpt2_acts *a = &p->acts;
     lm_float_slot plan[] = {
         {&a->encoded, BT * C},  {&a->ln1, L * BT * C},     {&a->ln1_mean, L * BT},
@@ -203,18 +210,12 @@ static lm_status lm_gpt2_alloc_part(lm_gpt2 *m, lm_gpt2_part *p, int B, int T, i
     p->targets = malloc(BT * sizeof(int32_t));
     p->pos = malloc(BT * sizeof(int32_t));
     if (!p->act_mem || !p->ids || !p->targets || !p->pos) {
-        lm_gpt2_free_part(p);
+        lm_gpt2_free_part_acts(p);
         return lm_error(LM_ERR_NOMEM, "out of memory for activations (batch %d x %d)", B, T);
     }
     p->act_B = B;
     p->act_T = T;
     return LM_OK;
-}
-
-static lm_attention_shape lm_gpt2_attention_shape(const lm_model_config *c, int B, int T) {
-    int C = c->n_embd, NH = c->n_head;
-    return (lm_attention_shape){.B = B, .T = T, .NH = NH, .NKV = NH, .HS = C / NH, .q_stride = 3 * C,
-                                .kv_stride = 3 * C, .scale = 1.0f / sqrtf((float)(C / NH)), .causal = 1};
 }
 
 /* The forward of one part over the ids (and targets) already in it; the
@@ -255,16 +256,12 @@ static void lm_gpt2_part_forward(const lm_gpt2 *m, lm_gpt2_part *p, int with_tar
     /* LM head: logits = lnf @ wte^T (weights tied to the token embedding). */
     lm_linear_forward(a->logits, a->lnf, lm_at(m, P, P_WTE), NULL, BT, C, V);
     p->loss_sum = 0;
-    p->counted = 0;
     if (!with_targets) return;
     /* Loss and its gradient in one pass; the gradient overwrites the logits
      * (they are not needed again) and is already divided by the count of
      * the whole batch. */
     lm_cross_entropy_forward_backward(a->losses, a->logits, a->logits, p->targets, BT, V, inv_count);
-    for (int i = 0; i < BT; i++) {
-        p->loss_sum += a->losses[i];
-        p->counted += p->targets[i] >= 0;
-    }
+    for (int i = 0; i < BT; i++) p->loss_sum += a->losses[i];
 }
 
 lm_status lm_gpt2_forward(lm_gpt2 *m, const int32_t *ids, const int32_t *targets, int B, int T, float *loss) {
@@ -416,7 +413,7 @@ lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale) {
 #pragma omp for schedule(static)
             for (int k = 0; k < LM_GPT2_REDUCE_CHUNKS; k++) {
                 size_t i0 = total * (size_t)k / LM_GPT2_REDUCE_CHUNKS, i1 = total * (size_t)(k + 1) / LM_GPT2_REDUCE_CHUNKS;
-                for (int r = 1; r < n; r++) lm_add(G + i0, G + i0, m->part[r].own_grads + i0, i1 - i0);
+                for (int r = 1; r < n; r++) lm_accumulate(G + i0, m->part[r].own_grads + i0, i1 - i0);
                 chunk_sq[k] = want_sq ? lm_sum_squares_serial(G + i0, i1 - i0) : 0.0;
             }
         }

@@ -23,7 +23,6 @@ typedef struct {
     int32_t *ids, *targets, *pos;
     float *own_grads; /* parts after the first: their gradients, added into the model's after backward */
     double loss_sum;
-    int counted;
 } lm_gpt2_part;
 
 struct lm_gpt2 {

@@ -44,6 +44,9 @@ void lm_row_runs_from(lm_row_runs *r, const uint8_t *live, int rows) {
     }
 }
 
+/* Whether weight decay applies to tensor p. */
+static int decays(const lm_adamw *opt, const lm_param *p) { return p->decay && opt->weight_decay != 0.0f; }
+
 /* The tensor whose live rows `sparse` lists (-1: none). */
 static int sparse_tensor(const lm_row_runs *sparse) { return sparse && sparse->row_len ? sparse->param : -1; }
 
@@ -74,7 +77,7 @@ void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *param
     lm_adamw_consts no_wd = lm_adamw_prepare(lr, opt->beta1, opt->beta2, opt->eps, 0.0f, (int)opt->t, grad_scale);
     /* With weight decay every row moves each step: dense. */
     int stop = sparse_tensor(sparse);
-    if (stop >= 0 && opt->weight_decay != 0.0f && table->params[stop].decay) stop = -1;
+    if (stop >= 0 && decays(opt, &table->params[stop])) stop = -1;
     /* The dense spans (neighbouring tensors with the same decay) all run in
      * one parallel region, each thread on its share of every span: a small
      * model's spans are mostly too short for a region of their own, and
@@ -94,7 +97,7 @@ void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *param
         int j = span_end(table, i, stop, opt, NULL);
         spans[ns].off = p->offset;
         spans[ns].n = span_len(table, i, j);
-        spans[ns].c = p->decay && opt->weight_decay != 0.0f ? &with_wd : &no_wd;
+        spans[ns].c = decays(opt, p) ? &with_wd : &no_wd;
         dense += spans[ns++].n;
         i = j;
     }
@@ -109,7 +112,7 @@ void lm_adamw_step_rows(lm_adamw *opt, const lm_param_table *table, float *param
     }
     if (stop >= 0) {
         const lm_param *p = &table->params[stop];
-        const lm_adamw_consts *c = p->decay && opt->weight_decay != 0.0f ? &with_wd : &no_wd;
+        const lm_adamw_consts *c = decays(opt, p) ? &with_wd : &no_wd;
         /* Runs are short (scattered token ids): one parallel loop over
          * them, each update on one thread. */
         const lm_row_runs *r = sparse;
