@@ -97,7 +97,9 @@ void lm_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const f
                          const float *weight, const float *rstd, int N, int C);
 
 /* ---- activations (elementwise over n values) ----
- * GELU with the tanh approximation ("gelu_new", GPT-2) or exact erf (BERT). */
+ * GELU with the tanh approximation ("gelu_new", GPT-2) or exact erf (BERT).
+ * Their backward overwrites dinp = gelu'(inp) * dout; dinp may be dout (in
+ * place: the gradient of the output is not needed once it is taken). */
 void lm_gelu_tanh_forward(float *out, const float *inp, size_t n);
 void lm_gelu_tanh_backward(float *dinp, const float *inp, const float *dout, size_t n);
 void lm_gelu_erf_forward(float *out, const float *inp, size_t n);

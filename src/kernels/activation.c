@@ -21,7 +21,7 @@ void lm_gelu_tanh_backward_ref(float *dinp, const float *inp, const float *dout,
         double t = tanh(GELU_K * (x + GELU_C * x * x * x));
         double sech2 = 1.0 - t * t;
         double g = 0.5 * (1.0 + t) + 0.5 * x * sech2 * GELU_K * (1.0 + 3.0 * GELU_C * x * x);
-        dinp[i] += (float)(g * dout[i]);
+        dinp[i] = (float)(g * dout[i]);
     }
 }
 
@@ -37,7 +37,7 @@ void lm_gelu_erf_backward_ref(float *dinp, const float *inp, const float *dout, 
     for (size_t i = 0; i < n; i++) {
         double x = inp[i];
         double g = 0.5 * (1.0 + erf(x * M_SQRT1_2)) + x * exp(-0.5 * x * x) * inv_sqrt_2pi;
-        dinp[i] += (float)(g * dout[i]);
+        dinp[i] = (float)(g * dout[i]);
     }
 }
 

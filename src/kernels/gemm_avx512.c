@@ -3,7 +3,7 @@
  * Micro-kernel: a 12 x 32 tile of C in 24 zmm accumulators; per k it loads
  * two vectors of the packed B panel (32 columns) and broadcasts 12 values of
  * the packed A panel (12 rows) into 24 FMAs.
- * Blocking: KC = 512 (k), MB = 1536 (rows of packed A per block, L3),
+ * Blocking: KC = 512 (k; KC_TN = 128 for A^T), MB = 1536 (rows of packed A per block, L3),
  * NB = 480 (columns of packed B per block, L2); the 12 x KC A micro-panel
  * stays in L1 while the B micro-panels stream from L2.
  * Threads: C is split into a grid of rectangles, one per thread, each run
@@ -22,6 +22,11 @@
 #define MR 12
 #define NR 32
 #define KC 512
+/* k block for A^T read in place (the weight-gradient GEMMs): 12 floats per
+ * k, a row of A apart, so each k step touches its own cache line; 128 of
+ * them (8 KiB) stay in L1 beside the streaming B panel, 512 do not
+ * (tiny-preset step -2%, 124M even). */
+#define KC_TN 128
 #define MB 1536 /* multiple of MR */
 #define NB 480  /* multiple of NR */
 
@@ -318,8 +323,9 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
     const float *bias = ex->bias;
     for (int mb = m0; mb < m1; mb += MB) {
         int mc = m1 - mb < MB ? m1 - mb : MB;
-        for (int p0 = 0; p0 < K; p0 += KC) {
-            int kc = K - p0 < KC ? K - p0 : KC;
+        int kcm = ta ? KC_TN : KC;
+        for (int p0 = 0; p0 < K; p0 += kcm) {
+            int kc = K - p0 < kcm ? K - p0 : kcm;
             float bk = p0 == 0 ? beta : 1.0f;
             const float *biask = p0 == 0 ? bias : NULL; /* added once, with the first k block */
             const float *addk = p0 + kc >= K ? ex->addend : NULL; /* once, onto the final sum */

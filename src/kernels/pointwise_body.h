@@ -71,7 +71,7 @@ void LM_SFX(lm_gelu_tanh_backward)(float *dinp, const float *inp, const float *d
         vf e = vexp((x + GELU_C * x * x * x) * (-2.0f * GELU_K));
         vf s = 1.0f / (1.0f + e);
         vf g = s + (2.0f * GELU_K) * x * s * (e * s) * (1.0f + (3.0f * GELU_C) * x * x);
-        ST(dinp + i, LD(dinp + i) + g * LD(dout + i));
+        ST(dinp + i, g * LD(dout + i));
     });
 }
 
@@ -107,7 +107,7 @@ void LM_SFX(lm_gelu_erf_backward)(float *dinp, const float *inp, const float *do
         vf x = LD(inp + i);
         vf g = 0.5f * one_plus_erf(x * 0.70710678118654752f) +
                x * vexp(-0.5f * x * x) * 0.3989422804014327f;
-        ST(dinp + i, LD(dinp + i) + g * LD(dout + i));
+        ST(dinp + i, g * LD(dout + i));
     });
 }
 

@@ -435,7 +435,6 @@ static void lm_bert_tail_backward(lm_bert *m, int l, size_t lo, int n, float *dh
     }
     memset(a->dfcg, 0, nF * sizeof(float));
     lm_bert_linear_backward(m, a->dfcg, GW(BP_O_W), GW(BP_O_B), dproj, fcg, lm_bert_layer_at(m, P, l, BP_O_W), n, F, C);
-    memset(a->dfc, 0, nF * sizeof(float));
     lm_gelu_erf_backward(a->dfc, fc, a->dfcg, nF);
     lm_bert_linear_backward(m, da1, GW(BP_I_W), GW(BP_I_B), a->dfc, a1, lm_bert_layer_at(m, P, l, BP_I_W), n, C, F);
     /* a1 = LN1(x + dropout(Wao atty)) */

@@ -122,7 +122,6 @@ static void lm_mlm_backward(lm_bert *m, float gs, float *dh) {
     memset(dtrg, 0, (size_t)R * C * sizeof(float));
     lm_layernorm_backward(dtrg, lm_bert_at(m, G, ph + 2), lm_bert_at(m, G, ph + 3), dtrn, h->trg, lm_bert_at(m, P, ph + 2),
                           h->tr_mean, h->tr_rstd, R, C);
-    memset(dtr, 0, (size_t)R * C * sizeof(float));
     lm_gelu_erf_backward(dtr, h->tr, dtrg, (size_t)R * C);
     memset(dx, 0, (size_t)R * C * sizeof(float));
     lm_linear_backward(dx, lm_bert_at(m, G, ph), lm_bert_at(m, G, ph + 1), dtr, h->x, lm_bert_at(m, P, ph), R, C, C);

@@ -202,7 +202,7 @@ static lm_status lm_gpt2_alloc_part(lm_gpt2 *m, lm_gpt2_part *p, int B, int T, i
         {&a->losses, BT},
         /* backward scratch */
         {&a->dres, BT * C},     {&a->dln, BT * C},         {&a->dqkv, BT * 3 * C},
-        {&a->datty, BT * C},    {&a->dfch, BT * F},        {&a->dfch_gelu, BT * F},
+        {&a->datty, BT * C},    {&a->dfch, BT * F},
         {&a->attn_scratch, lm_attention_backward_scratch(&as)},
     };
     p->act_mem = lm_alloc_slots(plan, sizeof plan / sizeof *plan);
@@ -338,11 +338,11 @@ static void lm_gpt2_part_backward(const lm_gpt2 *m, lm_gpt2_part *p, float *G, f
         const float *ln1 = a->ln1 + lo * C, *qkv = a->qkv + lo * 3 * C, *atty = a->atty + lo * C;
         const float *res2 = a->res2 + lo * C, *ln2 = a->ln2 + lo * C, *fch = a->fch + lo * F;
         const float *fch_gelu = a->fch_gelu + lo * F;
-        /* res3 = res2 + mlp(ln2(res2)): dres flows straight through and into the MLP. */
-        lm_conv1d_backward(a->dfch_gelu, lm_layer_at(m, G, l, P_FCPROJ_W), lm_layer_at(m, G, l, P_FCPROJ_B), a->dres,
+        /* res3 = res2 + mlp(ln2(res2)): dres flows straight through and into
+         * the MLP. dfch holds the gradient of fch_gelu, then (in place) of fch. */
+        lm_conv1d_backward(a->dfch, lm_layer_at(m, G, l, P_FCPROJ_W), lm_layer_at(m, G, l, P_FCPROJ_B), a->dres,
                            fch_gelu, lm_layer_at(m, P, l, P_FCPROJ_W), BT, F, C, gbeta, sq);
-        memset(a->dfch, 0, (size_t)BT * F * sizeof(float));
-        lm_gelu_tanh_backward(a->dfch, fch, a->dfch_gelu, (size_t)BT * F);
+        lm_gelu_tanh_backward(a->dfch, fch, a->dfch, (size_t)BT * F);
         lm_conv1d_backward(a->dln, lm_layer_at(m, G, l, P_FC_W), lm_layer_at(m, G, l, P_FC_B), a->dfch, ln2,
                            lm_layer_at(m, P, l, P_FC_W), BT, C, F, gbeta, sq);
         lm_layernorm_backward(a->dres, lm_layer_at(m, G, l, P_LN2_W), lm_layer_at(m, G, l, P_LN2_B), a->dln, res2,

@@ -10,7 +10,7 @@
 typedef struct {
     float *encoded, *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *lse, *res2, *ln2, *ln2_mean, *ln2_rstd;
     float *fch, *fch_gelu, *res3, *lnf, *lnf_mean, *lnf_rstd, *logits, *losses;
-    float *dres, *dln, *dqkv, *datty, *dfch, *dfch_gelu, *attn_scratch;
+    float *dres, *dln, *dqkv, *datty, *dfch, *attn_scratch;
 } lm_gpt2_acts;
 
 /* A slice of a batch's rows with its activations: what one thread runs
