@@ -94,8 +94,13 @@ lm_status lm_gpt2_open_dir(const char *dir, int train, lm_gpt2 **out);
  * overwrites them with their gradient). */
 lm_status lm_gpt2_forward(lm_gpt2 *m, const int32_t *ids, const int32_t *targets, int B, int T, float *loss);
 const float *lm_gpt2_logits(const lm_gpt2 *m);
+/* Whether a forward keeps what backward needs (default: when created with
+ * train). Off (evaluation, as torch.no_grad), the layers share one set of
+ * activation buffers, which stays in cache, the loss gradient is not
+ * taken, and backward after such a forward is an error. */
+void lm_gpt2_set_grad_enabled(lm_gpt2 *m, int on);
 /* Accumulates d(loss * grad_scale)/d(params) into the gradient buffer.
- * Must follow a forward with targets. */
+ * Must follow a forward with targets, with gradients enabled. */
 lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale);
 /* Zeroes the gradients. Deferred: the next backward writes the weight
  * matrices' gradients outright instead of adding to zeros (no memset of

@@ -73,6 +73,7 @@ lm_status lm_gpt2_create(const lm_model_config *c, int train, uint64_t seed, lm_
     if (!m) return lm_error(LM_ERR_NOMEM, "out of memory");
     m->cfg = *c;
     m->parts = 1;
+    m->grad_enabled = train != 0;
     lm_status s = lm_gpt2_build_table(c, &m->table);
     if (s == LM_OK && !(m->params = lm_alloc_huge(m->table.total * sizeof(float)))) s = LM_ERR_NOMEM;
     if (s == LM_OK && train && !(m->grads = lm_alloc_huge(m->table.total * sizeof(float)))) s = LM_ERR_NOMEM;
@@ -114,6 +115,8 @@ lm_status lm_gpt2_set_data_parallel(lm_gpt2 *m, int parts) {
     m->parts = parts;
     return LM_OK;
 }
+
+void lm_gpt2_set_grad_enabled(lm_gpt2 *m, int on) { m->grad_enabled = on != 0 && m->grads; }
 
 int lm_gpt2_auto_parts(const lm_model_config *c, int batch, int threads) {
     /* Narrow layers' GEMMs are too small to split among threads without
@@ -188,7 +191,9 @@ static lm_status lm_gpt2_alloc_part(lm_gpt2 *m, lm_gpt2_part *p, int B, int T, i
     if (p->act_mem && B * T <= p->act_B * p->act_T && B <= p->act_B && T <= p->act_T) return LM_OK;
     lm_gpt2_free_part_acts(p);
     const lm_model_config *c = &m->cfg;
-    size_t BT = (size_t)B * T, C = (size_t)c->n_embd, L = (size_t)c->n_layer, F = (size_t)c->n_inner;
+    /* per-layer activations for every layer where a backward may follow;
+     * a model without gradients runs its layers through one set */
+    size_t BT = (size_t)B * T, C = (size_t)c->n_embd, L = m->grads ? (size_t)c->n_layer : 1, F = (size_t)c->n_inner;
     size_t V = (size_t)c->vocab_size, NH = (size_t)c->n_head;
     lm_attention_shape as = lm_gpt2_attention_shape(c, B, T);
     lm_gpt2_acts *a = &p->acts;
@@ -219,7 +224,9 @@ static lm_status lm_gpt2_alloc_part(lm_gpt2 *m, lm_gpt2_part *p, int B, int T, i
 }
 
 /* The forward of one part over the ids (and targets) already in it; the
- * loss gradient, scaled by inv_count, overwrites its logits. */
+ * loss gradient, scaled by inv_count, overwrites its logits. Without
+ * gradients each layer overwrites the one before's activations (a backward
+ * would need them all), so they stay in cache. */
 static void lm_gpt2_part_forward(const lm_gpt2 *m, lm_gpt2_part *p, int with_targets, float inv_count) {
     const lm_model_config *c = &m->cfg;
     int B = p->B, T = p->T, BT = B * T, C = c->n_embd, NH = c->n_head, F = c->n_inner, V = c->vocab_size;
@@ -229,18 +236,22 @@ static void lm_gpt2_part_forward(const lm_gpt2 *m, lm_gpt2_part *p, int with_tar
     float *P = m->params;
     float eps = c->layer_norm_eps;
     lm_attention_shape as = lm_gpt2_attention_shape(c, B, T);
+    int keep = m->grad_enabled;
 
     lm_embedding_forward(a->encoded, p->ids, p->pos, lm_at(m, P, P_WTE), lm_at(m, P, P_WPE), BT, C);
     for (int l = 0; l < c->n_layer; l++) {
-        size_t lo = (size_t)l * BT;
-        const float *residual = l == 0 ? a->encoded : a->res3 + (lo - BT) * C;
+        /* res3 of the layer before: its slot, or the one slot all share
+         * (read by ln1 and the attention projection's skip before this
+         * layer's fc projection overwrites it) */
+        size_t lo = keep ? (size_t)l * BT : 0;
+        const float *residual = l == 0 ? a->encoded : keep ? a->res3 + (lo - BT) * C : a->res3;
         float *ln1 = a->ln1 + lo * C, *qkv = a->qkv + lo * 3 * C, *atty = a->atty + lo * C;
         float *res2 = a->res2 + lo * C, *ln2 = a->ln2 + lo * C, *fch = a->fch + lo * F;
         float *fch_gelu = a->fch_gelu + lo * F, *res3 = a->res3 + lo * C;
         lm_layernorm_forward(ln1, a->ln1_mean + lo, a->ln1_rstd + lo, residual, lm_layer_at(m, P, l, P_LN1_W),
                              lm_layer_at(m, P, l, P_LN1_B), BT, C, eps);
         lm_conv1d_forward(qkv, ln1, lm_layer_at(m, P, l, P_QKV_W), lm_layer_at(m, P, l, P_QKV_B), NULL, BT, C, 3 * C);
-        lm_attention_forward(atty, a->lse + (size_t)l * NH * BT, qkv, qkv + C, qkv + 2 * C, &as);
+        lm_attention_forward(atty, a->lse + (keep ? (size_t)l * NH * BT : 0), qkv, qkv + C, qkv + 2 * C, &as);
         /* res2 = residual + attn_proj(atty), the skip added as the GEMM stores */
         lm_conv1d_forward(res2, atty, lm_layer_at(m, P, l, P_ATTPROJ_W), lm_layer_at(m, P, l, P_ATTPROJ_B), residual, BT, C,
                           C);
@@ -251,7 +262,7 @@ static void lm_gpt2_part_forward(const lm_gpt2 *m, lm_gpt2_part *p, int with_tar
         lm_conv1d_forward(res3, fch_gelu, lm_layer_at(m, P, l, P_FCPROJ_W), lm_layer_at(m, P, l, P_FCPROJ_B), res2, BT, F, C);
     }
     int L = c->n_layer;
-    const float *last = a->res3 + (size_t)(L - 1) * BT * C;
+    const float *last = a->res3 + (keep ? (size_t)(L - 1) * BT * C : 0);
     lm_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, lm_at(m, P, P_LNF_W(L)), lm_at(m, P, P_LNF_B(L)), BT, C, eps);
     /* LM head: logits = lnf @ wte^T (weights tied to the token embedding). */
     lm_linear_forward(a->logits, a->lnf, lm_at(m, P, P_WTE), NULL, BT, C, V);
@@ -260,7 +271,7 @@ static void lm_gpt2_part_forward(const lm_gpt2 *m, lm_gpt2_part *p, int with_tar
     /* Loss and its gradient in one pass; the gradient overwrites the logits
      * (they are not needed again) and is already divided by the count of
      * the whole batch. */
-    lm_cross_entropy_forward_backward(a->losses, a->logits, a->logits, p->targets, BT, V, inv_count);
+    lm_cross_entropy_forward_backward(a->losses, keep ? a->logits : NULL, a->logits, p->targets, BT, V, inv_count);
     for (int i = 0; i < BT; i++) p->loss_sum += a->losses[i];
 }
 
@@ -285,14 +296,14 @@ lm_status lm_gpt2_forward(lm_gpt2 *m, const int32_t *ids, const int32_t *targets
     for (int r = 0; r < n; r++) {
         lm_gpt2_part *p = &m->part[r];
         int b0 = B * r / n, b1 = B * (r + 1) / n;
-        LM_TRY(lm_gpt2_alloc_part(m, p, b1 - b0, T, r > 0 && m->grads));
+        LM_TRY(lm_gpt2_alloc_part(m, p, b1 - b0, T, r > 0 && m->grad_enabled));
         p->B = b1 - b0;
         p->T = T;
         memcpy(p->ids, ids + (size_t)b0 * T, (size_t)p->B * T * sizeof *ids);
         if (targets) memcpy(p->targets, targets + (size_t)b0 * T, (size_t)p->B * T * sizeof *targets);
     }
     m->used_parts = n;
-    m->has_targets = targets != NULL;
+    m->has_targets = targets != NULL && m->grad_enabled;
     float inv_count = counted ? 1.0f / (float)counted : 0.0f;
     if (n == 1) {
         lm_gpt2_part_forward(m, &m->part[0], targets != NULL, inv_count);
@@ -374,7 +385,8 @@ static void lm_gpt2_zero_accumulated(const lm_gpt2 *m, float *G) {
 
 lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale) {
     if (!m->grads) return lm_error(LM_ERR_ARG, "gpt2 backward: model was created without gradients");
-    if (!m->has_targets) return lm_error(LM_ERR_ARG, "gpt2 backward: the last forward had no targets");
+    if (!m->has_targets)
+        return lm_error(LM_ERR_ARG, "gpt2 backward: the last forward had no targets or ran with gradients disabled");
     float *G = m->grads;
     /* After zero_grad the weight matrices' gradient GEMMs overwrite
      * (beta 0) instead of adding to zeros; only the small tensors, which

@@ -33,6 +33,7 @@ struct lm_gpt2 {
     int parts;      /* lm_gpt2_set_data_parallel (1: kernels split each op among the threads) */
     int used_parts; /* by the last forward */
     int has_targets;
+    int grad_enabled;      /* lm_gpt2_set_grad_enabled */
     int grad_zero_pending; /* zero_grad was called: the next backward overwrites */
     /* the sum of squared gradients the backward that overwrote them summed
      * as it stored them: the block weight matrices' (fused_all 0), or, when

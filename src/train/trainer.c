@@ -65,6 +65,7 @@ lm_status lm_eval_shard_loss(lm_gpt2 *m, const lm_shard *s, int batch, int seq_l
     double sum = 0;
     long count = 0;
     lm_status st = LM_OK;
+    lm_gpt2_set_grad_enabled(m, 0); /* no backward follows: activations stay in cache */
     for (int i = 0; i < batches && st == LM_OK; i++) {
         lm_rng r;
         lm_rng_seed(&r, seed, LM_VAL_STREAM_BASE + (uint64_t)i);
@@ -74,6 +75,7 @@ lm_status lm_eval_shard_loss(lm_gpt2 *m, const lm_shard *s, int batch, int seq_l
         sum += lm_gpt2_last_loss_sum(m, &counted);
         count += counted;
     }
+    lm_gpt2_set_grad_enabled(m, 1);
     free(ids);
     free(tg);
     if (st == LM_OK) *loss = count ? (float)(sum / (double)count) : 0.0f;

@@ -81,9 +81,16 @@ static void check_training(const lm_safetensors *gold, int parts) {
     const int32_t *ids = ids_t->data, *targets = tg_t->data;
     int64_t n = 0;
     double e;
-    /* loss and gradients */
-    float loss = 0;
+    /* loss and gradients; first without gradients (evaluation: the layers
+     * share their activation buffers), which must give the same loss bit
+     * for bit and leave nothing for a backward */
+    float loss = 0, loss_eval = -1;
+    lm_gpt2_set_grad_enabled(m, 0);
+    CHECK_OK(lm_gpt2_forward(m, ids, targets, B, T, &loss_eval));
+    CHECK(lm_gpt2_backward(m, 1.0f) == LM_ERR_ARG);
+    lm_gpt2_set_grad_enabled(m, 1);
     CHECK_OK(lm_gpt2_forward(m, ids, targets, B, T, &loss));
+    CHECK_MSG(loss_eval == loss, "parts %d: loss without gradients %.9g vs %.9g", parts, loss_eval, loss);
     float *ref_loss = tensor_f32(gold, "loss", &n);
     CHECK_MSG(fabs(loss - ref_loss[0]) <= 1e-4 * fabs(ref_loss[0]), "parts %d: loss %g vs %g", parts, loss, ref_loss[0]);
     lm_gpt2_zero_grad(m);
