@@ -166,8 +166,9 @@ static inline void pack_rows(float *dst, int HSP, const float *src, size_t strid
     for (int jj = 0; jj < n; jj++) {
         float *d = dst + (size_t)jj * HSP;
         const float *r = src + (size_t)(j0 + jj) * stride;
-        for (int c = 0; c < HS; c++) d[c] = r[c] * mul;
-        for (int c = HS; c < HSP; c++) d[c] = 0.0f;
+        int c = 0;
+        for (; c + LM_VW <= HS; c += LM_VW) vstore(d + c, vload(r + c) * mul);
+        if (c < HS) vstore(d + c, vload_part(r + c, (size_t)(HS - c), 0.0f) * mul);
     }
 }
 

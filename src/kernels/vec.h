@@ -35,17 +35,22 @@ static inline vf vset1(float x) {
     return v + x;
 }
 /* The first k (< LM_VW) lanes from p, the rest `fill`. */
+/* Masked loads and stores: a memcpy of k floats would be a library call. */
+#if LM_VW == 16
 static inline vf vload_part(const float *p, size_t k, float fill) {
-    float t[LM_VW];
-    for (int i = 0; i < LM_VW; i++) t[i] = fill;
-    memcpy(t, p, k * sizeof(float));
-    return vload(t);
+    return (vf)_mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << k) - 1), p);
 }
-static inline void vstore_part(float *p, vf v, size_t k) {
-    float t[LM_VW];
-    vstore(t, v);
-    memcpy(p, t, k * sizeof(float));
+static inline void vstore_part(float *p, vf v, size_t k) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << k) - 1), (__m512)v); }
+#else
+static inline __m256i vpart_mask(size_t k) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
+static inline vf vload_part(const float *p, size_t k, float fill) {
+    __m256i m = vpart_mask(k);
+    return (vf)_mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+}
+static inline void vstore_part(float *p, vf v, size_t k) { _mm256_maskstore_ps(p, vpart_mask(k), (__m256)v); }
+#endif
 static inline vi viota(void) {
     vi v;
     for (int i = 0; i < LM_VW; i++) v[i] = i;
