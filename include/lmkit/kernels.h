@@ -38,6 +38,9 @@ void lm_sgemm_sumsq(int trans_a, int trans_b, int M, int N, int K, float alpha, 
 /* What a GEMM can do on the side, in its own passes over B and C instead of
  * passes of their own (AVX-512; other paths make the passes, with the same
  * results up to rounding). Fields left 0 are off.
+ *   mul          an M x N matrix (row stride ld_mul) that C is multiplied by,
+ *                element by element, before bias and addend: the backward
+ *                of an elementwise activation, dx = (dy W^T) * f'(x);
  *   bias[N]      added to every row of C: C = alpha op(A) op(B) + beta C + bias;
  *   addend       an M x N matrix (row stride ld_addend) added last, onto the
  *                final sum: a residual connection, out = layer(h) + x,
@@ -53,6 +56,8 @@ typedef struct {
     int ld_addend;
     double *sumsq;
     float *b_colsum;
+    const float *mul;
+    int ld_mul;
 } lm_sgemm_extras;
 void lm_sgemm_ex(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                  int ldb, float beta, float *C, int ldc, const lm_sgemm_extras *ex);
@@ -102,6 +107,11 @@ void lm_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const f
  * place: the gradient of the output is not needed once it is taken). */
 void lm_gelu_tanh_forward(float *out, const float *inp, size_t n);
 void lm_gelu_tanh_backward(float *dinp, const float *inp, const float *dout, size_t n);
+/* The tanh GELU forward that also writes each gelu'(inp) to deriv (which
+ * may be inp): a training forward keeps those factors instead of the
+ * inputs, and the backward multiplies by them as the GEMM that makes the
+ * output's gradient stores it (lm_sgemm_extras.mul). */
+void lm_gelu_tanh_forward_deriv(float *out, float *deriv, const float *inp, size_t n);
 void lm_gelu_erf_forward(float *out, const float *inp, size_t n);
 void lm_gelu_erf_backward(float *dinp, const float *inp, const float *dout, size_t n);
 /* SwiGLU: out = silu(gate) * up. */

@@ -25,6 +25,15 @@ void lm_gelu_tanh_backward_ref(float *dinp, const float *inp, const float *dout,
     }
 }
 
+void lm_gelu_tanh_forward_deriv_ref(float *out, float *deriv, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double x = inp[i];
+        double t = tanh(GELU_K * (x + GELU_C * x * x * x));
+        out[i] = (float)(0.5 * x * (1.0 + t));
+        deriv[i] = (float)(0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_K * (1.0 + 3.0 * GELU_C * x * x));
+    }
+}
+
 void lm_gelu_erf_forward_ref(float *out, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) {
         double x = inp[i];
@@ -78,6 +87,9 @@ void lm_accumulate_ref(float *acc, const float *x, size_t n) {
 void lm_gelu_tanh_forward(float *out, const float *inp, size_t n) { DISPATCH(lm_gelu_tanh_forward, out, inp, n); }
 void lm_gelu_tanh_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     DISPATCH(lm_gelu_tanh_backward, dinp, inp, dout, n);
+}
+void lm_gelu_tanh_forward_deriv(float *out, float *deriv, const float *inp, size_t n) {
+    DISPATCH(lm_gelu_tanh_forward_deriv, out, deriv, inp, n);
 }
 void lm_gelu_erf_forward(float *out, const float *inp, size_t n) { DISPATCH(lm_gelu_erf_forward, out, inp, n); }
 void lm_gelu_erf_backward(float *dinp, const float *inp, const float *dout, size_t n) {

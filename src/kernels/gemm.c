@@ -65,12 +65,16 @@ void lm_sgemm_ex(int trans_a, int trans_b, int M, int N, int K, float alpha, con
         return;
     }
     /* Elsewhere each extra is a pass of its own, in the order the fused
-     * store applies them: C = (alpha AB + beta C) + bias + addend. */
+     * store applies them: C = (alpha AB + beta C) * mul + bias + addend. */
     lm_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    if (ex->bias || ex->addend) {
+    if (ex->mul || ex->bias || ex->addend) {
 #pragma omp parallel for schedule(static) if ((long)M * N >= 65536)
         for (int i = 0; i < M; i++) {
             float *c = C + (size_t)i * ldc;
+            if (ex->mul) {
+                const float *r = ex->mul + (size_t)i * ex->ld_mul;
+                for (int j = 0; j < N; j++) c[j] *= r[j];
+            }
             if (ex->bias)
                 for (int j = 0; j < N; j++) c[j] += ex->bias[j];
             if (ex->addend) {

@@ -238,6 +238,11 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
                 x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), x0);     \
                 x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), x1); \
             }                                                                    \
+            if (mul) {                                                           \
+                const float *mr_ = mul + (size_t)(i) * ld_mul;                   \
+                x0 = _mm512_mul_ps(x0, _mm512_maskz_loadu_ps(m0, mr_));          \
+                x1 = _mm512_mul_ps(x1, _mm512_maskz_loadu_ps(m1, mr_ + 16));     \
+            }                                                                    \
             if (bias) {                                                          \
                 x0 = _mm512_add_ps(x0, bias0);                                   \
                 x1 = _mm512_add_ps(x1, bias1);                                   \
@@ -258,8 +263,9 @@ AVX512 static void pack_b(float *dst, const float *B, int ldb, int trans_b, int 
 
 /* sq (NULL: none) receives the sum of squares of the stored tile (lanes
  * past nr hold zeros: the B panel is zero-padded), for callers that want a
- * gradient's norm as it is written; addend (NULL: none; row stride ld_add)
- * is added after the bias. */
+ * gradient's norm as it is written; mul (NULL: none; row stride ld_mul)
+ * multiplies the tile before the bias, addend (NULL: none; row stride
+ * ld_add) is added after it. */
 /* `rows` (a constant in each caller below) is how many rows of the tile are
  * computed: an edge panel of at most 4 or 8 rows (M = 256 = 21 * 12 + 4)
  * does not pay for 12. The A panel is either k-major (a_rows 0: MR floats
@@ -270,7 +276,8 @@ AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int 
                                                                       int a_ks, const float *restrict b, float *C,
                                                                       int ldc, int mr, int nr, float alpha,
                                                                       float beta, const float *bias, double *sq,
-                                                                      const float *addend, int ld_add) {
+                                                                      const float *addend, int ld_add,
+                                                                      const float *mul, int ld_mul) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
            c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00,
            c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00,
@@ -305,8 +312,9 @@ AVX512 static inline __attribute__((always_inline)) void ukernel_rows(const int 
 #define UKERNEL(NAME, ROWS, A_ROWS)                                                                      \
     AVX512 static void NAME(int kc, const float *a, int a_ks, const float *b, float *C, int ldc, int mr, int nr, \
                             float alpha, float beta, const float *bias, double *sq, const float *addend,       \
-                            int ld_add) {                                                                     \
-        ukernel_rows(ROWS, A_ROWS, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta, bias, sq, addend, ld_add);   \
+                            int ld_add, const float *mul, int ld_mul) {                                       \
+        ukernel_rows(ROWS, A_ROWS, kc, a, a_ks, b, C, ldc, mr, nr, alpha, beta, bias, sq, addend, ld_add, mul, \
+                     ld_mul);                                                                                  \
     }
 UKERNEL(ukernel12, 12, 0)
 UKERNEL(ukernel8, 8, 0)
@@ -327,8 +335,11 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
         for (int p0 = 0; p0 < K; p0 += kcm) {
             int kc = K - p0 < kcm ? K - p0 : kcm;
             float bk = p0 == 0 ? beta : 1.0f;
-            const float *biask = p0 == 0 ? bias : NULL; /* added once, with the first k block */
+            /* the bias is added once: with the first k block, or with the
+             * last when a mul must come before it */
+            const float *biask = (ex->mul ? p0 + kc >= K : p0 == 0) ? bias : NULL;
             const float *addk = p0 + kc >= K ? ex->addend : NULL; /* once, onto the final sum */
+            const float *mulk = p0 + kc >= K ? ex->mul : NULL;
             double *sqk = p0 + kc >= K ? sq : NULL;     /* C is final after the last k block */
             /* Full panels of A are read in place where that is cheap, and
              * only a ragged last panel is packed: always for a row-major A
@@ -346,7 +357,7 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
                     int a_ks = MR;
                     int mr = mc - ir < MR ? mc - ir : MR;
                     void (*uk)(int, const float *, int, const float *, float *, int, int, int, float, float,
-                               const float *, double *, const float *, int) =
+                               const float *, double *, const float *, int, const float *, int) =
                         mr <= 4 ? ukernel4 : mr <= 8 ? ukernel8 : ukernel12;
                     if (ir < full) {
                         ap = ta ? A + (size_t)p0 * lda + mb + ir : A + (size_t)(mb + ir) * lda + p0;
@@ -357,7 +368,8 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
                         int nr = nc - jr < NR ? nc - jr : NR;
                         uk(kc, ap, a_ks, bufs->b + (size_t)jr * kc, C + (size_t)(mb + ir) * ldc + nb + jr, ldc, mr, nr,
                            alpha, bk, biask ? biask + nb + jr : NULL, sqk,
-                           addk ? addk + (size_t)(mb + ir) * ex->ld_addend + nb + jr : NULL, ex->ld_addend);
+                           addk ? addk + (size_t)(mb + ir) * ex->ld_addend + nb + jr : NULL, ex->ld_addend,
+                           mulk ? mulk + (size_t)(mb + ir) * ex->ld_mul + nb + jr : NULL, ex->ld_mul);
                     }
                 }
             }
@@ -365,12 +377,15 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
     }
 }
 
-/* C = beta * C + bias + addend (the K == 0 or alpha == 0 case). */
+/* C = (beta * C) * mul + bias + addend (the K == 0 or alpha == 0 case,
+ * and the extras after an OpenBLAS product). */
 static void scale_c(int M, int N, float beta, const lm_sgemm_extras *ex, float *C, int ldc) {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             float *c = &C[(size_t)i * ldc + j];
-            *c = (beta == 0.0f ? 0.0f : beta * *c) + (ex->bias ? ex->bias[j] : 0.0f);
+            *c = beta == 0.0f ? 0.0f : beta * *c;
+            if (ex->mul) *c *= ex->mul[(size_t)i * ex->ld_mul + j];
+            if (ex->bias) *c += ex->bias[j];
             if (ex->addend) *c += ex->addend[(size_t)i * ex->ld_addend + j];
         }
 }
@@ -456,10 +471,13 @@ static void sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float al
                 lm_sgemm_openblas(trans_a, trans_b, m1 - m0, n1 - n0, K, alpha,
                                   trans_a ? A + m0 : A + (size_t)m0 * lda, lda,
                                   trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta, Cr, ldc);
-                /* then + bias + addend, in the order the kernel adds them */
-                lm_sgemm_extras rest = {bias ? bias + n0 : NULL, ex->addend ? ex->addend + (size_t)m0 * ex->ld_addend + n0 : NULL,
-                                        ex->ld_addend, NULL, NULL};
-                if (rest.bias || rest.addend) scale_c(m1 - m0, n1 - n0, 1.0f, &rest, Cr, ldc);
+                /* then * mul + bias + addend, in the order the kernel applies them */
+                lm_sgemm_extras rest = {.bias = bias ? bias + n0 : NULL,
+                                        .addend = ex->addend ? ex->addend + (size_t)m0 * ex->ld_addend + n0 : NULL,
+                                        .ld_addend = ex->ld_addend,
+                                        .mul = ex->mul ? ex->mul + (size_t)m0 * ex->ld_mul + n0 : NULL,
+                                        .ld_mul = ex->ld_mul};
+                if (rest.mul || rest.bias || rest.addend) scale_c(m1 - m0, n1 - n0, 1.0f, &rest, Cr, ldc);
                 if (sumsq) part[t] = c_sum_squares(m1 - m0, n1 - n0, Cr, ldc);
                 if (cs) b_column_sums(trans_b, K, n1 - n0, trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, cs);
             }

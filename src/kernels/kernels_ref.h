@@ -53,6 +53,7 @@ void lm_rmsnorm_backward_ref(float *dinp, float *dweight, const float *dout, con
 
 /* ---- activations ---- */
 void lm_gelu_tanh_forward_ref(float *out, const float *inp, size_t n);
+void lm_gelu_tanh_forward_deriv_ref(float *out, float *deriv, const float *inp, size_t n);
 void lm_gelu_tanh_backward_ref(float *dinp, const float *inp, const float *dout, size_t n);
 void lm_gelu_erf_forward_ref(float *out, const float *inp, size_t n);
 void lm_gelu_erf_backward_ref(float *dinp, const float *inp, const float *dout, size_t n);

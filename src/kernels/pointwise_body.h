@@ -65,13 +65,25 @@ void LM_SFX(lm_gelu_tanh_forward)(float *out, const float *inp, size_t n) {
 }
 
 /* d/dx = s + 2 x s (1 - s) k (1 + 3 c x^2), s = sigmoid(2u), 1 - s = e s. */
+#define GELU_TANH_DERIV(x, e, s) ((s) + (2.0f * GELU_K) * (x) * (s) * ((e) * (s)) * (1.0f + (3.0f * GELU_C) * (x) * (x)))
+
 void LM_SFX(lm_gelu_tanh_backward)(float *dinp, const float *inp, const float *dout, size_t n) {
     EW_LOOP(n, {
         vf x = LD(inp + i);
         vf e = vexp((x + GELU_C * x * x * x) * (-2.0f * GELU_K));
         vf s = 1.0f / (1.0f + e);
-        vf g = s + (2.0f * GELU_K) * x * s * (e * s) * (1.0f + (3.0f * GELU_C) * x * x);
-        ST(dinp + i, g * LD(dout + i));
+        ST(dinp + i, GELU_TANH_DERIV(x, e, s) * LD(dout + i));
+    });
+}
+
+/* The forward's values and the backward's factors from one exp. */
+void LM_SFX(lm_gelu_tanh_forward_deriv)(float *out, float *deriv, const float *inp, size_t n) {
+    EW_LOOP(n, {
+        vf x = LD(inp + i);
+        vf e = vexp((x + GELU_C * x * x * x) * (-2.0f * GELU_K));
+        vf s = 1.0f / (1.0f + e);
+        ST(out + i, x / (1.0f + e));
+        ST(deriv + i, GELU_TANH_DERIV(x, e, s));
     });
 }
 

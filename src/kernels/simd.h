@@ -9,6 +9,7 @@
 #define LM_DECLARE_FAST(S)                                                                          \
     void lm_gelu_tanh_forward_##S(float *out, const float *inp, size_t n);                          \
     void lm_gelu_tanh_backward_##S(float *dinp, const float *inp, const float *dout, size_t n);     \
+    void lm_gelu_tanh_forward_deriv_##S(float *out, float *deriv, const float *inp, size_t n);      \
     void lm_gelu_erf_forward_##S(float *out, const float *inp, size_t n);                           \
     void lm_gelu_erf_backward_##S(float *dinp, const float *inp, const float *dout, size_t n);      \
     void lm_swiglu_forward_##S(float *out, const float *gate, const float *up, size_t n);           \

@@ -11,9 +11,12 @@ void lm_conv1d_forward(float *out, const float *inp, const float *w, const float
     lm_sgemm_ex(0, 0, N, OC, IC, 1.0f, inp, IC, w, OC, 0.0f, out, OC, &ex);
 }
 
-void lm_conv1d_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int N,
-                        int IC, int OC, float dw_beta, double *dw_sumsq) {
-    if (dinp) lm_sgemm(0, 1, N, IC, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, IC);
+void lm_conv1d_backward(float *dinp, const float *dinp_mul, float *dw, float *dbias, const float *dout, const float *inp,
+                        const float *w, int N, int IC, int OC, float dw_beta, double *dw_sumsq) {
+    if (dinp) {
+        lm_sgemm_extras ex = {.mul = dinp_mul, .ld_mul = IC};
+        lm_sgemm_ex(0, 1, N, IC, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, IC, &ex);
+    }
     if (dw) {
         /* dout is the dw GEMM's B: its column sums are the bias gradient */
         lm_sgemm_extras ex = {.sumsq = dw_sumsq, .b_colsum = dbias};

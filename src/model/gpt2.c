@@ -258,7 +258,9 @@ static void lm_gpt2_part_forward(const lm_gpt2 *m, lm_gpt2_part *p, int with_tar
         lm_layernorm_forward(ln2, a->ln2_mean + lo, a->ln2_rstd + lo, res2, lm_layer_at(m, P, l, P_LN2_W),
                              lm_layer_at(m, P, l, P_LN2_B), BT, C, eps);
         lm_conv1d_forward(fch, ln2, lm_layer_at(m, P, l, P_FC_W), lm_layer_at(m, P, l, P_FC_B), NULL, BT, C, F);
-        lm_gelu_tanh_forward(fch_gelu, fch, (size_t)BT * F);
+        /* training keeps gelu'(fch) in place of fch: all the backward needs */
+        if (keep) lm_gelu_tanh_forward_deriv(fch_gelu, fch, fch, (size_t)BT * F);
+        else lm_gelu_tanh_forward(fch_gelu, fch, (size_t)BT * F);
         lm_conv1d_forward(res3, fch_gelu, lm_layer_at(m, P, l, P_FCPROJ_W), lm_layer_at(m, P, l, P_FCPROJ_B), res2, BT, F, C);
     }
     int L = c->n_layer;
@@ -347,24 +349,24 @@ static void lm_gpt2_part_backward(const lm_gpt2 *m, lm_gpt2_part *p, float *G, f
         size_t lo = (size_t)l * BT;
         const float *residual = l == 0 ? a->encoded : a->res3 + (lo - BT) * C;
         const float *ln1 = a->ln1 + lo * C, *qkv = a->qkv + lo * 3 * C, *atty = a->atty + lo * C;
-        const float *res2 = a->res2 + lo * C, *ln2 = a->ln2 + lo * C, *fch = a->fch + lo * F;
+        const float *res2 = a->res2 + lo * C, *ln2 = a->ln2 + lo * C, *gelu_deriv = a->fch + lo * F;
         const float *fch_gelu = a->fch_gelu + lo * F;
         /* res3 = res2 + mlp(ln2(res2)): dres flows straight through and into
-         * the MLP. dfch holds the gradient of fch_gelu, then (in place) of fch. */
-        lm_conv1d_backward(a->dfch, lm_layer_at(m, G, l, P_FCPROJ_W), lm_layer_at(m, G, l, P_FCPROJ_B), a->dres,
-                           fch_gelu, lm_layer_at(m, P, l, P_FCPROJ_W), BT, F, C, gbeta, sq);
-        lm_gelu_tanh_backward(a->dfch, fch, a->dfch, (size_t)BT * F);
-        lm_conv1d_backward(a->dln, lm_layer_at(m, G, l, P_FC_W), lm_layer_at(m, G, l, P_FC_B), a->dfch, ln2,
+         * the MLP; the GELU's backward is a product with its derivative, taken
+         * as the GEMM stores the gradient of fch_gelu. */
+        lm_conv1d_backward(a->dfch, gelu_deriv, lm_layer_at(m, G, l, P_FCPROJ_W), lm_layer_at(m, G, l, P_FCPROJ_B),
+                           a->dres, fch_gelu, lm_layer_at(m, P, l, P_FCPROJ_W), BT, F, C, gbeta, sq);
+        lm_conv1d_backward(a->dln, NULL, lm_layer_at(m, G, l, P_FC_W), lm_layer_at(m, G, l, P_FC_B), a->dfch, ln2,
                            lm_layer_at(m, P, l, P_FC_W), BT, C, F, gbeta, sq);
         lm_layernorm_backward(a->dres, lm_layer_at(m, G, l, P_LN2_W), lm_layer_at(m, G, l, P_LN2_B), a->dln, res2,
                               lm_layer_at(m, P, l, P_LN2_W), a->ln2_mean + lo, a->ln2_rstd + lo, BT, C);
         /* res2 = residual + attn(ln1(residual)) */
-        lm_conv1d_backward(a->datty, lm_layer_at(m, G, l, P_ATTPROJ_W), lm_layer_at(m, G, l, P_ATTPROJ_B), a->dres, atty,
+        lm_conv1d_backward(a->datty, NULL, lm_layer_at(m, G, l, P_ATTPROJ_W), lm_layer_at(m, G, l, P_ATTPROJ_B), a->dres, atty,
                            lm_layer_at(m, P, l, P_ATTPROJ_W), BT, C, C, gbeta, sq);
         memset(a->dqkv, 0, BTC * 3 * sizeof(float));
         lm_attention_backward(a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datty, qkv, qkv + C, qkv + 2 * C, atty,
                               a->lse + (size_t)l * NH * BT, &as, a->attn_scratch);
-        lm_conv1d_backward(a->dln, lm_layer_at(m, G, l, P_QKV_W), lm_layer_at(m, G, l, P_QKV_B), a->dqkv, ln1,
+        lm_conv1d_backward(a->dln, NULL, lm_layer_at(m, G, l, P_QKV_W), lm_layer_at(m, G, l, P_QKV_B), a->dqkv, ln1,
                            lm_layer_at(m, P, l, P_QKV_W), BT, C, 3 * C, gbeta, sq);
         lm_layernorm_backward(a->dres, lm_layer_at(m, G, l, P_LN1_W), lm_layer_at(m, G, l, P_LN1_B), a->dln, residual,
                               lm_layer_at(m, P, l, P_LN1_W), a->ln1_mean + lo, a->ln1_rstd + lo, BT, C);

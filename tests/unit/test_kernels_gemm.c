@@ -249,6 +249,21 @@ static void check_extras(int ta, int tb, int M, int N, int K) {
         for (int j = 0; j < N; j++) cs2[j] += tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
     CHECK_MSG(same, "ex addend: C != bias GEMM + addend (ta=%d tb=%d M=%d N=%d K=%d)", ta, tb, M, N, K);
     CHECK_MSG(memcmp(cs, cs2, (size_t)N * sizeof(float)) == 0, "ex column sums differ (ta=%d tb=%d M=%d N=%d K=%d)", ta, tb, M, N, K);
+    /* mul: (A B) * mul + bias + addend, each step rounded as a pass of its
+     * own would round it, so equal to the plain product's */
+    int ldm = N + 5;
+    float *Mul = kt_randn((size_t)M * ldm, 1.0f);
+    lm_sgemm_extras exm = {.bias = bias, .addend = R, .ld_addend = ldr, .mul = Mul, .ld_mul = ldm};
+    lm_sgemm_ex(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, &exm);
+    lm_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C2, ldc);
+    same = 1;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float want = C2[(size_t)i * ldc + j] * Mul[(size_t)i * ldm + j] + bias[j];
+            same &= C[(size_t)i * ldc + j] == want + R[(size_t)i * ldr + j];
+        }
+    CHECK_MSG(same, "ex mul: C != (GEMM * mul) + bias + addend (ta=%d tb=%d M=%d N=%d K=%d)", ta, tb, M, N, K);
+    lm_free(Mul);
     lm_free(A);
     lm_free(B);
     lm_free(bias);

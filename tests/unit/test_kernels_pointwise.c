@@ -210,6 +210,30 @@ static void act_test(const char *nm, act_fwd f, act_fwd fr, act_bwd bk, act_bwd 
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lm_free(bufs[i]);
 }
 
+/* gelu_tanh_forward_deriv: the forward's values bit for bit, factors that
+ * times dout give the backward bit for bit (the SIMD paths share their
+ * formula; the references round once from double, so within 2e-6), against
+ * the reference, and in place (deriv == inp) too. */
+static void gelu_deriv_test(size_t n) {
+    float *x = act_inputs(n), *y = kt_alloc(n), *y1 = kt_alloc(n), *d = kt_alloc(n), *yr = kt_alloc(n), *dr = kt_alloc(n);
+    float *dout = kt_randn(n, 1), *dx = kt_alloc(n), *xp = kt_copy(x, n);
+    lm_gelu_tanh_forward_deriv(y, d, x, n);
+    lm_gelu_tanh_forward(y1, x, n);
+    lm_gelu_tanh_backward(dx, x, dout, n);
+    lm_gelu_tanh_forward_deriv_ref(yr, dr, x, n);
+    int same_y = memcmp(y, y1, n * sizeof(float)) == 0;
+    CHECK_MSG(same_y, "gelu_tanh_forward_deriv n=%zu: values differ from the forward", n);
+    for (size_t i = 0; i < n; i++) y1[i] = d[i] * dout[i];
+    KT_CLOSE(y1, dx, n, 1.0, lm_simd_level() == LM_SIMD_SCALAR ? 2e-6 : 0.0,
+             "gelu_tanh_forward_deriv factors times dout vs the backward");
+    KT_CLOSE(y, yr, n, 1e-3, 2e-6, "gelu_tanh_forward_deriv values vs reference");
+    KT_CLOSE(d, dr, n, 1.0, 2e-6, "gelu_tanh_forward_deriv factors vs reference");
+    lm_gelu_tanh_forward_deriv(y1, xp, xp, n);
+    CHECK_MSG(memcmp(xp, d, n * sizeof(float)) == 0, "gelu_tanh_forward_deriv n=%zu: in place differs", n);
+    float *bufs[] = {x, y, y1, d, yr, dr, dout, dx, xp};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lm_free(bufs[i]);
+}
+
 static void swiglu_test(size_t n) {
     float *g = act_inputs(n), *u = kt_randn(n, 1), *y = kt_alloc(n), *yr = kt_alloc(n);
     float *dout = kt_randn(n, 1), *dg0 = kt_randn(n, 1), *du0 = kt_randn(n, 1);
@@ -299,6 +323,7 @@ static void all_tests(void) {
                  lm_gelu_tanh_backward_ref, gelu_tanh_d, ns[i]);
         act_test("gelu_erf", lm_gelu_erf_forward, lm_gelu_erf_forward_ref, lm_gelu_erf_backward,
                  lm_gelu_erf_backward_ref, gelu_erf_d, ns[i]);
+        gelu_deriv_test(ns[i]);
         swiglu_test(ns[i]);
         add_tests(ns[i]);
     }
