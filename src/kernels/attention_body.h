@@ -330,7 +330,11 @@ void LM_SFX(lm_attention_forward)(float *out, float *lse, const float *q, const 
                 while (rb > ra && key_lo(s, i0 + rb - 1) >= j0 + jn) rb--;
                 if (ra >= rb) continue;
                 pack_t(Kt, FKB, kb, s->kv_stride, j0, jn, FKB, HS);
-                pack_rows(Vp, HSP, vb, s->kv_stride, j0, jn, HS, 1.0f);
+                /* V rows of whole vectors are read where they are */
+                const float *Vr = Vp;
+                int ldv = HSP;
+                if (HS == HSP) Vr = vb + (size_t)j0 * s->kv_stride, ldv = (int)s->kv_stride;
+                else pack_rows(Vp, HSP, vb, s->kv_stride, j0, jn, HS, 1.0f);
                 vi valid[NFV];
                 chunk_valid(s, b, j0, NFV, valid);
                 /* Rows go by groups of LM_VW, each over the keys its last
@@ -375,7 +379,7 @@ void LM_SFX(lm_attention_forward)(float *out, float *lse, const float *q, const 
                             for (int c = 0; c < NHV; c++) vstore(a + c * LM_VW, vload(a + c * LM_VW) * corr);
                         }
                     }
-                    mm_acc(acc + (size_t)g0 * HSP, HSP, g1 - g0, P + (size_t)g0 * FKB, FKB, 1, vis, Vp, HSP, NHV);
+                    mm_acc(acc + (size_t)g0 * HSP, HSP, g1 - g0, P + (size_t)g0 * FKB, FKB, 1, vis, Vr, ldv, NHV);
                 }
             }
             for (int r = 0; r < nr; r++) {
@@ -443,7 +447,13 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
                 if (!any) continue;
                 pack_t(Kt, BKB, k + kvoff, s->kv_stride, j0, jn, BKB, HS);
                 pack_t(Vt, BKB, v + kvoff, s->kv_stride, j0, jn, BKB, HS);
-                pack_rows(Kp, HSP, k + kvoff, s->kv_stride, j0, jn, HS, 1.0f);
+                /* rows of whole vectors are read where they are; others
+                 * are packed zero-padded */
+                const int in_place = HS == HSP;
+                const float *Kr = Kp;
+                int ldk = HSP;
+                if (in_place) Kr = k + kvoff + (size_t)j0 * s->kv_stride, ldk = (int)s->kv_stride;
+                else pack_rows(Kp, HSP, k + kvoff, s->kv_stride, j0, jn, HS, 1.0f);
                 memset(dKa, 0, (size_t)jn * HSP * sizeof(float));
                 memset(dVa, 0, (size_t)jn * HSP * sizeof(float));
                 for (int h = g * group; h < (g + 1) * group; h++) {
@@ -452,8 +462,15 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
                     const float *Lh = lse + ((size_t)b * NH + h) * T, *Dh = Dall + ((size_t)b * NH + h) * T;
                     for (int i0 = ilo; i0 < ihi; i0 += QBB) {
                         int nr = imin(QBB, ihi - i0);
-                        pack_rows(Qp, HSP, qh, s->q_stride, i0, nr, HS, 1.0f);
-                        pack_rows(DOp, HSP, doh, (size_t)NH * HS, i0, nr, HS, 1.0f);
+                        const float *Qr = Qp, *DOr = DOp;
+                        int ldq = HSP, lddo = HSP;
+                        if (in_place) {
+                            Qr = qh + (size_t)i0 * s->q_stride, ldq = (int)s->q_stride;
+                            DOr = doh + (size_t)i0 * NH * HS, lddo = NH * HS;
+                        } else {
+                            pack_rows(Qp, HSP, qh, s->q_stride, i0, nr, HS, 1.0f);
+                            pack_rows(DOp, HSP, doh, (size_t)NH * HS, i0, nr, HS, 1.0f);
+                        }
                         /* Rows by groups of LM_VW over the key vectors their
                          * last row can see (as in the forward): P and dS
                          * hold no other entries that the products below read. */
@@ -462,8 +479,8 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
                             int vis = group_keys(s, i0 + g1 - 1, j0, jn);
                             if (vis <= 0) continue;
                             int nv = (vis + LM_VW - 1) / LM_VW;
-                            mm_rows(P + (size_t)g0 * BKB, BKB, g1 - g0, Qp + (size_t)g0 * HSP, HSP, Kt, BKB, HS, nv);
-                            mm_rows(dS + (size_t)g0 * BKB, BKB, g1 - g0, DOp + (size_t)g0 * HSP, HSP, Vt, BKB, HS, nv);
+                            mm_rows(P + (size_t)g0 * BKB, BKB, g1 - g0, Qr + (size_t)g0 * ldq, ldq, Kt, BKB, HS, nv);
+                            mm_rows(dS + (size_t)g0 * BKB, BKB, g1 - g0, DOr + (size_t)g0 * lddo, lddo, Vt, BKB, HS, nv);
                             for (int r = g0; r < g1; r++) {
                                 int i = i0 + r;
                                 float L = Lh[i], Di = Dh[i];
@@ -494,9 +511,9 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
                             if (t0 >= nr) continue;
                             int kr = imin(LM_VW, jn - k0);
                             mm_acc(dVa + (size_t)k0 * HSP, HSP, kr, P + (size_t)t0 * BKB + k0, 1, BKB, nr - t0,
-                                   DOp + (size_t)t0 * HSP, HSP, NHV);
+                                   DOr + (size_t)t0 * lddo, lddo, NHV);
                             mm_acc(dKa + (size_t)k0 * HSP, HSP, kr, dS + (size_t)t0 * BKB + k0, 1, BKB, nr - t0,
-                                   Qp + (size_t)t0 * HSP, HSP, NHV);
+                                   Qr + (size_t)t0 * ldq, ldq, NHV);
                         }
                         /* dQ = dS K, each row group over the keys it sees */
                         memset(DQ, 0, (size_t)nr * HSP * sizeof(float));
@@ -504,7 +521,7 @@ void LM_SFX(lm_attention_backward)(float *dq, float *dk, float *dv, const float 
                             int g1 = imin(nr, g0 + LM_VW);
                             int vis = group_keys(s, i0 + g1 - 1, j0, jn);
                             if (vis > 0)
-                                mm_acc(DQ + (size_t)g0 * HSP, HSP, g1 - g0, dS + (size_t)g0 * BKB, BKB, 1, vis, Kp, HSP, NHV);
+                                mm_acc(DQ + (size_t)g0 * HSP, HSP, g1 - g0, dS + (size_t)g0 * BKB, BKB, 1, vis, Kr, ldk, NHV);
                         }
                         for (int r = 0; r < nr; r++) {
                             float *dqi = dq + ((size_t)b * T + i0 + r) * s->q_stride + (size_t)h * HS;
