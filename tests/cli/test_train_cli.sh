@@ -74,6 +74,14 @@ grep -q "generated 80 tokens" "$TMP/err" && ok || bad "context shift: $(cat "$TM
 expect_ok "generate no shift" "$LMKIT" generate --model "$TMP/runA" --prompt "RO" --max-tokens 80 --no-context-shift
 grep -q "stopped at the model's context length" "$TMP/err" && ok || bad "no-context-shift did not stop"
 
+# The training-step benchmark: one JSON object with the step and its phases
+expect_ok "bench train" "$LMKIT" bench train --preset tiny --batch 2 --seq-len 16 --steps 2 --threads 2 --json
+for key in ms_per_step gflops forward_ms backward_ms optimizer_ms data_parallel; do
+    grep -q "\"$key\": [0-9]" "$TMP/out" && ok || bad "bench train --json lacks $key: $(cat "$TMP/out")"
+done
+[ "$(wc -l < "$TMP/out")" -eq 1 ] && ok || bad "bench train --json printed more than one line"
+expect_error "bench train preset" "unknown --preset 'huge'" "$LMKIT" bench train --preset huge
+
 # Bad input
 expect_error "unknown flag" "unknown option '--bogus'" "$LMKIT" train --bogus 1
 expect_error "bad number" "'abc' is not an integer" "$LMKIT" train --steps abc

@@ -56,20 +56,27 @@ int lm_bench_train(int argc, char **argv) {
     uint8_t *covered = malloc((size_t)tab->n);
     lm_rng rng;
     lm_rng_seed(&rng, 42, 0);
-    for (int i = 0; i < B * T; i++) {
+    for (int i = 0; ids && tg && i < B * T; i++) {
         ids[i] = (int32_t)lm_rng_below(&rng, (uint32_t)c.vocab_size);
         tg[i] = (int32_t)lm_rng_below(&rng, (uint32_t)c.vocab_size);
     }
     /* Wall and CPU time per step: on a shared machine the CPU time (all
      * threads) is the steadier figure; with 1 thread it equals the step's work. */
     double *times = malloc((size_t)(steps + 1) * sizeof *times), *cpu = malloc((size_t)(steps + 1) * sizeof *cpu);
+    /* and the phases: forward, backward, norm + AdamW (medians apart) */
+    double *t_fwd = malloc((size_t)(steps + 1) * sizeof *t_fwd), *t_bwd = malloc((size_t)(steps + 1) * sizeof *t_bwd);
+    double *t_opt = malloc((size_t)(steps + 1) * sizeof *t_opt);
     lm_status s = LM_OK;
+    if (!ids || !tg || !covered || !times || !cpu || !t_fwd || !t_bwd || !t_opt)
+        s = lm_error(LM_ERR_NOMEM, "bench train: out of memory for %d steps", steps);
     for (int i = 0; i <= steps && s == LM_OK; i++) {
         double t0 = lm_now_seconds(), c0 = lm_cpu_seconds();
         float loss;
         lm_gpt2_zero_grad(m);
         s = lm_gpt2_forward(m, ids, tg, B, T, &loss);
+        double t1 = lm_now_seconds();
         if (s == LM_OK) s = lm_gpt2_backward(m, 1.0f);
+        double t2 = lm_now_seconds();
         /* as lmkit train does it: the norm partly from the gradient GEMMs,
          * the clip factor riding on the AdamW pass */
         double sq = lm_gpt2_fused_sum_squares(m, covered);
@@ -77,6 +84,9 @@ int lm_bench_train(int argc, char **argv) {
         lm_adamw_step_scaled(&opt, tab, lm_gpt2_param_data(m), lm_gpt2_grad_data(m), 1e-4f, clip_scale);
         times[i] = lm_now_seconds() - t0;
         cpu[i] = lm_cpu_seconds() - c0;
+        t_fwd[i] = t1 - t0;
+        t_bwd[i] = t2 - t1;
+        t_opt[i] = times[i] - (t2 - t0);
     }
     int rc = 0;
     if (s != LM_OK) rc = lm_fail_status();
@@ -85,6 +95,11 @@ int lm_bench_train(int argc, char **argv) {
         double med = times[1 + steps / 2];
         qsort(cpu + 1, (size_t)steps, sizeof *cpu, lm_cmp_double);
         double cpu_med = cpu[1 + steps / 2];
+        double *phase[3] = {t_fwd, t_bwd, t_opt}, ph[3];
+        for (int k = 0; k < 3; k++) {
+            qsort(phase[k] + 1, (size_t)steps, sizeof *phase[k], lm_cmp_double);
+            ph[k] = phase[k][1 + steps / 2];
+        }
         /* Matmul FLOPs of one step: forward per token is L*(24 C^2 + 2 T C)
          * (projections + causal attention) + 2 C V (LM head); backward is
          * twice the forward. */
@@ -94,17 +109,20 @@ int lm_bench_train(int argc, char **argv) {
         if (json)
             printf("{\"arch\": \"gpt2\", \"preset\": \"%s\", \"params\": %.0f, \"batch\": %d, \"seq_len\": %d, \"threads\": %d, "
                    "\"data_parallel\": %d, \"steps\": %d, \"ms_per_step\": %.3f, \"ms_min\": %.3f, \"cpu_ms_per_step\": %.3f, \"tokens_per_sec\": %.1f, "
-                   "\"gflops\": %.2f}\n",
+                   "\"gflops\": %.2f, \"forward_ms\": %.3f, \"backward_ms\": %.3f, \"optimizer_ms\": %.3f}\n",
                    preset, params, B, T, lm_get_threads(), parts, steps, med * 1e3, times[1] * 1e3, cpu_med * 1e3, B * T / med,
-                   flops / med * 1e-9);
+                   flops / med * 1e-9, ph[0] * 1e3, ph[1] * 1e3, ph[2] * 1e3);
         else
             printf("gpt2 %s (%.1fM params), batch %d x %d, %d threads, %d parts: %.1f ms/step (median of %d; min %.1f; CPU %.1f ms), "
-                   "%.0f tokens/s, %.1f GFLOP/s\n",
+                   "%.0f tokens/s, %.1f GFLOP/s; forward %.1f, backward %.1f, norm + AdamW %.1f ms (medians)\n",
                    preset, params / 1e6, B, T, lm_get_threads(), parts, med * 1e3, steps, times[1] * 1e3, cpu_med * 1e3, B * T / med,
-                   flops / med * 1e-9);
+                   flops / med * 1e-9, ph[0] * 1e3, ph[1] * 1e3, ph[2] * 1e3);
     }
     free(times);
     free(cpu);
+    free(t_fwd);
+    free(t_bwd);
+    free(t_opt);
     free(ids);
     free(tg);
     free(covered);
