@@ -310,7 +310,7 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
                       : t == LM_QT_Q4_0 ? lm_dot4_q4_0_avx512
                       : t == LM_QT_Q4_K ? lm_dot4_q4_k_avx512
                                         : NULL;
-            j.qdot8 = vbmi && t == LM_QT_Q4_0 ? lm_dot8_q4_0_avx512 : NULL;
+            j.qdot8 = t == LM_QT_Q8_0 ? lm_dot8_q8_0_avx512 : vbmi && t == LM_QT_Q4_0 ? lm_dot8_q4_0_avx512 : NULL;
         }
         j.nb = j.multi_len = K / lm_qtype_block_elems(t);
     }

@@ -112,6 +112,7 @@ void lm_fgemm_avx512(float *y, const void *W, lm_qtype t, int rows, int K, const
 /* Four rows rb bytes apart at once: y[0..3] (quant_gemv_avx512.c). */
 typedef void (*lm_qdot4_fn)(const void *w, size_t rb, const void *x, int n_blocks, float *y);
 void lm_dot4_q8_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
+void lm_dot8_q8_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 /* These also need AVX512-VBMI (vpermb, vpmultishiftqb); lm_dot8_* does
  * eight rows. */
 void lm_dot4_q4_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);

@@ -107,11 +107,14 @@ AVX512_TARGET void lm_dot8_q4_0_avx512(const void *w, size_t rb, const void *x, 
     dotn_q4_0(w, rb, x, nb, y, 8);
 }
 
-AVX512_TARGET void lm_dot4_q8_0_avx512(const void *vw, size_t rb, const void *vx, int nb, float *y) {
+/* R rows (4 or 8, a constant after inlining). */
+AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q8_0(const void *vw, size_t rb, const void *vx, int nb,
+                                                                          float *y, const int R) {
     const lm_block_q8_0 *x = vx;
-    const lm_block_q8_0 *w[4];
-    for (int r = 0; r < 4; r++) w[r] = (const lm_block_q8_0 *)((const char *)vw + (size_t)r * rb);
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    const lm_block_q8_0 *w[8];
+    for (int r = 0; r < R; r++) w[r] = (const lm_block_q8_0 *)((const char *)vw + (size_t)r * rb);
+    __m512 acc[8];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     const __m512i zero = _mm512_setzero_si512(), bias = _mm512_set1_epi8((char)0x80);
     /* Halves, not 128-bit lanes, hold the two blocks here. */
     const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -124,8 +127,8 @@ AVX512_TARGET void lm_dot4_q8_0_avx512(const void *vw, size_t rb, const void *vx
                                         _mm256_loadu_si256((const __m256i *)x[b + 1].qs), 1);
         __m512i neg_x128 = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, qx));
         __m512 dx = spread_scales(halves, x[b].d, x[b + 1].d);
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
             _mm_prefetch((const char *)&w[r][b + 12], _MM_HINT_T0); /* 68 bytes: up to two lines */
             _mm_prefetch((const char *)&w[r][b + 13], _MM_HINT_T0);
             __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[r][b].qs)),
@@ -135,18 +138,26 @@ AVX512_TARGET void lm_dot4_q8_0_avx512(const void *vw, size_t rb, const void *vx
             acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(p), acc[r]);
         }
     }
-    float tail[4] = {0, 0, 0, 0};
+    float tail[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     if (b < nb) {
         const __m256i zero256 = _mm256_setzero_si256(), bias256 = _mm256_set1_epi8((char)0x80);
         __m256i qx = _mm256_loadu_si256((const __m256i *)x[b].qs);
         __m256i x128 = _mm256_dpbusd_epi32(zero256, bias256, qx);
-        for (int r = 0; r < 4; r++) {
+        for (int r = 0; r < R; r++) {
             __m256i qw = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)w[r][b].qs), bias256);
             __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero256, qw, qx), x128);
             tail[r] = _cvtsh_ss(w[r][b].d) * _cvtsh_ss(x[b].d) * lm_hsum256(_mm256_cvtepi32_ps(p));
         }
     }
-    for (int r = 0; r < 4; r++) y[r] = _mm512_reduce_add_ps(acc[r]) + tail[r];
+    for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]) + tail[r];
+}
+
+AVX512_TARGET void lm_dot4_q8_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y) {
+    dotn_q8_0(w, rb, x, nb, y, 4);
+}
+
+AVX512_TARGET void lm_dot8_q8_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y) {
+    dotn_q8_0(w, rb, x, nb, y, 8);
 }
 
 /* The eight 6-bit scales (or mins) of a Q4_K block as bytes, from its
