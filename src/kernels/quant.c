@@ -295,7 +295,7 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
     if (j.fdot) {
         j.x = (const char *)x;
         j.xb = (size_t)K * sizeof(float);
-        if (isa == LM_ISA_AVX512 && t == LM_QT_F16) j.qdot4 = lm_fdot4_f16_avx512;
+        if (isa == LM_ISA_AVX512 && t == LM_QT_F16) j.qdot4 = lm_fdot4_f16_avx512, j.qdot8 = lm_fdot8_f16_avx512;
         j.multi_len = K;
     } else {
         lm_qtype vt = lm_qtype_vec_type(t);
@@ -310,7 +310,11 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
                       : t == LM_QT_Q4_0 ? lm_dot4_q4_0_avx512
                       : t == LM_QT_Q4_K ? lm_dot4_q4_k_avx512
                                         : NULL;
-            j.qdot8 = t == LM_QT_Q8_0 ? lm_dot8_q8_0_avx512 : vbmi && t == LM_QT_Q4_0 ? lm_dot8_q4_0_avx512 : NULL;
+            j.qdot8 = t == LM_QT_Q8_0 ? lm_dot8_q8_0_avx512
+                      : !vbmi         ? NULL
+                      : t == LM_QT_Q4_0 ? lm_dot8_q4_0_avx512
+                      : t == LM_QT_Q4_K ? lm_dot8_q4_k_avx512
+                                        : NULL;
         }
         j.nb = j.multi_len = K / lm_qtype_block_elems(t);
     }

@@ -109,17 +109,19 @@ void lm_qgemm_avx512(float *y, const void *W, lm_qtype t, int rows, int K, const
 /* F16/BF16 prefill GEMM in F32 arithmetic (fgemm_avx512.c). */
 int lm_fgemm_supported(lm_qtype t);
 void lm_fgemm_avx512(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n);
-/* Four rows rb bytes apart at once: y[0..3] (quant_gemv_avx512.c). */
+/* Four (lm_dot4_*) or eight (lm_dot8_*) rows rb bytes apart at once:
+ * y[0..3] or y[0..7] (quant_gemv_avx512.c). */
 typedef void (*lm_qdot4_fn)(const void *w, size_t rb, const void *x, int n_blocks, float *y);
 void lm_dot4_q8_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 void lm_dot8_q8_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
-/* These also need AVX512-VBMI (vpermb, vpmultishiftqb); lm_dot8_* does
- * eight rows. */
+/* These also need AVX512-VBMI (vpermb, vpmultishiftqb). */
 void lm_dot4_q4_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 void lm_dot8_q4_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 void lm_dot4_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
-/* Four F16 rows rb bytes apart with F32 activations (x: k floats). */
+void lm_dot8_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
+/* F16 rows rb bytes apart with F32 activations (x: k floats). */
 void lm_fdot4_f16_avx512(const void *w, size_t rb, const void *x, int k, float *y);
+void lm_fdot8_f16_avx512(const void *w, size_t rb, const void *x, int k, float *y);
 float lm_fdot_f16_avx512(const void *w, const float *x, int k);
 float lm_fdot_bf16_avx512(const void *w, const float *x, int k);
 

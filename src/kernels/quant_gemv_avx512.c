@@ -175,12 +175,15 @@ static inline void q4k_unpack(const uint8_t *packed, uint64_t *scales, uint64_t 
     *mins = (u1 & 0x3f3f3f3fu) | (uint64_t)m_hi << 32;
 }
 
-AVX512_TARGET void lm_dot4_q4_k_avx512(const void *vw, size_t rb, const void *vx, int nb, float *y) {
+/* R rows (4 or 8, a constant after inlining). */
+AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_k(const void *vw, size_t rb, const void *vx, int nb,
+                                                                          float *y, const int R) {
     const lm_block_q8_k *x = vx;
-    const lm_block_q4_k *w[4];
-    for (int r = 0; r < 4; r++) w[r] = (const lm_block_q4_k *)((const char *)vw + (size_t)r * rb);
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    __m256 acc_min[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    const lm_block_q4_k *w[8];
+    for (int r = 0; r < R; r++) w[r] = (const lm_block_q4_k *)((const char *)vw + (size_t)r * rb);
+    __m512 acc[8];
+    __m256 acc_min[8];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps(), acc_min[r] = _mm256_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0xF);
     /* vpmultishiftqb controls: bytes in place in the low half, shifted
      * right by 4 bits in the high half (vpsrlvq would compete with the
@@ -199,8 +202,8 @@ AVX512_TARGET void lm_dot4_q4_k_avx512(const void *vw, size_t rb, const void *vx
         for (int jj = 0; jj < 4; jj++) a[jj] = _mm512_loadu_si512(x[b].qs + 64 * jj);
         __m256i bsums = _mm256_loadu_si256((const __m256i *)x[b].bsums);
         __m128 dx = _mm_set1_ps(x[b].d);
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
             const lm_block_q4_k *blk = &w[r][b];
             _mm_prefetch((const char *)(blk + 3), _MM_HINT_T0); /* 144 bytes: three lines */
             _mm_prefetch((const char *)(blk + 3) + 64, _MM_HINT_T0);
@@ -226,23 +229,32 @@ AVX512_TARGET void lm_dot4_q4_k_avx512(const void *vw, size_t rb, const void *vx
             acc_min[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d)), _mm256_cvtepi32_ps(mins), acc_min[r]);
         }
     }
-    for (int r = 0; r < 4; r++) y[r] = _mm512_reduce_add_ps(acc[r]) - lm_hsum256(acc_min[r]);
+    for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]) - lm_hsum256(acc_min[r]);
+}
+
+AVX512_TARGET void lm_dot4_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y) {
+    dotn_q4_k(w, rb, x, nb, y, 4);
+}
+
+AVX512_TARGET void lm_dot8_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y) {
+    dotn_q4_k(w, rb, x, nb, y, 8);
 }
 
 /* F16 weights, F32 activations: four rows share each activation load, and
  * each row stream is prefetched ahead (decode reads F16 weights at the
  * memory's speed only with several lines in flight per core). */
-AVX512_TARGET void lm_fdot4_f16_avx512(const void *vw, size_t rb, const void *vx, int k, float *y) {
+AVX512_TARGET static inline __attribute__((always_inline)) void fdotn_f16(const void *vw, size_t rb, const void *vx, int k,
+                                                                          float *y, const int R) {
     const float *x = vx;
-    const uint16_t *w[4];
-    for (int r = 0; r < 4; r++) w[r] = (const uint16_t *)((const char *)vw + (size_t)r * rb);
-    __m512 acc[4][2];
-    for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    const uint16_t *w[8];
+    for (int r = 0; r < R; r++) w[r] = (const uint16_t *)((const char *)vw + (size_t)r * rb);
+    __m512 acc[8][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     int i = 0;
     for (; i + 32 <= k; i += 32) {
         __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
             _mm_prefetch((const char *)(w[r] + i) + 1024, _MM_HINT_T0);
             acc[r][0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w[r] + i))), x0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w[r] + i + 16))), x1, acc[r][1]);
@@ -251,8 +263,16 @@ AVX512_TARGET void lm_fdot4_f16_avx512(const void *vw, size_t rb, const void *vx
     for (; i < k; i += 16) {
         __mmask16 m = k - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - i)) - 1);
         __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
-        for (int r = 0; r < 4; r++)
+        for (int r = 0; r < R; r++)
             acc[r][0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w[r] + i)), xv, acc[r][0]);
     }
-    for (int r = 0; r < 4; r++) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+    for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+}
+
+AVX512_TARGET void lm_fdot4_f16_avx512(const void *w, size_t rb, const void *x, int k, float *y) {
+    fdotn_f16(w, rb, x, k, y, 4);
+}
+
+AVX512_TARGET void lm_fdot8_f16_avx512(const void *w, size_t rb, const void *x, int k, float *y) {
+    fdotn_f16(w, rb, x, k, y, 8);
 }
