@@ -9,13 +9,20 @@
 static inline int nearest_int(float f) { return (int)lrintf(f); }
 static inline float h2f(uint16_t h) { return lm_f16_to_f32(h); }
 
+/* max(m, |x|) by compare (a NaN x leaves m, as fmaxf does): fmaxf's NaN
+ * rules keep a loop of it from vectorizing, and it is a library call. */
+static inline float abs_max(float m, float x) {
+    float a = fabsf(x);
+    return a > m ? a : m;
+}
+
 /* ---------------- Q8_0 ---------------- */
 
 void lm_quantize_row_q8_0(const float *x, void *vy, int k) {
     lm_block_q8_0 *y = vy;
     for (int b = 0; b < k / QK8_0; b++, x += QK8_0) {
         float amax = 0;
-        for (int i = 0; i < QK8_0; i++) amax = fmaxf(amax, fabsf(x[i]));
+        for (int i = 0; i < QK8_0; i++) amax = abs_max(amax, x[i]);
         float d = amax / 127.f, id = d ? 1.f / d : 0.f;
         y[b].d = lm_f32_to_f16(d);
         for (int i = 0; i < QK8_0; i++) y[b].qs[i] = (int8_t)nearest_int(x[i] * id);
@@ -75,7 +82,7 @@ void lm_quantize_row_q8_k(const float *x, void *vy, int k) {
     lm_block_q8_k *y = vy;
     for (int b = 0; b < k / QK_K; b++, x += QK_K) {
         float amax = 0;
-        for (int i = 0; i < QK_K; i++) amax = fmaxf(amax, fabsf(x[i]));
+        for (int i = 0; i < QK_K; i++) amax = abs_max(amax, x[i]);
         float d = amax / 127.f, id = d ? 1.f / d : 0.f;
         y[b].d = d;
         for (int i = 0; i < QK_K; i++) y[b].qs[i] = (int8_t)nearest_int(x[i] * id);
