@@ -85,28 +85,33 @@ static void pack_panel(lm_qtype t, const char *W, size_t rb, int rows, int r0, i
 
 size_t lm_qgemm_panel_bytes(int K) { return 2 * ((size_t)K / 32 * (512 + 32 * sizeof(float))); }
 
-/* Quantizes n activation rows (padding to QG_TOK with zero rows). */
-void lm_qgemm_quantize_x(const float *x, int n, int K, void *scratch) {
+/* Quantizes n activation rows (padding to QG_TOK with zero rows), a
+ * block of 32 in two vectors: the absolute max by vector max, the
+ * rounding by the default (nearest-even) conversion, as lrintf rounds. */
+AVX512_TARGET void lm_qgemm_quantize_x(const float *x, int n, int K, void *scratch) {
     int np = (n + QG_TOK - 1) / QG_TOK * QG_TOK, nb = K / 32;
     int8_t *xq = scratch;
     float *dx = (float *)((char *)scratch + (size_t)np * K), *xs = dx + (size_t)np * nb;
     for (int i = 0; i < np; i++)
         for (int b = 0; b < nb; b++) {
             int8_t *q = xq + (size_t)i * K + 32 * b;
-            float amax = 0;
-            const float *v = x + (size_t)i * K + 32 * b;
-            if (i < n)
-                for (int j = 0; j < 32; j++) { /* a compare, not a call to fmaxf (same result: NaN never wins) */
-                    float a = fabsf(v[j]);
-                    amax = a > amax ? a : amax;
-                }
-            float d = amax / 127.f, id = d ? 1.f / d : 0.f;
-            int sum = 0;
-            for (int j = 0; j < 32; j++) {
-                int qi = i < n ? (int)lrintf(v[j] * id) : 0;
-                q[j] = (int8_t)qi;
-                sum += qi;
+            if (i >= n) {
+                memset(q, 0, 32);
+                dx[(size_t)i * nb + b] = xs[(size_t)i * nb + b] = 0.0f;
+                continue;
             }
+            const float *v = x + (size_t)i * K + 32 * b;
+            __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
+            /* |v| by clearing the sign; a NaN never wins the max, as in
+             * the scalar compare this replaces */
+            float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+            amax = amax > 0.0f ? amax : 0.0f;
+            float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+            __m512 vid = _mm512_set1_ps(id);
+            __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+            _mm_storeu_si128((__m128i *)q, _mm512_cvtsepi32_epi8(q0));
+            _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtsepi32_epi8(q1));
+            int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
             dx[(size_t)i * nb + b] = d;
             xs[(size_t)i * nb + b] = d * (float)sum;
         }
