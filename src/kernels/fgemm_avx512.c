@@ -9,10 +9,6 @@
  * The panel is built 16 rows x 16 k at a time through a register
  * transpose (a scalar scatter of each row into it took a fifth of an F16
  * prefill). */
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")
-#define LM_VW 16
-#include "kernels/vec.h"
-
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
@@ -20,11 +16,17 @@
 
 #include "kernels/quant_blocks.h"
 
-#define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
-
 #define FG_ROWS 32
 
+/* Called on any CPU: before the AVX-512 part of the file. */
 int lm_fgemm_supported(lm_qtype t) { return t == LM_QT_F16 || t == LM_QT_BF16; }
+
+/* From here on AVX-512 code (vec.h's vectors and transpose included). */
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")
+#define LM_VW 16
+#include "kernels/vec.h"
+
+#define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 
 /* 16 elements of an F16 or BF16 row as floats. */
 AVX512_TARGET static inline __m512 load16(lm_qtype t, const uint16_t *src) {
