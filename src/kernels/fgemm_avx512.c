@@ -12,7 +12,6 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "kernels/quant_blocks.h"
 
@@ -33,17 +32,6 @@ AVX512_TARGET static inline __m512 load16(lm_qtype t, const uint16_t *src) {
     __m256i h = _mm256_loadu_si256((const __m256i *)src);
     if (t == LM_QT_F16) return _mm512_cvtph_ps(h);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-AVX512_TARGET static void to_f32(lm_qtype t, const uint16_t *src, float *dst, int K) {
-    int k = 0;
-    if (t == LM_QT_F16)
-        for (; k + 16 <= K; k += 16) _mm512_storeu_ps(dst + k, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + k))));
-    else
-        for (; k + 16 <= K; k += 16)
-            _mm512_storeu_ps(dst + k, _mm512_castsi512_ps(_mm512_slli_epi32(
-                                          _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + k))), 16)));
-    for (; k < K; k++) dst[k] = t == LM_QT_F16 ? lm_f16_to_f32(src[k]) : lm_bf16_to_f32(src[k]);
 }
 
 #define FG_TOK 8
@@ -82,8 +70,8 @@ static void fgemm_task(void *ctx, int task) {
     const fgemm_job *j = ctx;
     static _Thread_local float *panel;
     static _Thread_local size_t cap;
-    /* k-major panel [K][32] plus one converted row */
-    size_t need = (size_t)(FG_ROWS + 1) * j->K * sizeof(float);
+    /* k-major panel [K][32] */
+    size_t need = (size_t)FG_ROWS * j->K * sizeof(float);
     if (need > cap) {
         free(panel);
         panel = aligned_alloc(64, (need + 63) / 64 * 64);
@@ -95,7 +83,6 @@ static void fgemm_task(void *ctx, int task) {
             for (int r = 0; r < nr; r++) j->y[(size_t)i * j->rows + r0 + r] = NAN;
         return;
     }
-    float *row = panel + (size_t)FG_ROWS * j->K;
     int K16 = j->K / 16 * 16;
     for (int rb = 0; rb < FG_ROWS; rb += 16)
         for (int k0 = 0; k0 < K16; k0 += 16) {
@@ -106,11 +93,14 @@ static void fgemm_task(void *ctx, int task) {
             vtranspose(t);
             for (int kk = 0; kk < 16; kk++) vstore(panel + (size_t)(k0 + kk) * FG_ROWS + rb, t[kk]);
         }
-    if (K16 < j->K) /* the last K % 16 columns, row by row */
-        for (int r = 0; r < FG_ROWS; r++) {
-            if (r < nr) to_f32(j->t, (const uint16_t *)(j->W + (size_t)(r0 + r) * j->rb), row, j->K);
-            else memset(row, 0, sizeof(float) * (size_t)j->K);
-            for (int k = K16; k < j->K; k++) panel[(size_t)k * FG_ROWS + r] = row[k];
+    for (int r = 0; r < FG_ROWS; r++) /* the last K % 16 columns, one by one */
+        for (int k = K16; k < j->K; k++) {
+            float v = 0.0f;
+            if (r < nr) {
+                uint16_t h = ((const uint16_t *)(j->W + (size_t)(r0 + r) * j->rb))[k];
+                v = j->t == LM_QT_F16 ? lm_f16_to_f32(h) : lm_bf16_to_f32(h);
+            }
+            panel[(size_t)k * FG_ROWS + r] = v;
         }
     int v0 = nr < 16 ? nr : 16, v1 = nr > 16 ? nr - 16 : 0;
     __mmask16 m0 = (__mmask16)((1u << v0) - 1), m1 = (__mmask16)((1u << v1) - 1);

@@ -67,27 +67,39 @@ void lm_sgemm_ex(int trans_a, int trans_b, int M, int N, int K, float alpha, con
     /* Elsewhere each extra is a pass of its own, in the order the fused
      * store applies them: C = (alpha AB + beta C) * mul + bias + addend. */
     lm_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    if (ex->mul || ex->bias || ex->addend) {
+    lm_sgemm_extras_pass(M, N, 1.0f, ex, C, ldc);
+    if (ex->sumsq) *ex->sumsq += lm_sgemm_c_sum_squares(M, N, C, ldc);
+    if (ex->b_colsum) lm_sgemm_b_column_sums(trans_b, K, N, B, ldb, ex->b_colsum);
+}
+
+void lm_sgemm_extras_pass(int M, int N, float beta, const lm_sgemm_extras *ex, float *C, int ldc) {
+    if (beta == 1.0f && !ex->mul && !ex->bias && !ex->addend) return;
 #pragma omp parallel for schedule(static) if ((long)M * N >= 65536)
-        for (int i = 0; i < M; i++) {
-            float *c = C + (size_t)i * ldc;
-            if (ex->mul) {
-                const float *r = ex->mul + (size_t)i * ex->ld_mul;
-                for (int j = 0; j < N; j++) c[j] *= r[j];
-            }
-            if (ex->bias)
-                for (int j = 0; j < N; j++) c[j] += ex->bias[j];
-            if (ex->addend) {
-                const float *r = ex->addend + (size_t)i * ex->ld_addend;
-                for (int j = 0; j < N; j++) c[j] += r[j];
-            }
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        for (int j = 0; j < N; j++) c[j] = beta == 0.0f ? 0.0f : beta * c[j];
+        if (ex->mul) {
+            const float *r = ex->mul + (size_t)i * ex->ld_mul;
+            for (int j = 0; j < N; j++) c[j] *= r[j];
+        }
+        if (ex->bias)
+            for (int j = 0; j < N; j++) c[j] += ex->bias[j];
+        if (ex->addend) {
+            const float *r = ex->addend + (size_t)i * ex->ld_addend;
+            for (int j = 0; j < N; j++) c[j] += r[j];
         }
     }
-    if (ex->sumsq)
-        for (int i = 0; i < M; i++) *ex->sumsq += lm_sum_squares(C + (size_t)i * ldc, (size_t)N);
-    if (ex->b_colsum)
-        for (int k = 0; k < K; k++)
-            for (int j = 0; j < N; j++) ex->b_colsum[j] += trans_b ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+}
+
+double lm_sgemm_c_sum_squares(int M, int N, const float *C, int ldc) {
+    double s = 0;
+    for (int i = 0; i < M; i++) s += lm_sum_squares(C + (size_t)i * ldc, (size_t)N);
+    return s;
+}
+
+void lm_sgemm_b_column_sums(int trans_b, int K, int N, const float *B, int ldb, float *colsum) {
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < N; j++) colsum[j] += trans_b ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
 }
 
 void lm_sgemm_sumsq(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,

@@ -377,25 +377,6 @@ AVX512 static void gemm_region(pack_bufs *bufs, int ta, int tb, int m0, int m1, 
     }
 }
 
-/* C = (beta * C) * mul + bias + addend (the K == 0 or alpha == 0 case,
- * and the extras after an OpenBLAS product). */
-static void scale_c(int M, int N, float beta, const lm_sgemm_extras *ex, float *C, int ldc) {
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            float *c = &C[(size_t)i * ldc + j];
-            *c = beta == 0.0f ? 0.0f : beta * *c;
-            if (ex->mul) *c *= ex->mul[(size_t)i * ex->ld_mul + j];
-            if (ex->bias) *c += ex->bias[j];
-            if (ex->addend) *c += ex->addend[(size_t)i * ex->ld_addend + j];
-        }
-}
-
-/* colsum[j] += op(B)[k][j] over k in order: where packing does not sum. */
-static void b_column_sums(int trans_b, int K, int N, const float *B, int ldb, float *colsum) {
-    for (int k = 0; k < K; k++)
-        for (int j = 0; j < N; j++) colsum[j] += trans_b ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
-}
-
 /* Split M x N over nt threads as a tm x tn grid of MR/NR-aligned blocks,
  * minimizing the largest block (plus a little for duplicated packing). */
 static void choose_grid(int M, int N, int K, int nt, int *tm, int *tn) {
@@ -418,13 +399,6 @@ static void choose_grid(int M, int N, int K, int nt, int *tm, int *tn) {
     }
 }
 
-/* Sum of squares of C[M,N] (row stride ldc), in double. */
-static double c_sum_squares(int M, int N, const float *C, int ldc) {
-    double s = 0;
-    for (int i = 0; i < M; i++) s += lm_sum_squares(C + (size_t)i * ldc, (size_t)N);
-    return s;
-}
-
 static void sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                          const float *B, int ldb, float beta, float *C, int ldc, const lm_sgemm_extras *ex) {
     if (M <= 0 || N <= 0) return;
@@ -434,12 +408,12 @@ static void sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float al
      * one is summed in a pass of its own. */
     float *colsum = ex->b_colsum;
     if (colsum && (trans_b || K <= 0 || alpha == 0.0f)) {
-        if (K > 0) b_column_sums(trans_b, K, N, B, ldb, colsum);
+        if (K > 0) lm_sgemm_b_column_sums(trans_b, K, N, B, ldb, colsum);
         colsum = NULL;
     }
     if (K <= 0 || alpha == 0.0f) {
-        scale_c(M, N, beta, ex, C, ldc);
-        if (sumsq) *sumsq += c_sum_squares(M, N, C, ldc);
+        lm_sgemm_extras_pass(M, N, beta, ex, C, ldc);
+        if (sumsq) *sumsq += lm_sgemm_c_sum_squares(M, N, C, ldc);
         return;
     }
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -477,9 +451,9 @@ static void sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float al
                                         .ld_addend = ex->ld_addend,
                                         .mul = ex->mul ? ex->mul + (size_t)m0 * ex->ld_mul + n0 : NULL,
                                         .ld_mul = ex->ld_mul};
-                if (rest.mul || rest.bias || rest.addend) scale_c(m1 - m0, n1 - n0, 1.0f, &rest, Cr, ldc);
-                if (sumsq) part[t] = c_sum_squares(m1 - m0, n1 - n0, Cr, ldc);
-                if (cs) b_column_sums(trans_b, K, n1 - n0, trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, cs);
+                lm_sgemm_extras_pass(m1 - m0, n1 - n0, 1.0f, &rest, Cr, ldc);
+                if (sumsq) part[t] = lm_sgemm_c_sum_squares(m1 - m0, n1 - n0, Cr, ldc);
+                if (cs) lm_sgemm_b_column_sums(trans_b, K, n1 - n0, trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, cs);
             }
         }
     }

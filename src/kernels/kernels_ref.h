@@ -29,6 +29,13 @@ void lm_sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha,
  * micro-kernel's store, column sums of B while packing it. */
 void lm_sgemm_avx512_ex(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                         const float *B, int ldb, float beta, float *C, int ldc, const lm_sgemm_extras *ex);
+/* lm_sgemm_ex's extras as passes of their own, for the paths that do not
+ * fuse them: C = (beta * C) * mul + bias + addend (beta 0: C is not read;
+ * ex->sumsq and ex->b_colsum are not touched); the sum of squares of
+ * C[M,N] in double; colsum[j] += op(B)[k][j] over k in order. */
+void lm_sgemm_extras_pass(int M, int N, float beta, const lm_sgemm_extras *ex, float *C, int ldc);
+double lm_sgemm_c_sum_squares(int M, int N, const float *C, int ldc);
+void lm_sgemm_b_column_sums(int trans_b, int K, int N, const float *B, int ldb, float *colsum);
 void lm_linear_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N,
                            int IC, int OC);
 void lm_linear_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,

@@ -33,6 +33,12 @@ AVX512_TARGET static inline __m512 spread_scales(__m512i idx, uint16_t a, uint16
     return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
 }
 
+/* The four- and eight-row entry points of a kernel template IMPL(w, rb,
+ * x, n, y, R). */
+#define ROWS_4_AND_8(NAME4, NAME8, IMPL)                                                          \
+    AVX512_TARGET void NAME4(const void *w, size_t rb, const void *x, int n, float *y) { IMPL(w, rb, x, n, y, 4); } \
+    AVX512_TARGET void NAME8(const void *w, size_t rb, const void *x, int n, float *y) { IMPL(w, rb, x, n, y, 8); }
+
 /* Prefetch of the next group of R rows, which follows this group's in
  * memory (a matrix's rows are contiguous), spread evenly over this
  * group's `iters` iterations: one sequential stream a group ahead. A
@@ -133,13 +139,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_0(const 
     }
 }
 
-AVX512_TARGET void lm_dot4_q4_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y) {
-    dotn_q4_0(w, rb, x, nb, y, 4);
-}
-
-AVX512_TARGET void lm_dot8_q4_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y) {
-    dotn_q4_0(w, rb, x, nb, y, 8);
-}
+ROWS_4_AND_8(lm_dot4_q4_0_avx512, lm_dot8_q4_0_avx512, dotn_q4_0)
 
 /* R rows (4 or 8, a constant after inlining). */
 AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q8_0(const void *vw, size_t rb, const void *vx, int nb,
@@ -186,13 +186,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q8_0(const 
     for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]) + tail[r];
 }
 
-AVX512_TARGET void lm_dot4_q8_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y) {
-    dotn_q8_0(w, rb, x, nb, y, 4);
-}
-
-AVX512_TARGET void lm_dot8_q8_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y) {
-    dotn_q8_0(w, rb, x, nb, y, 8);
-}
+ROWS_4_AND_8(lm_dot4_q8_0_avx512, lm_dot8_q8_0_avx512, dotn_q8_0)
 
 /* The eight 6-bit scales (or mins) of a Q4_K block as bytes, from its
  * 12 packed bytes: sub-blocks 0-3 keep their low 6 bits, 4-7 take a
@@ -270,13 +264,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_k(const 
     for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]) - lm_hsum256(acc_min[r]);
 }
 
-AVX512_TARGET void lm_dot4_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y) {
-    dotn_q4_k(w, rb, x, nb, y, 4);
-}
-
-AVX512_TARGET void lm_dot8_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y) {
-    dotn_q4_k(w, rb, x, nb, y, 8);
-}
+ROWS_4_AND_8(lm_dot4_q4_k_avx512, lm_dot8_q4_k_avx512, dotn_q4_k)
 
 /* F16 weights, F32 activations: four rows share each activation load, and
  * each row stream is prefetched ahead (decode reads F16 weights at the
@@ -307,10 +295,4 @@ AVX512_TARGET static inline __attribute__((always_inline)) void fdotn_f16(const 
     for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
 }
 
-AVX512_TARGET void lm_fdot4_f16_avx512(const void *w, size_t rb, const void *x, int k, float *y) {
-    fdotn_f16(w, rb, x, k, y, 4);
-}
-
-AVX512_TARGET void lm_fdot8_f16_avx512(const void *w, size_t rb, const void *x, int k, float *y) {
-    fdotn_f16(w, rb, x, k, y, 8);
-}
+ROWS_4_AND_8(lm_fdot4_f16_avx512, lm_fdot8_f16_avx512, fdotn_f16)

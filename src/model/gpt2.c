@@ -277,6 +277,9 @@ static void lm_gpt2_part_forward(const lm_gpt2 *m, lm_gpt2_part *p, int with_tar
     for (int i = 0; i < BT; i++) p->loss_sum += a->losses[i];
 }
 
+/* Threads for n parts: one each; more parts than threads take turns. */
+static int lm_gpt2_part_threads(int n) { return lm_get_threads() < n ? lm_get_threads() : n; }
+
 lm_status lm_gpt2_forward(lm_gpt2 *m, const int32_t *ids, const int32_t *targets, int B, int T, float *loss) {
     const lm_model_config *c = &m->cfg;
     if (B < 1 || T < 1) return lm_error(LM_ERR_ARG, "gpt2 forward: batch %d x %d is empty", B, T);
@@ -312,7 +315,7 @@ lm_status lm_gpt2_forward(lm_gpt2 *m, const int32_t *ids, const int32_t *targets
     } else {
         /* A part per thread (more parts than threads: in turns); the
          * kernels inside run single-threaded. */
-        int nt = lm_get_threads() < n ? lm_get_threads() : n;
+        int nt = lm_gpt2_part_threads(n);
 #pragma omp parallel for schedule(static, 1) num_threads(nt)
         for (int r = 0; r < n; r++) lm_gpt2_part_forward(m, &m->part[r], 1, inv_count);
     }
@@ -415,7 +418,7 @@ lm_status lm_gpt2_backward(lm_gpt2 *m, float grad_scale) {
         size_t total = m->table.total;
         double chunk_sq[LM_GPT2_REDUCE_CHUNKS];
         int want_sq = m->fused_valid;
-        int nt = lm_get_threads() < n ? lm_get_threads() : n;
+        int nt = lm_gpt2_part_threads(n);
 #pragma omp parallel num_threads(nt)
         {
 #pragma omp for schedule(static, 1)
