@@ -241,10 +241,20 @@ static void qmatmul_gemm(float *y, const void *W, lm_qtype t, int rows, int K, c
     }
 }
 
-/* Decode-path matmul as pool tasks of LM_QMATMUL_ROWS_PER_TASK rows
- * each: every weight row is read once and multiplied with all n
- * activation rows while it is in L1. */
-#define LM_QMATMUL_ROWS_PER_TASK 32
+/* Decode-path matmul as pool tasks of contiguous rows: every weight row
+ * is read once and multiplied with all n activation rows while it is in
+ * L1. About four tasks a thread: few enough that each is one long run of
+ * rows, along which the kernels prefetch the next rows (a task's first
+ * rows are not prefetched, and its last prefetch runs into rows another
+ * thread takes: with 32-row tasks that cost 4-bit decode a fifth of its
+ * speed), and enough that a thread held up elsewhere leaves its share to
+ * the others. A multiple of 8 rows (the widest multi-row kernel), at
+ * least 32. */
+static int qmatmul_rows_per_task(int rows) {
+    int tasks = 4 * lm_get_threads();
+    int per = ((rows + tasks - 1) / tasks + 7) / 8 * 8;
+    return per < 32 ? 32 : per;
+}
 
 typedef struct {
     float *y;
@@ -258,6 +268,7 @@ typedef struct {
      * They take multi_len: blocks per row (quantized) or K (float rows). */
     lm_qdot4_fn qdot8, qdot4;
     int multi_len;
+    int rows_per_task;
 } gemv_job;
 
 /* Rows [r, r1) in groups of R with a multi-row kernel; returns the first
@@ -274,7 +285,7 @@ static int gemv_rows(const gemv_job *j, lm_qdot4_fn fn, int R, int r, int r1) {
 
 static void gemv_task(void *ctx, int task) {
     const gemv_job *j = ctx;
-    int r0 = task * LM_QMATMUL_ROWS_PER_TASK, r1 = r0 + LM_QMATMUL_ROWS_PER_TASK < j->rows ? r0 + LM_QMATMUL_ROWS_PER_TASK : j->rows;
+    int r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task < j->rows ? r0 + j->rows_per_task : j->rows;
     int r = gemv_rows(j, j->qdot8, 8, r0, r1);
     r = gemv_rows(j, j->qdot4, 4, r, r1);
     for (; r < r1; r++) {
@@ -318,7 +329,8 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
         }
         j.nb = j.multi_len = K / lm_qtype_block_elems(t);
     }
-    int tasks = (rows + LM_QMATMUL_ROWS_PER_TASK - 1) / LM_QMATMUL_ROWS_PER_TASK;
+    j.rows_per_task = qmatmul_rows_per_task(rows);
+    int tasks = (rows + j.rows_per_task - 1) / j.rows_per_task;
     /* Small products stay on this thread: waking helpers costs more. */
     if ((long)rows * K * n < LM_PARALLEL_MIN_WORK) {
         for (int i = 0; i < tasks; i++) gemv_task(&j, i);

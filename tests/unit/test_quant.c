@@ -113,9 +113,9 @@ static void test_matmul(void) {
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         lm_qtype t = types[ti];
         /* Float types also get a K that is not a multiple of 16 (tails). */
-        /* 32-element types get an odd block count (the paired kernels'
-         * tail), K types three blocks. */
-        int K = lm_qtype_block_elems(t) == 1 ? 283 : lm_qtype_block_elems(t) == 32 ? 544 : 768;
+        /* 32-element types get 19 blocks (Q4_0's four-block steps leave a
+         * pair and a single block, Q8_0's pairs a single), K types three. */
+        int K = lm_qtype_block_elems(t) == 1 ? 283 : lm_qtype_block_elems(t) == 32 ? 608 : 768;
         float *W = lm_alloc(sizeof(float) * rows * K), *Wd = lm_alloc(sizeof(float) * rows * K);
         float *x = lm_alloc(sizeof(float) * 19 * K);
         fill_normal(W, (size_t)rows * K, 2 + ti);
