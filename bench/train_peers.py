@@ -3,6 +3,7 @@
 
     python3 bench/train_peers.py step [--threads 2] [--steps 5] [--rounds 3]
     python3 bench/train_peers.py shakespeare [--threads 2] [--iters 2000] [--rounds 3]
+    python3 bench/train_peers.py seeds [--threads 2] [--iters 2000] [--seeds 1337,1,2,3,4]
 
 `step`: one GPT-2 124M training step (batch 4 x 64, fp32, forward + backward +
 AdamW) with `lmkit bench train` and with bench/torch_train_step.py
@@ -16,6 +17,10 @@ width 128, context 64, batch 12, --iters steps, lr 1e-3 -> 1e-4, warmup 100,
 beta2 0.99, wd 0.1, clip 1) with lmkit (prepare + train) and with
 bench/torch_shakespeare.py, alternating the two `--rounds` times, reporting
 the final validation loss and wall time of each and the median ratio.
+
+`seeds`: the same recipe once per seed on each side, for the final
+validation loss only (its spread from seed to seed is larger than any
+difference between the two implementations).
 
 Needs: build/lmkit and build/bench_gemm (cmake --build build --target bench_gemm),
 pip install torch transformers. Writes its section of bench/RESULTS.md.
@@ -131,7 +136,7 @@ def torch_version():
         return "?"
 
 
-def lmkit_shakespeare(a):
+def lmkit_shakespeare(a, seed=1337):
     """One lmkit run of the recipe, prepare included: (wall s, val loss, curve)."""
     tmp = tempfile.mkdtemp(prefix="lmkit_shakespeare_")
     try:
@@ -142,22 +147,23 @@ def lmkit_shakespeare(a):
         run([LMKIT, "train", "--data", data, "--arch", "gpt2", "--n-layer", "4", "--n-head", "4", "--n-embd", "128",
              "--seq-len", "64", "--batch", "12", "--steps", str(a.iters), "--lr", "1e-3", "--min-lr", "1e-4",
              "--warmup", str(min(100, a.iters // 2)), "--beta2", "0.99", "--weight-decay", "0.1", "--clip", "1", "--eval-every",
-             str(a.iters), "--eval-batches", "200", "--threads", str(a.threads), "--out", os.path.join(tmp, "run")])
+             str(a.iters), "--eval-batches", "200", "--threads", str(a.threads), "--seed", str(seed), "--out", os.path.join(tmp, "run")])
         wall = time.time() - t0
         lines = [json.loads(l) for l in open(os.path.join(tmp, "run", "metrics.jsonl"))]
         val = [l["val_loss"] for l in lines if "val_loss" in l][-1]
         curve = [(l["step"], l["loss"]) for l in lines if l["step"] % max(1, a.iters // 10) == 0]
-        shutil.copy(os.path.join(tmp, "run", "loss.svg"), os.path.join(ROOT, "docs", "shakespeare_loss.svg"))
+        if seed == 1337:
+            shutil.copy(os.path.join(tmp, "run", "loss.svg"), os.path.join(ROOT, "docs", "shakespeare_loss.svg"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return wall, val, curve
 
 
-def torch_shakespeare(a):
+def torch_shakespeare(a, seed=1337):
     """One PyTorch run of the recipe, whole script: (wall s, result JSON)."""
     t0 = time.time()
     pt = json.loads(run([sys.executable, os.path.join(ROOT, "bench", "torch_shakespeare.py"), "--iters", str(a.iters),
-                         "--threads", str(a.threads), "--eval-batches", "200"]).strip().splitlines()[-1])
+                         "--threads", str(a.threads), "--eval-batches", "200", "--seed", str(seed)]).strip().splitlines()[-1])
     return time.time() - t0, pt
 
 
@@ -196,6 +202,34 @@ Machine: {m['cpu']}, {m['cores']} cores, {', '.join(m['isa'])}; load average {m[
 """)
 
 
+def seeds(a):
+    m = machine()
+    rows = []
+    for seed in [int(x) for x in a.seeds.split(",")]:
+        lm_val = lmkit_shakespeare(a, seed)[1]
+        pt_val = torch_shakespeare(a, seed)[1]["val_loss"]
+        rows.append((seed, lm_val, pt_val))
+        print(json.dumps({"seed": seed, "lmkit_val_loss": lm_val, "pytorch_val_loss": pt_val}), file=sys.stderr)
+    lm_mean = statistics.mean(r[1] for r in rows)
+    pt_mean = statistics.mean(r[2] for r in rows)
+    lm_sd = statistics.stdev(r[1] for r in rows) if len(rows) > 1 else 0.0
+    pt_sd = statistics.stdev(r[2] for r in rows) if len(rows) > 1 else 0.0
+    print(json.dumps({"seeds": rows, "lmkit_mean": lm_mean, "pytorch_mean": pt_mean, "machine": m}))
+    table = "\n".join(f"| {s} | {l:.4f} | {p:.4f} |" for s, l, p in rows)
+    write_section("shakespeare_seeds", f"""## nanoGPT Shakespeare recipe: validation loss over seeds (issue 2)
+
+`python3 bench/train_peers.py seeds --threads {a.threads} --iters {a.iters} --seeds {a.seeds}` — the recipe above,
+once per seed on each side (the seed sets the initial weights and the training batches).
+
+| seed | lmkit val loss | PyTorch val loss |
+|---:|---:|---:|
+{table}
+
+**Mean: lmkit {lm_mean:.4f} (sd {lm_sd:.4f}), PyTorch {pt_mean:.4f} (sd {pt_sd:.4f})** over {len(rows)} seeds; nanoGPT
+reports 1.88 for this recipe. Machine: {m['cpu']}, {m['cores']} cores; {m['date']}.
+""")
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="what", required=True)
@@ -207,8 +241,12 @@ def main():
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--iters", type=int, default=2000)
     s.add_argument("--rounds", type=int, default=3)
+    s = sub.add_parser("seeds")
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--iters", type=int, default=2000)
+    s.add_argument("--seeds", default="1337,1,2,3,4")
     a = ap.parse_args()
-    step(a) if a.what == "step" else shakespeare(a)
+    {"step": step, "shakespeare": shakespeare, "seeds": seeds}[a.what](a)
 
 
 if __name__ == "__main__":
