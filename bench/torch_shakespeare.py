@@ -2,9 +2,10 @@
 """PyTorch peer for lmkit's char-level Shakespeare training (nanoGPT's CPU recipe, re-implemented).
 
 Usage:  python3 bench/torch_shakespeare.py [--iters 2000] [--threads 2] [--eval-batches 200]
-                                           [--data data/tinyshakespeare/input.txt]
+                                           [--data data/tinyshakespeare/input.txt] [--seed S] [--no-bias]
 Recipe (nanoGPT README, "shakespeare_char" on CPU): GPT with n_layer 4, n_head 4, n_embd 128,
-block_size 64, batch 12, dropout 0, bias True, tied embeddings; AdamW lr 1e-3, betas (0.9, 0.99),
+block_size 64, batch 12, dropout 0, biases as GPT-2 has them (--no-bias: none, nanoGPT's default),
+tied embeddings; AdamW lr 1e-3, betas (0.9, 0.99),
 weight decay 0.1 on matrices/embeddings only, grad-norm clip 1.0; LR: linear warmup 100 iters to
 1e-3 then cosine decay to 1e-4 at --iters (lr_decay_iters = iters).
 Data: the raw bytes of input.txt (byte-level vocab 256), first 90% train, last 10% val.
@@ -26,15 +27,15 @@ import torch.nn.functional as F
 
 
 class Block(nn.Module):
-    def __init__(self, C, H):
+    def __init__(self, C, H, bias):
         super().__init__()
         self.H = H
-        self.ln_1 = nn.LayerNorm(C)
-        self.qkv = nn.Linear(C, 3 * C)
-        self.attn_proj = nn.Linear(C, C)
-        self.ln_2 = nn.LayerNorm(C)
-        self.fc = nn.Linear(C, 4 * C)
-        self.mlp_proj = nn.Linear(4 * C, C)
+        self.ln_1 = nn.LayerNorm(C, bias=bias)
+        self.qkv = nn.Linear(C, 3 * C, bias=bias)
+        self.attn_proj = nn.Linear(C, C, bias=bias)
+        self.ln_2 = nn.LayerNorm(C, bias=bias)
+        self.fc = nn.Linear(C, 4 * C, bias=bias)
+        self.mlp_proj = nn.Linear(4 * C, C, bias=bias)
 
     def forward(self, x):
         B, T, C = x.shape
@@ -47,12 +48,12 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, V, T, C, L, H):
+    def __init__(self, V, T, C, L, H, bias=True):
         super().__init__()
         self.wte = nn.Embedding(V, C)
         self.wpe = nn.Embedding(T, C)
-        self.blocks = nn.ModuleList(Block(C, H) for _ in range(L))
-        self.ln_f = nn.LayerNorm(C)
+        self.blocks = nn.ModuleList(Block(C, H, bias) for _ in range(L))
+        self.ln_f = nn.LayerNorm(C, bias=bias)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight"):
                 nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * L))
@@ -79,6 +80,8 @@ def main():
     ap.add_argument("--eval-batches", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--data", default=None)
+    ap.add_argument("--no-bias", action="store_true",
+                    help="no biases in Linear and LayerNorm (nanoGPT's default; GPT-2, and lmkit, have them)")
     a = ap.parse_args()
 
     L, H, C, BLOCK, BATCH = 4, 4, 128, 64, 12
@@ -103,7 +106,7 @@ def main():
         y = torch.stack([d[i + 1:i + 1 + BLOCK] for i in ix])
         return x, y
 
-    model = GPT(256, BLOCK, C, L, H)
+    model = GPT(256, BLOCK, C, L, H, bias=not a.no_bias)
     params = list(model.parameters())
     opt = torch.optim.AdamW(
         [{"params": [p for p in params if p.dim() >= 2], "weight_decay": WD},
