@@ -106,10 +106,11 @@ static lm_isa hardware_isa(void) {
     return (lm_isa)cached;
 }
 
-/* The Q4_0 / Q4_K multi-row kernels also need AVX512-VBMI. */
-static int has_vbmi(void) {
+/* The Q4_0 / Q4_K multi-row kernels also need AVX512-VBMI (byte
+ * permutes, multishift) and GFNI (a byte shift in one instruction). */
+static int has_vbmi_gfni(void) {
     static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx512vbmi") != 0;
+    if (cached < 0) cached = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni");
     return cached;
 }
 
@@ -315,7 +316,7 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
         j.x = scratch;
         j.qdot = qdot_for(t, isa);
         if (isa == LM_ISA_AVX512) {
-            int vbmi = has_vbmi();
+            int vbmi = has_vbmi_gfni();
             j.qdot4 = t == LM_QT_Q8_0 ? lm_dot4_q8_0_avx512
                       : !vbmi         ? NULL
                       : t == LM_QT_Q4_0 ? lm_dot4_q4_0_avx512
