@@ -40,14 +40,16 @@ def loadavg():
         return " ".join(f.read().split()[:3])
 
 
-def membw(threads):
+def membw(threads, path):
+    """(GB/s reading fresh memory, GB/s reading the model file's map)."""
     exe = "/tmp/lmkit_membw"
     if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(os.path.join(HERE, "membw.c")):
         subprocess.run(["cc", "-O3", "-march=native", "-ffast-math", "-fopenmp", os.path.join(HERE, "membw.c"), "-o", exe],
                        check=True)
-    rc, out = run([exe, str(threads)], 300)
-    m = re.search(r"GB/s ([0-9.]+)", out)
-    return float(m.group(1)) if m else float("nan")
+    rc, out = run([exe, str(threads), path], 300)
+    m = re.search(r"^GB/s ([0-9.]+)", out, re.M)
+    mf = re.search(r"^file GB/s ([0-9.]+)", out, re.M)
+    return (float(m.group(1)) if m else float("nan"), float(mf.group(1)) if mf else float("nan"))
 
 
 def lmkit_run(a, path):
@@ -107,7 +109,7 @@ def main():
         path = os.path.join(a.models, fname)
         if not os.path.exists(path) or (a.only and label not in a.only.split(",")):
             continue
-        bw = membw(a.threads)
+        bw, bw_file = membw(a.threads, path)
         load_before = loadavg()
         ours, theirs = None, None
         for _ in range(a.rounds):
@@ -116,8 +118,8 @@ def main():
             if o:
                 ours = dict(o, pp=best(ours, o, "pp"), tg=best(ours, o, "tg"))
             theirs = {"pp": best(theirs, t, "pp"), "tg": best(theirs, t, "tg")} if (t or theirs) else None
-        rows.append((label, fname, bw, load_before, loadavg(), ours, theirs))
-        print(label, bw, ours, theirs, file=sys.stderr, flush=True)
+        rows.append((label, fname, bw, bw_file, load_before, loadavg(), ours, theirs))
+        print(label, bw, bw_file, ours, theirs, file=sys.stderr, flush=True)
 
     def f(x, d=1):
         return "n/a" if x is None else f"{x:.{d}f}"
@@ -131,19 +133,22 @@ def main():
         f"`llama-bench -p {a.pp} -n {a.tg} -t {a.threads}` on the same files, best of {a.rounds} alternating rounds.",
         "Bandwidth: `bench/membw.c` just before each model: the faster of PEERS.md's parallel float sum and a "
         "four-stream prefetching sum over 512 MiB (here the second reads ~1.5x faster); the decode bound is "
-        "bandwidth / weight bytes.",
+        "bandwidth / weight bytes. `file GB/s`: the same four-stream sum over the model file's read-only map (the "
+        "page cache the weights are decoded from), and the decode speed as a share of that bound.",
         "",
-        "| model | weights GB | mem GB/s | load avg before → after | lmkit pp t/s | llama.cpp pp t/s | pp ratio | "
-        "lmkit tg t/s | llama.cpp tg t/s | tg ratio | lmkit tg % of bound | lmkit RSS / peak MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | weights GB | mem GB/s | file GB/s | load avg before → after | lmkit pp t/s | llama.cpp pp t/s | pp ratio | "
+        "lmkit tg t/s | llama.cpp tg t/s | tg ratio | lmkit tg % of bound | % of file bound | lmkit RSS / peak MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, fname, bw, l0, l1, o, t in rows:
+    for label, fname, bw, bw_file, l0, l1, o, t in rows:
         gb = o["gb"] if o else None
         ppr = o["pp"] / t["pp"] if o and t and t.get("pp") else None
         tgr = o["tg"] / t["tg"] if o and t and t.get("tg") else None
         bound = 100 * o["tg"] * gb / bw if o and gb and bw == bw else None
-        lines.append(f"| {label} | {f(gb, 3)} | {f(bw)} | {l0} → {l1} | {f(o and o['pp'])} | {f(t and t.get('pp'))} | "
-                     f"{f(ppr, 2)} | {f(o and o['tg'])} | {f(t and t.get('tg'))} | {f(tgr, 2)} | {f(bound, 0)}% | "
+        fbound = 100 * o["tg"] * gb / bw_file if o and gb and bw_file == bw_file else None
+        lines.append(f"| {label} | {f(gb, 3)} | {f(bw)} | {f(bw_file)} | {l0} → {l1} | {f(o and o['pp'])} | "
+                     f"{f(t and t.get('pp'))} | {f(ppr, 2)} | {f(o and o['tg'])} | {f(t and t.get('tg'))} | {f(tgr, 2)} | "
+                     f"{f(bound, 0)}% | {f(fbound, 0)}% | "
                      f"{o['rss'] if o else 'n/a'} / {o['hwm'] if o else 'n/a'} |")
     with open(a.out, "w") as fo:
         fo.write("\n".join(lines) + "\n")
