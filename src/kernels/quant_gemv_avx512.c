@@ -267,24 +267,26 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_k(const 
     __m512 acc[8];
     __m256 acc_min[8];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps(), acc_min[r] = _mm256_setzero_ps();
-    const __m512i m4 = _mm512_set1_epi8(0xF);
-    /* vpmultishiftqb controls: bytes in place in the low half, shifted
-     * right by 4 bits in the high half (vpsrlvq would compete with the
-     * multiplies for the same execution port). */
-    const __m512i nibble_shift = _mm512_set_epi64(0x3c342c241c140c04, 0x3c342c241c140c04, 0x3c342c241c140c04,
-                                                  0x3c342c241c140c04, 0x3830282018100800, 0x3830282018100800,
-                                                  0x3830282018100800, 0x3830282018100800);
-    /* vpermw indices: the 16-bit scale of sub-block 2jj in the low half,
-     * 2jj+1 in the high half (low and high nibbles of 32 bytes). */
+    const __m512i m4 = _mm512_set1_epi8(0xF), hi_nibble = _mm512_set1_epi64(0x1020408000000000ll), zero = _mm512_setzero_si512();
+    /* A block's 128 nibble bytes as two registers: the low nibbles of the
+     * first are sub-blocks 0 and 2 (32 elements each, a half each), its
+     * high nibbles 1 and 3; the second's 4 and 6, 5 and 7. vpermd
+     * indices spread each half's 6-bit scale over its eight 32-bit
+     * lanes. */
+    static const int halves_sub[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
     __m512i scale_idx[4];
-    for (int jj = 0; jj < 4; jj++)
-        scale_idx[jj] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)(2 * jj))),
-                                           _mm256_set1_epi16((short)(2 * jj + 1)), 1);
+    for (int k = 0; k < 4; k++)
+        scale_idx[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(halves_sub[k][0])),
+                                          _mm256_set1_epi32(halves_sub[k][1]), 1);
     group_prefetch pf = group_prefetch_init(vw, rb, R, nb);
     for (int b = 0; b < nb; b++) {
         group_prefetch_step(&pf);
+        /* The activations in the same order. */
         __m512i a[4];
-        for (int jj = 0; jj < 4; jj++) a[jj] = _mm512_loadu_si512(x[b].qs + 64 * jj);
+        for (int k = 0; k < 4; k++)
+            a[k] = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * halves_sub[k][0]))),
+                _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * halves_sub[k][1])), 1);
         __m256i bsums = _mm256_loadu_si256((const __m256i *)x[b].bsums);
         __m128 dx = _mm_set1_ps(x[b].d);
 #pragma GCC unroll 8
@@ -292,14 +294,17 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_k(const 
             const lm_block_q4_k *blk = &w[r][b];
             uint64_t sc, mn;
             q4k_unpack(blk->scales, &sc, &mn);
-            __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
-            __m512i sumi = _mm512_setzero_si512();
-            for (int jj = 0; jj < 4; jj++) {
-                __m512i t = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk->qs + 32 * jj)));
-                __m512i q = _mm512_and_si512(_mm512_multishift_epi64_epi8(nibble_shift, t), m4);
-                sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q, a[jj]),
-                                           _mm512_permutexvar_epi16(scale_idx[jj], sc16));
-            }
+            __m512i sc32 = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc));
+            __m512i raw0 = _mm512_loadu_si512(blk->qs), raw1 = _mm512_loadu_si512(blk->qs + 64);
+            __m512i q[4] = {_mm512_and_si512(raw0, m4), _mm512_gf2p8affine_epi64_epi8(raw0, hi_nibble, 0),
+                            _mm512_and_si512(raw1, m4), _mm512_gf2p8affine_epi64_epi8(raw1, hi_nibble, 0)};
+            /* Each 32-bit lane of a product sums four q x (|.| <= 4*15*128,
+             * so it fits the low 16 bits): vpdpwssd multiplies that low
+             * half by the scale and the high half (its sign) by 0. */
+            __m512i sumi = zero;
+            for (int k = 0; k < 4; k++)
+                sumi = _mm512_dpwssd_epi32(sumi, _mm512_dpbusd_epi32(zero, q[k], a[k]),
+                                           _mm512_permutexvar_epi32(scale_idx[k], sc32));
             /* Each min pairs with the sum of its sub-block's 32
              * activations: bsums holds them in halves of 16. */
             __m128i mn8 = _mm_cvtsi64_si128((long long)mn);
