@@ -208,6 +208,13 @@ static int tile_rows(int K) {
     return r < 16 ? 16 : r;
 }
 
+/* Bytes of one quantized activation row on the decode path: Q4_0's
+ * multi-row kernels also take the row laid out in groups of four blocks
+ * after it (on any ISA, so that the size does not change with it). */
+static size_t qmatmul_x_bytes(lm_qtype t, int K) {
+    return t == LM_QT_Q4_0 ? lm_q4_0_x_bytes(K / 32) : lm_qtype_row_bytes(lm_qtype_vec_type(t), K);
+}
+
 size_t lm_qmatmul_scratch(lm_qtype t, int n, int K) {
     if (n >= LM_QMATMUL_GEMM_MIN_N) {
         if (t == LM_QT_F32) return 0;
@@ -215,7 +222,7 @@ size_t lm_qmatmul_scratch(lm_qtype t, int n, int K) {
         return tile > q ? tile : q;
     }
     lm_qtype vt = lm_qtype_vec_type(t);
-    return vt == LM_QT_F32 ? 0 : (size_t)n * lm_qtype_row_bytes(vt, K);
+    return vt == LM_QT_F32 ? 0 : (size_t)n * qmatmul_x_bytes(t, K);
 }
 
 static void qmatmul_gemm(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n,
@@ -311,7 +318,7 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
         j.multi_len = K;
     } else {
         lm_qtype vt = lm_qtype_vec_type(t);
-        j.xb = lm_qtype_row_bytes(vt, K);
+        j.xb = qmatmul_x_bytes(t, K);
         for (int s = 0; s < n; s++) quantize_row(vt, x + (size_t)s * K, (char *)scratch + (size_t)s * j.xb, K);
         j.x = scratch;
         j.qdot = qdot_for(t, isa);
@@ -329,6 +336,8 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
                                         : NULL;
         }
         j.nb = j.multi_len = K / lm_qtype_block_elems(t);
+        if (t == LM_QT_Q4_0 && j.qdot8)
+            for (int s = 0; s < n; s++) lm_q4_0_arrange_x_avx512((char *)scratch + (size_t)s * j.xb, j.nb);
     }
     j.rows_per_task = qmatmul_rows_per_task(rows);
     int tasks = (rows + j.rows_per_task - 1) / j.rows_per_task;

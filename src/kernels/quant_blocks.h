@@ -114,9 +114,25 @@ void lm_fgemm_avx512(float *y, const void *W, lm_qtype t, int rows, int K, const
 typedef void (*lm_qdot4_fn)(const void *w, size_t rb, const void *x, int n_blocks, float *y);
 void lm_dot4_q8_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 void lm_dot8_q8_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
-/* These also need AVX512-VBMI (vpermb, vpmultishiftqb). */
+/* These also need AVX512-VBMI (vpermb, vpmultishiftqb) and GFNI. The
+ * Q4_0 ones take x as Q8_0 blocks followed, at lm_q4_0_quads_offset(nb),
+ * by the activations of each four blocks laid out for them by
+ * lm_q4_0_arrange_x_avx512 (once per activation row, not per rows). */
 void lm_dot4_q4_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 void lm_dot8_q4_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
+/* Four Q8_0 activation blocks in the order of four Q4_0 blocks' nibble
+ * bytes: elements 0-15 of each (low nibbles), elements 16-31 (high), the
+ * offset term -8 * sum x per 32-bit lane of the products, the blocks'
+ * scales per lane. */
+typedef struct {
+    int8_t lo[64], hi[64];
+    int32_t neg_offset[16];
+    float d[16];
+} lm_q4_0_x_quad;
+static inline size_t lm_q4_0_quads_offset(int nb) { return ((size_t)nb * sizeof(lm_block_q8_0) + 63) / 64 * 64; }
+/* Bytes of one activation row for the Q4_0 multi-row kernels. */
+static inline size_t lm_q4_0_x_bytes(int nb) { return lm_q4_0_quads_offset(nb) + (size_t)(nb / 4) * sizeof(lm_q4_0_x_quad); }
+void lm_q4_0_arrange_x_avx512(void *x, int nb);
 void lm_dot4_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 void lm_dot8_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 /* F16 rows rb bytes apart with F32 activations (x: k floats). */

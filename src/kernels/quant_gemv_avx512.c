@@ -93,7 +93,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_0(const 
     for (int r = 0; r < R; r++) w[r] = (const char *)vw + (size_t)r * rb;
     __m512 acc[8];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
-    const __m512i zero = _mm512_setzero_si512(), m4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+    const __m512i zero = _mm512_setzero_si512(), m4 = _mm512_set1_epi8(0x0F);
     group_prefetch pf = group_prefetch_init(vw, rb, R, nb / 4 + (nb % 4 ? 1 : 0));
     /* Four blocks at a time: the low nibbles of the four blocks' 16 bytes
      * are elements 0-15 of each, the high nibbles elements 16-31; both
@@ -112,22 +112,13 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_0(const 
         quad_scale_idx = _mm512_loadu_si512(si);
     }
     const __m512i hi_nibble = _mm512_set1_epi64(0x1020408000000000ll);
-    const __m512i spread4 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const lm_q4_0_x_quad *xq = (const lm_q4_0_x_quad *)((const char *)vx + lm_q4_0_quads_offset(nb));
     int b = 0;
-    for (; b + 4 <= nb; b += 4) {
+    for (; b + 4 <= nb; b += 4, xq++) {
         group_prefetch_step(&pf);
-        /* Activations in the same order: elements 0-15 of the four blocks,
-         * then elements 16-31. sum (q - 8) x = sum q x - 8 sum x, and the
-         * second term is every row's. */
-        __m512i xlo = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)x[b].qs));
-        __m512i xhi = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(x[b].qs + 16)));
-        for (int k = 1; k < 4; k++) {
-            xlo = _mm512_inserti32x4(xlo, _mm_loadu_si128((const __m128i *)x[b + k].qs), k);
-            xhi = _mm512_inserti32x4(xhi, _mm_loadu_si128((const __m128i *)(x[b + k].qs + 16)), k);
-        }
-        __m512i neg_offset = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, eight, xlo), eight, xhi));
-        __m128i dx16 = _mm_setr_epi16((short)x[b].d, (short)x[b + 1].d, (short)x[b + 2].d, (short)x[b + 3].d, 0, 0, 0, 0);
-        __m512 dx = _mm512_permutexvar_ps(spread4, _mm512_castps128_ps512(_mm_cvtph_ps(dx16)));
+        const __m512i xlo = _mm512_loadu_si512(xq->lo), xhi = _mm512_loadu_si512(xq->hi);
+        const __m512i neg_offset = _mm512_loadu_si512(xq->neg_offset);
+        const __m512 dx = _mm512_loadu_ps(xq->d);
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const char *quad = w[r] + (size_t)b * sizeof(lm_block_q4_0);
@@ -191,6 +182,30 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_0(const 
             __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero256, q, qx), x8);
             y[r] += _cvtsh_ss(blk->d) * _cvtsh_ss(x[b].d) * lm_hsum256(_mm256_cvtepi32_ps(p));
         }
+    }
+}
+
+/* Lays out each four Q8_0 activation blocks of x for dotn_q4_0 after
+ * the blocks (see lm_q4_0_x_quad). */
+AVX512_TARGET void lm_q4_0_arrange_x_avx512(void *vx, int nb) {
+    const lm_block_q8_0 *x = vx;
+    lm_q4_0_x_quad *xq = (lm_q4_0_x_quad *)((char *)vx + lm_q4_0_quads_offset(nb));
+    const __m512i zero = _mm512_setzero_si512(), eight = _mm512_set1_epi8(8);
+    const __m512i spread4 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    for (int b = 0; b + 4 <= nb; b += 4, xq++) {
+        __m512i xlo = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)x[b].qs));
+        __m512i xhi = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(x[b].qs + 16)));
+        for (int k = 1; k < 4; k++) {
+            xlo = _mm512_inserti32x4(xlo, _mm_loadu_si128((const __m128i *)x[b + k].qs), k);
+            xhi = _mm512_inserti32x4(xhi, _mm_loadu_si128((const __m128i *)(x[b + k].qs + 16)), k);
+        }
+        /* sum (q - 8) x = sum q x - 8 sum x: the second term is every row's */
+        __m512i neg_offset = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, eight, xlo), eight, xhi));
+        __m128i d16 = _mm_setr_epi16((short)x[b].d, (short)x[b + 1].d, (short)x[b + 2].d, (short)x[b + 3].d, 0, 0, 0, 0);
+        _mm512_storeu_si512(xq->lo, xlo);
+        _mm512_storeu_si512(xq->hi, xhi);
+        _mm512_storeu_si512(xq->neg_offset, neg_offset);
+        _mm512_storeu_ps(xq->d, _mm512_permutexvar_ps(spread4, _mm512_castps128_ps512(_mm_cvtph_ps(d16))));
     }
 }
 
