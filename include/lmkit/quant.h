@@ -56,6 +56,14 @@ lm_status lm_dequantize(lm_qtype t, const void *src, float *dst, int64_t n, int6
 size_t lm_qmatmul_scratch(lm_qtype t, int n, int K);
 void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n,
                 void *scratch);
+/* Several products of the same x: ys[i] = x Ws[i]^T for i < count (at
+ * most LM_QMATMUL_MAX_GROUP), all of type t and width K, Ws[i] with
+ * rows[i] rows (a layer's q, k and v, or gate and up). On the decode
+ * path x is converted once and all the matrices' rows run as one set of
+ * tasks; the same results as count lm_qmatmul calls. */
+#define LM_QMATMUL_MAX_GROUP 4
+void lm_qmatmul_group(int count, float *const *ys, const void *const *Ws, lm_qtype t, const int *rows, int K,
+                      const float *x, int n, void *scratch);
 
 /* Dot product of one weight row with one activation row (already
  * converted to lm_qtype_vec_type(t) by lm_quantize_vec). For tests and

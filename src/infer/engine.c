@@ -150,6 +150,24 @@ static void mm(lm_engine *e, float *y, const lm_weight *w, const float *x, int n
     lm_qmatmul(y, w->data, w->type, w->rows, w->cols, x, n, e->mm_scratch);
 }
 
+/* Products of one input with two or three weights (q, k, v; gate, up):
+ * one conversion of x and one parallel run when their types match (a
+ * mixed-type file, e.g. Q4_K_M's Q6_K v, goes one by one). */
+static void mm_same_input(lm_engine *e, int count, float *const *ys, const lm_weight *const *ws, const float *x, int n) {
+    int same = 1, rows[LM_QMATMUL_MAX_GROUP];
+    const void *data[LM_QMATMUL_MAX_GROUP];
+    for (int i = 0; i < count; i++) {
+        same &= ws[i]->type == ws[0]->type && ws[i]->cols == ws[0]->cols;
+        rows[i] = ws[i]->rows;
+        data[i] = ws[i]->data;
+    }
+    if (!same) {
+        for (int i = 0; i < count; i++) mm(e, ys[i], ws[i], x, n);
+        return;
+    }
+    lm_qmatmul_group(count, ys, data, ws[0]->type, rows, ws[0]->cols, x, n, e->mm_scratch);
+}
+
 static void store_kv(lm_engine *e, void *cache, size_t idx, const float *src) {
     if (e->o.kv_f16) {
         uint16_t *d = (uint16_t *)cache + idx;
@@ -291,9 +309,7 @@ static void forward_chunk(lm_engine *e, int n, const int32_t *tokens, const int 
     for (int l = 0; l < c->n_layers; l++) {
         const lm_llama_layer *ly = &m->layers[l];
         rmsnorm_rows(e, e->xb, e->x, ly->attn_norm, n);
-        mm(e, e->q, &ly->wq, e->xb, n);
-        mm(e, e->k, &ly->wk, e->xb, n);
-        mm(e, e->v, &ly->wv, e->xb, n);
+        mm_same_input(e, 3, (float *const[]){e->q, e->k, e->v}, (const lm_weight *const[]){&ly->wq, &ly->wk, &ly->wv}, e->xb, n);
         for (int i = 0; i < n; i++) {
             float *q = e->q + (size_t)i * e->q_dim, *k = e->k + (size_t)i * e->kv_dim, *v = e->v + (size_t)i * e->kv_dim;
             if (ly->bq) {
@@ -311,8 +327,7 @@ static void forward_chunk(lm_engine *e, int n, const int32_t *tokens, const int 
         mm(e, e->xb2, &ly->wo, e->att, n);
         for (size_t j = 0; j < (size_t)n * D; j++) e->x[j] += e->xb2[j];
         rmsnorm_rows(e, e->xb, e->x, ly->ffn_norm, n);
-        mm(e, e->hb, &ly->w_gate, e->xb, n);
-        mm(e, e->hb2, &ly->w_up, e->xb, n);
+        mm_same_input(e, 2, (float *const[]){e->hb, e->hb2}, (const lm_weight *const[]){&ly->w_gate, &ly->w_up}, e->xb, n);
         for (int i = 0; i < n; i++) /* row by row: no OpenMP region next to the pool's threads */
             lm_swiglu_forward(e->hb + (size_t)i * H, e->hb + (size_t)i * H, e->hb2 + (size_t)i * H, (size_t)H);
         mm(e, e->xb2, &ly->w_down, e->hb, n);

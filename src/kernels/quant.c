@@ -264,53 +264,61 @@ static int qmatmul_rows_per_task(int rows) {
     return per < 32 ? 32 : per;
 }
 
+/* One matrix of a decode-path product and its tasks. */
 typedef struct {
     float *y;
     const char *W;
+    int rows, rows_per_task, first_task;
+} gemv_matrix;
+
+typedef struct {
+    gemv_matrix mat[LM_QMATMUL_MAX_GROUP];
+    int n_mat;
     const char *x; /* F32 rows (fdot) or quantized rows (qdot) */
     size_t rb, xb;
-    int rows, K, n, nb;
+    int K, n, nb;
     lm_fdot_fn fdot;
     lm_qdot_fn qdot;
     /* Several rows at a time, where the ISA has a kernel: eight, then four.
      * They take multi_len: blocks per row (quantized) or K (float rows). */
     lm_qdot4_fn qdot8, qdot4;
     int multi_len;
-    int rows_per_task;
 } gemv_job;
 
-/* Rows [r, r1) in groups of R with a multi-row kernel; returns the first
- * row left over. */
-static int gemv_rows(const gemv_job *j, lm_qdot4_fn fn, int R, int r, int r1) {
+/* Rows [r, r1) of matrix m in groups of R with a multi-row kernel;
+ * returns the first row left over. */
+static int gemv_rows(const gemv_job *j, const gemv_matrix *m, lm_qdot4_fn fn, int R, int r, int r1) {
     for (; fn && r + R <= r1; r += R)
         for (int s = 0; s < j->n; s++) {
             float out[8];
-            fn(j->W + (size_t)r * j->rb, j->rb, j->x + (size_t)s * j->xb, j->multi_len, out);
-            memcpy(j->y + (size_t)s * j->rows + r, out, sizeof(float) * (size_t)R);
+            fn(m->W + (size_t)r * j->rb, j->rb, j->x + (size_t)s * j->xb, j->multi_len, out);
+            memcpy(m->y + (size_t)s * m->rows + r, out, sizeof(float) * (size_t)R);
         }
     return r;
 }
 
 static void gemv_task(void *ctx, int task) {
     const gemv_job *j = ctx;
-    int r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task < j->rows ? r0 + j->rows_per_task : j->rows;
-    int r = gemv_rows(j, j->qdot8, 8, r0, r1);
-    r = gemv_rows(j, j->qdot4, 4, r, r1);
+    const gemv_matrix *m = &j->mat[0];
+    while (m + 1 < j->mat + j->n_mat && task >= m[1].first_task) m++;
+    int r0 = (task - m->first_task) * m->rows_per_task;
+    int r1 = r0 + m->rows_per_task < m->rows ? r0 + m->rows_per_task : m->rows;
+    int r = gemv_rows(j, m, j->qdot8, 8, r0, r1);
+    r = gemv_rows(j, m, j->qdot4, 4, r, r1);
     for (; r < r1; r++) {
-        const char *w = j->W + (size_t)r * j->rb;
+        const char *w = m->W + (size_t)r * j->rb;
         for (int s = 0; s < j->n; s++)
-            j->y[(size_t)s * j->rows + r] = j->fdot ? j->fdot(w, (const float *)(j->x + (size_t)s * j->xb), j->K)
+            m->y[(size_t)s * m->rows + r] = j->fdot ? j->fdot(w, (const float *)(j->x + (size_t)s * j->xb), j->K)
                                                     : j->qdot(w, j->x + (size_t)s * j->xb, j->nb);
     }
 }
 
-void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n, void *scratch) {
-    if (n >= LM_QMATMUL_GEMM_MIN_N) {
-        qmatmul_gemm(y, W, t, rows, K, x, n, scratch);
-        return;
-    }
+/* The decode path of lm_qmatmul_group: the activations converted once,
+ * then every matrix's row tasks in one parallel run. */
+static void qmatmul_gemv(int count, float *const *ys, const void *const *Ws, lm_qtype t, const int *rows, int K,
+                         const float *x, int n, void *scratch) {
     lm_isa isa = lm_quant_isa();
-    gemv_job j = {.y = y, .W = W, .rb = lm_qtype_row_bytes(t, K), .rows = rows, .K = K, .n = n, .fdot = fdot_for(t, isa)};
+    gemv_job j = {.n_mat = count, .rb = lm_qtype_row_bytes(t, K), .K = K, .n = n, .fdot = fdot_for(t, isa)};
     if (j.fdot) {
         j.x = (const char *)x;
         j.xb = (size_t)K * sizeof(float);
@@ -339,12 +347,32 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
         if (t == LM_QT_Q4_0 && j.qdot8)
             for (int s = 0; s < n; s++) lm_q4_0_arrange_x_avx512((char *)scratch + (size_t)s * j.xb, j.nb);
     }
-    j.rows_per_task = qmatmul_rows_per_task(rows);
-    int tasks = (rows + j.rows_per_task - 1) / j.rows_per_task;
+    int tasks = 0;
+    long work = 0;
+    for (int i = 0; i < count; i++) {
+        gemv_matrix *m = &j.mat[i];
+        *m = (gemv_matrix){.y = ys[i], .W = Ws[i], .rows = rows[i], .rows_per_task = qmatmul_rows_per_task(rows[i]),
+                           .first_task = tasks};
+        tasks += (rows[i] + m->rows_per_task - 1) / m->rows_per_task;
+        work += (long)rows[i] * K * n;
+    }
     /* Small products stay on this thread: waking helpers costs more. */
-    if ((long)rows * K * n < LM_PARALLEL_MIN_WORK) {
+    if (work < LM_PARALLEL_MIN_WORK) {
         for (int i = 0; i < tasks; i++) gemv_task(&j, i);
         return;
     }
     lm_parallel(tasks, gemv_task, &j);
+}
+
+void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n, void *scratch) {
+    lm_qmatmul_group(1, &y, &W, t, &rows, K, x, n, scratch);
+}
+
+void lm_qmatmul_group(int count, float *const *ys, const void *const *Ws, lm_qtype t, const int *rows, int K,
+                      const float *x, int n, void *scratch) {
+    if (n >= LM_QMATMUL_GEMM_MIN_N) {
+        for (int i = 0; i < count; i++) qmatmul_gemm(ys[i], Ws[i], t, rows[i], K, x, n, scratch);
+        return;
+    }
+    qmatmul_gemv(count, ys, Ws, t, rows, K, x, n, scratch);
 }

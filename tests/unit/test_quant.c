@@ -187,11 +187,47 @@ static void test_errors(void) {
     }
 }
 
+/* lm_qmatmul_group gives each matrix exactly what lm_qmatmul gives it
+ * (same kernels, same order of sums; only the tasks are pooled). */
+static void test_matmul_group(void) {
+    static const lm_qtype types[] = {LM_QT_F16, LM_QT_Q8_0, LM_QT_Q4_0, LM_QT_Q4_K};
+    const int K = 512, rows[3] = {300, 64, 129}, n = 2; /* enough work for the threads */
+    float *x = lm_alloc(sizeof(float) * n * K);
+    fill_normal(x, (size_t)n * K, 7);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        lm_qtype t = types[ti];
+        void *W[3];
+        float *one[3], *grouped[3];
+        for (int i = 0; i < 3; i++) {
+            float *Wf = lm_alloc(sizeof(float) * rows[i] * K);
+            fill_normal(Wf, (size_t)rows[i] * K, 30 + i);
+            W[i] = lm_alloc(lm_qtype_row_bytes(t, K) * rows[i]);
+            CHECK_OK(lm_quantize(t, Wf, W[i], rows[i], K));
+            lm_free(Wf);
+            one[i] = lm_alloc(sizeof(float) * n * rows[i]);
+            grouped[i] = lm_alloc(sizeof(float) * n * rows[i]);
+        }
+        void *scratch = lm_alloc(lm_qmatmul_scratch(t, n, K) + 64);
+        for (int i = 0; i < 3; i++) lm_qmatmul(one[i], W[i], t, rows[i], K, x, n, scratch);
+        lm_qmatmul_group(3, grouped, (const void *const *)W, t, rows, K, x, n, scratch);
+        for (int i = 0; i < 3; i++) {
+            CHECK_MSG(memcmp(one[i], grouped[i], sizeof(float) * n * rows[i]) == 0, "%s group matrix %d differs",
+                      lm_qtype_name(t), i);
+            lm_free(W[i]);
+            lm_free(one[i]);
+            lm_free(grouped[i]);
+        }
+        lm_free(scratch);
+    }
+    lm_free(x);
+}
+
 int main(void) {
     printf("kernel ISA: %s\n", lm_isa_name(lm_quant_isa()));
     test_layouts();
     test_round_trip();
     test_matmul();
+    test_matmul_group();
     test_errors();
     TEST_MAIN_END();
 }
