@@ -133,6 +133,9 @@ static inline size_t lm_q4_0_quads_offset(int nb) { return ((size_t)nb * sizeof(
 /* Bytes of one activation row for the Q4_0 multi-row kernels. */
 static inline size_t lm_q4_0_x_bytes(int nb) { return lm_q4_0_quads_offset(nb) + (size_t)(nb / 4) * sizeof(lm_q4_0_x_quad); }
 void lm_q4_0_arrange_x_avx512(void *x, int nb);
+/* Four Q4_0 rows times S (2-4) activation rows xb bytes apart, each laid
+ * out as above; nb % 4 == 0. y[s * 4 + r]. */
+void lm_dot4xs_q4_0_avx512(const void *w, size_t rb, const void *x, size_t xb, int S, int nb, float *y);
 void lm_dot4_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 void lm_dot8_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 /* F16 rows rb bytes apart with F32 activations (x: k floats). */

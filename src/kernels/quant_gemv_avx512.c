@@ -97,6 +97,19 @@ AVX512_TARGET static inline void q4_0_quad(const char *p, __m512i nib_idx, __m51
     *d = _mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_idx, lo));
 }
 
+/* q4_0_quad's permute indices. */
+AVX512_TARGET static inline void q4_0_quad_indices(__m512i *nib_idx, __m512i *scale_idx) {
+    uint8_t ni[64];
+    uint16_t si[32];
+    for (int m = 0; m < 64; m++) {
+        int src = 18 * (m / 16) + 2 + m % 16; /* byte of the 72 */
+        ni[m] = (uint8_t)(src < 64 ? src : 64 + src - 8);
+    }
+    for (int j = 0; j < 32; j++) si[j] = (uint16_t)(9 * ((j % 16) / 4)); /* word of d(block j / 4) */
+    *nib_idx = _mm512_loadu_si512(ni);
+    *scale_idx = _mm512_loadu_si512(si);
+}
+
 /* R rows (4 or 8, a constant after inlining). */
 AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_0(const void *vw, size_t rb, const void *vx, int nb,
                                                                           float *y, const int R) {
@@ -112,17 +125,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_0(const 
      * products land in the same 32-bit lanes (lanes 4k..4k+3: block k),
      * so one conversion and one scale serve 128 weights. */
     __m512i quad_nib_idx, quad_scale_idx;
-    {
-        uint8_t ni[64];
-        uint16_t si[32];
-        for (int m = 0; m < 64; m++) {
-            int src = 18 * (m / 16) + 2 + m % 16; /* byte of the 72 */
-            ni[m] = (uint8_t)(src < 64 ? src : 64 + src - 8);
-        }
-        for (int j = 0; j < 32; j++) si[j] = (uint16_t)(9 * ((j % 16) / 4)); /* word of d(block j / 4) */
-        quad_nib_idx = _mm512_loadu_si512(ni);
-        quad_scale_idx = _mm512_loadu_si512(si);
-    }
+    q4_0_quad_indices(&quad_nib_idx, &quad_scale_idx);
     const __m512i hi_nibble = _mm512_set1_epi64(0x1020408000000000ll);
     const lm_q4_0_x_quad *xq = (const lm_q4_0_x_quad *)((const char *)vx + lm_q4_0_quads_offset(nb));
     int b = 0;
@@ -194,6 +197,54 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_0(const 
             __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero256, q, qx), x8);
             y[r] += _cvtsh_ss(blk->d) * _cvtsh_ss(x[b].d) * lm_hsum256(_mm256_cvtepi32_ps(p));
         }
+    }
+}
+
+/* Four Q4_0 rows times S activation rows (batched decode: S sequences
+ * in one step). Each row's nibbles and scales are unpacked once for all
+ * S; only the products, conversion and accumulation are per sequence.
+ * Needs nb % 4 == 0. y[s * 4 + r]. */
+AVX512_TARGET static inline __attribute__((always_inline)) void dot4xs_q4_0(const void *vw, size_t rb, const void *vx,
+                                                                            size_t xb, int nb, float *y, const int S) {
+    const int R = 4;
+    const char *w[4];
+    for (int r = 0; r < R; r++) w[r] = (const char *)vw + (size_t)r * rb;
+    const lm_q4_0_x_quad *xq[4];
+    for (int s = 0; s < S; s++) xq[s] = (const lm_q4_0_x_quad *)((const char *)vx + (size_t)s * xb + lm_q4_0_quads_offset(nb));
+    __m512 acc[4][4];
+    for (int r = 0; r < R; r++)
+        for (int s = 0; s < S; s++) acc[r][s] = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0F), hi_nibble = _mm512_set1_epi64(0x1020408000000000ll);
+    __m512i quad_nib_idx, quad_scale_idx;
+    q4_0_quad_indices(&quad_nib_idx, &quad_scale_idx);
+    group_prefetch pf = group_prefetch_init(vw, rb, R, nb / 4);
+    for (int q = 0; q < nb / 4; q++) {
+        group_prefetch_step(&pf);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512i nib;
+            __m256i d16;
+            q4_0_quad(w[r] + (size_t)q * 4 * sizeof(lm_block_q4_0), quad_nib_idx, quad_scale_idx, &nib, &d16);
+            __m512i lo = _mm512_and_si512(nib, m4), hi = _mm512_gf2p8affine_epi64_epi8(nib, hi_nibble, 0);
+            __m512 dw = _mm512_cvtph_ps(d16);
+#pragma GCC unroll 4
+            for (int s = 0; s < S; s++) {
+                const lm_q4_0_x_quad *a = xq[s] + q;
+                __m512i p = _mm512_dpbusd_epi32(_mm512_loadu_si512(a->neg_offset), lo, _mm512_loadu_si512(a->lo));
+                p = _mm512_dpbusd_epi32(p, hi, _mm512_loadu_si512(a->hi));
+                acc[r][s] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_loadu_ps(a->d)), _mm512_cvtepi32_ps(p), acc[r][s]);
+            }
+        }
+    }
+    for (int s = 0; s < S; s++)
+        for (int r = 0; r < R; r++) y[s * R + r] = _mm512_reduce_add_ps(acc[r][s]);
+}
+
+AVX512_TARGET void lm_dot4xs_q4_0_avx512(const void *w, size_t rb, const void *x, size_t xb, int S, int nb, float *y) {
+    switch (S) {
+    case 2: dot4xs_q4_0(w, rb, x, xb, nb, y, 2); break;
+    case 3: dot4xs_q4_0(w, rb, x, xb, nb, y, 3); break;
+    default: dot4xs_q4_0(w, rb, x, xb, nb, y, 4); break;
     }
 }
 

@@ -109,7 +109,7 @@ static double mean_abs(const float *y, size_t n) {
 static void test_matmul(void) {
     static const lm_qtype types[] = {LM_QT_F32, LM_QT_F16, LM_QT_BF16, LM_QT_Q8_0, LM_QT_Q4_0, LM_QT_Q4_K, LM_QT_Q6_K};
     const int rows = 37; /* odd: no thread or tile gets an even share */
-    static const int ns[] = {1, 3, 19}; /* 19: GEMM path, not a multiple of 4 */
+    static const int ns[] = {1, 3, 19}; /* 19: GEMM path (Q4_0 with VBMI: decode path up to 31), not a multiple of 4 */
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         lm_qtype t = types[ti];
         /* Float types also get a K that is not a multiple of 16 (tails). */
@@ -188,34 +188,50 @@ static void test_errors(void) {
 }
 
 /* lm_qmatmul_group gives each matrix exactly what lm_qmatmul gives it
- * (same kernels, same order of sums; only the tasks are pooled). */
+ * (same kernels, same order of sums; only the tasks are pooled), and for
+ * several activation rows (batched decode: Q4_0 unpacks each weight row
+ * once for up to four) what the scalar kernels give, within rounding. */
 static void test_matmul_group(void) {
     static const lm_qtype types[] = {LM_QT_F16, LM_QT_Q8_0, LM_QT_Q4_0, LM_QT_Q4_K};
-    const int K = 512, rows[3] = {300, 64, 129}, n = 2; /* enough work for the threads */
-    float *x = lm_alloc(sizeof(float) * n * K);
-    fill_normal(x, (size_t)n * K, 7);
+    static const int ns[] = {2, 5, 7}; /* activation rows: 2; 4 + 1; 4 + 3 */
+    const int K = 512, rows[3] = {300, 64, 129}; /* enough work for the threads */
+    float *x = lm_alloc(sizeof(float) * 7 * K);
+    fill_normal(x, (size_t)7 * K, 7);
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         lm_qtype t = types[ti];
         void *W[3];
-        float *one[3], *grouped[3];
+        float *one[3], *grouped[3], *scalar[3];
         for (int i = 0; i < 3; i++) {
             float *Wf = lm_alloc(sizeof(float) * rows[i] * K);
             fill_normal(Wf, (size_t)rows[i] * K, 30 + i);
             W[i] = lm_alloc(lm_qtype_row_bytes(t, K) * rows[i]);
             CHECK_OK(lm_quantize(t, Wf, W[i], rows[i], K));
             lm_free(Wf);
-            one[i] = lm_alloc(sizeof(float) * n * rows[i]);
-            grouped[i] = lm_alloc(sizeof(float) * n * rows[i]);
+            one[i] = lm_alloc(sizeof(float) * 7 * rows[i]);
+            grouped[i] = lm_alloc(sizeof(float) * 7 * rows[i]);
+            scalar[i] = lm_alloc(sizeof(float) * 7 * rows[i]);
         }
-        void *scratch = lm_alloc(lm_qmatmul_scratch(t, n, K) + 64);
-        for (int i = 0; i < 3; i++) lm_qmatmul(one[i], W[i], t, rows[i], K, x, n, scratch);
-        lm_qmatmul_group(3, grouped, (const void *const *)W, t, rows, K, x, n, scratch);
+        void *scratch = lm_alloc(lm_qmatmul_scratch(t, 7, K) + 64);
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            int n = ns[ni];
+            lm_quant_set_isa(LM_ISA_SCALAR);
+            for (int i = 0; i < 3; i++) lm_qmatmul(scalar[i], W[i], t, rows[i], K, x, n, scratch);
+            lm_quant_set_isa(LM_ISA_BEST);
+            for (int i = 0; i < 3; i++) lm_qmatmul(one[i], W[i], t, rows[i], K, x, n, scratch);
+            lm_qmatmul_group(3, grouped, (const void *const *)W, t, rows, K, x, n, scratch);
+            for (int i = 0; i < 3; i++) {
+                size_t cnt = (size_t)n * rows[i];
+                CHECK_MSG(memcmp(one[i], grouped[i], sizeof(float) * cnt) == 0, "%s n=%d group matrix %d differs",
+                          lm_qtype_name(t), n, i);
+                double e = test_max_rel_err(grouped[i], scalar[i], cnt, mean_abs(scalar[i], cnt));
+                CHECK_MSG(e <= 1e-4, "%s n=%d matrix %d vs scalar: %g", lm_qtype_name(t), n, i, e);
+            }
+        }
         for (int i = 0; i < 3; i++) {
-            CHECK_MSG(memcmp(one[i], grouped[i], sizeof(float) * n * rows[i]) == 0, "%s group matrix %d differs",
-                      lm_qtype_name(t), i);
             lm_free(W[i]);
             lm_free(one[i]);
             lm_free(grouped[i]);
+            lm_free(scalar[i]);
         }
         lm_free(scratch);
     }
