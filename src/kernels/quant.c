@@ -299,7 +299,8 @@ typedef struct {
      * They take multi_len: blocks per row (quantized) or K (float rows). */
     lm_qdot4_fn qdot8, qdot4;
     int multi_len;
-    /* Four rows times 2-4 activation rows (batched decode), or NULL. */
+    /* Four rows times 2-4 activation rows (batched decode), or NULL;
+     * takes multi_len too. */
     void (*qdot4xs)(const void *w, size_t rb, const void *x, size_t xb, int S, int nb, float *y);
 } gemv_job;
 
@@ -325,7 +326,7 @@ static int gemv_rows_batched(const gemv_job *j, const gemv_matrix *m, int r, int
             if (S == 1) {
                 j->qdot4(m->W + (size_t)r * j->rb, j->rb, j->x + (size_t)s * j->xb, j->multi_len, out);
             } else {
-                j->qdot4xs(m->W + (size_t)r * j->rb, j->rb, j->x + (size_t)s * j->xb, j->xb, S, j->nb, out);
+                j->qdot4xs(m->W + (size_t)r * j->rb, j->rb, j->x + (size_t)s * j->xb, j->xb, S, j->multi_len, out);
             }
             for (int k = 0; k < S; k++) memcpy(m->y + (size_t)(s + k) * m->rows + r, out + 4 * k, sizeof(float) * 4);
         }
@@ -358,7 +359,8 @@ static void qmatmul_gemv(int count, float *const *ys, const void *const *Ws, lm_
     if (j.fdot) {
         j.x = (const char *)x;
         j.xb = (size_t)K * sizeof(float);
-        if (isa == LM_ISA_AVX512 && t == LM_QT_F16) j.qdot4 = lm_fdot4_f16_avx512, j.qdot8 = lm_fdot8_f16_avx512;
+        if (isa == LM_ISA_AVX512 && t == LM_QT_F16)
+            j.qdot4 = lm_fdot4_f16_avx512, j.qdot8 = lm_fdot8_f16_avx512, j.qdot4xs = lm_fdot4xs_f16_avx512;
         j.multi_len = K;
     } else {
         lm_qtype vt = lm_qtype_vec_type(t);

@@ -431,3 +431,40 @@ AVX512_TARGET static inline __attribute__((always_inline)) void fdotn_f16(const 
 }
 
 ROWS_4_AND_8(lm_fdot4_f16_avx512, lm_fdot8_f16_avx512, fdotn_f16)
+
+/* Four F16 rows times S (2-4) F32 activation rows xb bytes apart
+ * (batched decode): each weight vector converted once for all S.
+ * y[s * 4 + r]. */
+AVX512_TARGET static inline __attribute__((always_inline)) void fdot4xs_f16(const void *vw, size_t rb, const void *vx,
+                                                                            size_t xb, int k, float *y, const int S) {
+    const int R = 4;
+    const uint16_t *w[4];
+    for (int r = 0; r < R; r++) w[r] = (const uint16_t *)((const char *)vw + (size_t)r * rb);
+    const float *x[4];
+    for (int s = 0; s < S; s++) x[s] = (const float *)((const char *)vx + (size_t)s * xb);
+    __m512 acc[4][4];
+    for (int r = 0; r < R; r++)
+        for (int s = 0; s < S; s++) acc[r][s] = _mm512_setzero_ps();
+    group_prefetch pf = group_prefetch_init(vw, rb, R, k / 16);
+    for (int i = 0; i < k; i += 16) {
+        group_prefetch_step_l2(&pf);
+        __mmask16 m = k - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - i)) - 1);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            _mm_prefetch((const char *)(w[r] + i) + 1024, _MM_HINT_T0);
+            __m512 wv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w[r] + i));
+#pragma GCC unroll 4
+            for (int s = 0; s < S; s++) acc[r][s] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x[s] + i), acc[r][s]);
+        }
+    }
+    for (int s = 0; s < S; s++)
+        for (int r = 0; r < R; r++) y[s * R + r] = _mm512_reduce_add_ps(acc[r][s]);
+}
+
+AVX512_TARGET void lm_fdot4xs_f16_avx512(const void *w, size_t rb, const void *x, size_t xb, int S, int k, float *y) {
+    switch (S) {
+    case 2: fdot4xs_f16(w, rb, x, xb, k, y, 2); break;
+    case 3: fdot4xs_f16(w, rb, x, xb, k, y, 3); break;
+    default: fdot4xs_f16(w, rb, x, xb, k, y, 4); break;
+    }
+}
