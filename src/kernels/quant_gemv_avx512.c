@@ -42,6 +42,24 @@ AVX512_TARGET static inline __m512 spread_scales(__m512i idx, uint16_t a, uint16
     AVX512_TARGET void NAME4(const void *w, size_t rb, const void *x, int n, float *y) { IMPL(w, rb, x, n, y, 4); } \
     AVX512_TARGET void NAME8(const void *w, size_t rb, const void *x, int n, float *y) { IMPL(w, rb, x, n, y, 8); }
 
+/* The entry point of a four-rows-times-S-activation-rows template
+ * IMPL(w, rb, x, xb, len, y, S), S (2-4) a constant after inlining. */
+#define SEQS_2_TO_4(NAME, IMPL)                                                                     \
+    AVX512_TARGET void NAME(const void *w, size_t rb, const void *x, size_t xb, int S, int len, float *y) { \
+        if (S == 2)                                                                                 \
+            IMPL(w, rb, x, xb, len, y, 2);                                                          \
+        else if (S == 3)                                                                            \
+            IMPL(w, rb, x, xb, len, y, 3);                                                          \
+        else                                                                                        \
+            IMPL(w, rb, x, xb, len, y, 4);                                                          \
+    }
+
+/* y[s * 4 + r]: the sums of four rows' accumulators for S activation rows. */
+AVX512_TARGET static inline void store_4xs(__m512 acc[4][4], int S, float *y) {
+    for (int s = 0; s < S; s++)
+        for (int r = 0; r < 4; r++) y[s * 4 + r] = _mm512_reduce_add_ps(acc[r][s]);
+}
+
 /* Prefetch of the rows ahead as one sequential stream, spread evenly
  * over this group's `iters` iterations: the next group of R rows (which
  * follows this group's in memory: a matrix's rows are contiguous) into
@@ -236,17 +254,10 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dot4xs_q4_0(cons
             }
         }
     }
-    for (int s = 0; s < S; s++)
-        for (int r = 0; r < R; r++) y[s * R + r] = _mm512_reduce_add_ps(acc[r][s]);
+    store_4xs(acc, S, y);
 }
 
-AVX512_TARGET void lm_dot4xs_q4_0_avx512(const void *w, size_t rb, const void *x, size_t xb, int S, int nb, float *y) {
-    switch (S) {
-    case 2: dot4xs_q4_0(w, rb, x, xb, nb, y, 2); break;
-    case 3: dot4xs_q4_0(w, rb, x, xb, nb, y, 3); break;
-    default: dot4xs_q4_0(w, rb, x, xb, nb, y, 4); break;
-    }
-}
+SEQS_2_TO_4(lm_dot4xs_q4_0_avx512, dot4xs_q4_0)
 
 /* Lays out each four Q8_0 activation blocks of x for dotn_q4_0 after
  * the blocks (see lm_q4_0_x_quad). */
@@ -457,14 +468,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void fdot4xs_f16(cons
             for (int s = 0; s < S; s++) acc[r][s] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x[s] + i), acc[r][s]);
         }
     }
-    for (int s = 0; s < S; s++)
-        for (int r = 0; r < R; r++) y[s * R + r] = _mm512_reduce_add_ps(acc[r][s]);
+    store_4xs(acc, S, y);
 }
 
-AVX512_TARGET void lm_fdot4xs_f16_avx512(const void *w, size_t rb, const void *x, size_t xb, int S, int k, float *y) {
-    switch (S) {
-    case 2: fdot4xs_f16(w, rb, x, xb, k, y, 2); break;
-    case 3: fdot4xs_f16(w, rb, x, xb, k, y, 3); break;
-    default: fdot4xs_f16(w, rb, x, xb, k, y, 4); break;
-    }
-}
+SEQS_2_TO_4(lm_fdot4xs_f16_avx512, fdot4xs_f16)
