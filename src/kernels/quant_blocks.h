@@ -136,6 +136,15 @@ void lm_q4_0_arrange_x_avx512(void *x, int nb);
 /* Four Q4_0 rows times S (2-4) activation rows xb bytes apart, each laid
  * out as above; nb % 4 == 0. y[s * 4 + r]. */
 void lm_dot4xs_q4_0_avx512(const void *w, size_t rb, const void *x, size_t xb, int S, int nb, float *y);
+/* Q4_K's batched kernel takes each Q8_K activation block's quants also
+ * in the order of a Q4_K block's two registers of nibbles: sub-blocks
+ * (0, 2), (1, 3), (4, 6), (5, 7), 64 bytes each, after the blocks. */
+static inline size_t lm_q4_k_quads_offset(int nb) { return ((size_t)nb * sizeof(lm_block_q8_k) + 63) / 64 * 64; }
+static inline size_t lm_q4_k_x_bytes(int nb) { return lm_q4_k_quads_offset(nb) + (size_t)nb * 256; }
+void lm_q4_k_arrange_x_avx512(void *x, int nb);
+/* Four Q4_K rows times S (2-4) activation rows xb bytes apart, each laid
+ * out as above. y[s * 4 + r]. */
+void lm_dot4xs_q4_k_avx512(const void *w, size_t rb, const void *x, size_t xb, int S, int nb, float *y);
 void lm_dot4_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 void lm_dot8_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 /* F16 rows rb bytes apart with F32 activations (x: k floats). */

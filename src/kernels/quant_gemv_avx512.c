@@ -347,6 +347,64 @@ static inline void q4k_unpack(const uint8_t *packed, uint64_t *scales, uint64_t 
     *mins = (u1 & 0x3f3f3f3fu) | (uint64_t)m_hi << 32;
 }
 
+/* The order of sub-blocks in a Q4_K block's two registers of nibbles:
+ * (low, high) halves of register k's low or high nibbles. */
+static const int q4k_halves[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
+
+/* vpermd indices that spread each half's 6-bit scale over its eight
+ * 32-bit lanes, per register. */
+AVX512_TARGET static inline void q4k_scale_indices(__m512i idx[4]) {
+    for (int k = 0; k < 4; k++)
+        idx[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(q4k_halves[k][0])),
+                                    _mm256_set1_epi32(q4k_halves[k][1]), 1);
+}
+
+/* A block's 128 nibble bytes as four registers of 4-bit values in
+ * q4k_halves order: low nibbles by a mask, high nibbles by one GFNI
+ * affine instruction (bits 4-7 to 0-3, the rest cleared). */
+AVX512_TARGET static inline void q4k_nibbles(const uint8_t *qs, __m512i q[4]) {
+    const __m512i m4 = _mm512_set1_epi8(0xF), hi_nibble = _mm512_set1_epi64(0x1020408000000000ll);
+    __m512i raw0 = _mm512_loadu_si512(qs), raw1 = _mm512_loadu_si512(qs + 64);
+    q[0] = _mm512_and_si512(raw0, m4);
+    q[1] = _mm512_gf2p8affine_epi64_epi8(raw0, hi_nibble, 0);
+    q[2] = _mm512_and_si512(raw1, m4);
+    q[3] = _mm512_gf2p8affine_epi64_epi8(raw1, hi_nibble, 0);
+}
+
+/* One Q4_K block of a weight row, unpacked for its products: nibbles,
+ * each sub-block's scale spread over its lanes, the mins (each twice:
+ * they pair with the activations' sums of 16), d and dmin. */
+typedef struct {
+    __m512i q[4], scale[4];
+    __m256i mins;
+    __m128 d_dmin;
+} q4k_block;
+
+AVX512_TARGET static inline __attribute__((always_inline)) void q4k_unpack_block(const lm_block_q4_k *blk,
+                                                                                 const __m512i scale_idx[4], q4k_block *u) {
+    uint64_t sc, mn;
+    q4k_unpack(blk->scales, &sc, &mn);
+    __m512i sc32 = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc));
+    q4k_nibbles(blk->qs, u->q);
+    for (int k = 0; k < 4; k++) u->scale[k] = _mm512_permutexvar_epi32(scale_idx[k], sc32);
+    __m128i mn8 = _mm_cvtsi64_si128((long long)mn);
+    u->mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
+    uint32_t d_dmin;
+    memcpy(&d_dmin, &blk->d, 4); /* d and dmin are adjacent */
+    u->d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128((int)d_dmin));
+}
+
+/* The block's scaled integer dot product with activations a[4] (in
+ * q4k_halves order). Each 32-bit lane of a product sums four q x
+ * (|.| <= 4*15*128, so it fits the low 16 bits): vpdpwssd multiplies
+ * that low half by the scale and the high half (its sign) by 0. */
+AVX512_TARGET static inline __m512i q4k_sumi(const q4k_block *u, const __m512i a[4]) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i sumi = zero;
+    for (int k = 0; k < 4; k++) sumi = _mm512_dpwssd_epi32(sumi, _mm512_dpbusd_epi32(zero, u->q[k], a[k]), u->scale[k]);
+    return sumi;
+}
+
 /* R rows (4 or 8, a constant after inlining). */
 AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_k(const void *vw, size_t rb, const void *vx, int nb,
                                                                           float *y, const int R) {
@@ -356,17 +414,11 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_k(const 
     __m512 acc[8];
     __m256 acc_min[8];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps(), acc_min[r] = _mm256_setzero_ps();
-    const __m512i m4 = _mm512_set1_epi8(0xF), hi_nibble = _mm512_set1_epi64(0x1020408000000000ll), zero = _mm512_setzero_si512();
     /* A block's 128 nibble bytes as two registers: the low nibbles of the
      * first are sub-blocks 0 and 2 (32 elements each, a half each), its
-     * high nibbles 1 and 3; the second's 4 and 6, 5 and 7. vpermd
-     * indices spread each half's 6-bit scale over its eight 32-bit
-     * lanes. */
-    static const int halves_sub[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
+     * high nibbles 1 and 3; the second's 4 and 6, 5 and 7. */
     __m512i scale_idx[4];
-    for (int k = 0; k < 4; k++)
-        scale_idx[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(halves_sub[k][0])),
-                                          _mm256_set1_epi32(halves_sub[k][1]), 1);
+    q4k_scale_indices(scale_idx);
     group_prefetch pf = group_prefetch_init(vw, rb, R, nb);
     for (int b = 0; b < nb; b++) {
         group_prefetch_step(&pf);
@@ -374,33 +426,19 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_k(const 
         __m512i a[4];
         for (int k = 0; k < 4; k++)
             a[k] = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * halves_sub[k][0]))),
-                _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * halves_sub[k][1])), 1);
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * q4k_halves[k][0]))),
+                _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * q4k_halves[k][1])), 1);
         __m256i bsums = _mm256_loadu_si256((const __m256i *)x[b].bsums);
         __m128 dx = _mm_set1_ps(x[b].d);
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            const lm_block_q4_k *blk = &w[r][b];
-            uint64_t sc, mn;
-            q4k_unpack(blk->scales, &sc, &mn);
-            __m512i sc32 = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc));
-            __m512i raw0 = _mm512_loadu_si512(blk->qs), raw1 = _mm512_loadu_si512(blk->qs + 64);
-            __m512i q[4] = {_mm512_and_si512(raw0, m4), _mm512_gf2p8affine_epi64_epi8(raw0, hi_nibble, 0),
-                            _mm512_and_si512(raw1, m4), _mm512_gf2p8affine_epi64_epi8(raw1, hi_nibble, 0)};
-            /* Each 32-bit lane of a product sums four q x (|.| <= 4*15*128,
-             * so it fits the low 16 bits): vpdpwssd multiplies that low
-             * half by the scale and the high half (its sign) by 0. */
-            __m512i sumi = zero;
-            for (int k = 0; k < 4; k++)
-                sumi = _mm512_dpwssd_epi32(sumi, _mm512_dpbusd_epi32(zero, q[k], a[k]),
-                                           _mm512_permutexvar_epi32(scale_idx[k], sc32));
+            q4k_block u;
+            q4k_unpack_block(&w[r][b], scale_idx, &u);
+            __m512i sumi = q4k_sumi(&u, a);
             /* Each min pairs with the sum of its sub-block's 32
              * activations: bsums holds them in halves of 16. */
-            __m128i mn8 = _mm_cvtsi64_si128((long long)mn);
-            __m256i mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8)), bsums);
-            uint32_t d_dmin;
-            memcpy(&d_dmin, &blk->d, 4); /* d and dmin are adjacent */
-            __m128 d = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)d_dmin)), dx);
+            __m256i mins = _mm256_madd_epi16(u.mins, bsums);
+            __m128 d = _mm_mul_ps(u.d_dmin, dx);
             acc[r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(d), _mm512_cvtepi32_ps(sumi), acc[r]);
             acc_min[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d)), _mm256_cvtepi32_ps(mins), acc_min[r]);
         }
@@ -409,6 +447,62 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_k(const 
 }
 
 ROWS_4_AND_8(lm_dot4_q4_k_avx512, lm_dot8_q4_k_avx512, dotn_q4_k)
+
+/* Lays out each Q8_K activation block's quants in q4k_halves order after
+ * the blocks. */
+AVX512_TARGET void lm_q4_k_arrange_x_avx512(void *vx, int nb) {
+    const lm_block_q8_k *x = vx;
+    int8_t *a = (int8_t *)vx + lm_q4_k_quads_offset(nb);
+    for (int b = 0; b < nb; b++, a += 256)
+        for (int k = 0; k < 4; k++) {
+            memcpy(a + 64 * k, x[b].qs + 32 * q4k_halves[k][0], 32);
+            memcpy(a + 64 * k + 32, x[b].qs + 32 * q4k_halves[k][1], 32);
+        }
+}
+
+/* Four Q4_K rows times S activation rows: each row's block unpacked once
+ * (nibbles, scales, mins) for all S. y[s * 4 + r]. */
+AVX512_TARGET static inline __attribute__((always_inline)) void dot4xs_q4_k(const void *vw, size_t rb, const void *vx,
+                                                                            size_t xb, int nb, float *y, const int S) {
+    const int R = 4;
+    const lm_block_q4_k *w[4];
+    for (int r = 0; r < R; r++) w[r] = (const lm_block_q4_k *)((const char *)vw + (size_t)r * rb);
+    const lm_block_q8_k *x[4];
+    const int8_t *xa[4];
+    for (int s = 0; s < S; s++) {
+        x[s] = (const lm_block_q8_k *)((const char *)vx + (size_t)s * xb);
+        xa[s] = (const int8_t *)vx + (size_t)s * xb + lm_q4_k_quads_offset(nb);
+    }
+    __m512 acc[4][4];
+    for (int r = 0; r < R; r++)
+        for (int s = 0; s < S; s++) acc[r][s] = _mm512_setzero_ps();
+    __m512i scale_idx[4];
+    q4k_scale_indices(scale_idx);
+    group_prefetch pf = group_prefetch_init(vw, rb, R, nb);
+    for (int b = 0; b < nb; b++) {
+        group_prefetch_step(&pf);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            q4k_block u;
+            q4k_unpack_block(&w[r][b], scale_idx, &u);
+#pragma GCC unroll 4
+            for (int s = 0; s < S; s++) {
+                const int8_t *xs = xa[s] + (size_t)b * 256;
+                const __m512i a[4] = {_mm512_loadu_si512(xs), _mm512_loadu_si512(xs + 64), _mm512_loadu_si512(xs + 128),
+                                      _mm512_loadu_si512(xs + 192)};
+                __m512i sumi = q4k_sumi(&u, a);
+                __m256i mins = _mm256_madd_epi16(u.mins, _mm256_loadu_si256((const __m256i *)x[s][b].bsums));
+                __m128 d = _mm_mul_ps(u.d_dmin, _mm_set1_ps(x[s][b].d));
+                acc[r][s] = _mm512_fmadd_ps(_mm512_broadcastss_ps(d), _mm512_cvtepi32_ps(sumi), acc[r][s]);
+                acc[r][s] = _mm512_fnmadd_ps(_mm512_broadcastss_ps(_mm_movehdup_ps(d)),
+                                             _mm512_castps256_ps512(_mm256_cvtepi32_ps(mins)), acc[r][s]);
+            }
+        }
+    }
+    store_4xs(acc, S, y);
+}
+
+SEQS_2_TO_4(lm_dot4xs_q4_k_avx512, dot4xs_q4_k)
 
 /* F16 weights, F32 activations: four rows share each activation load, and
  * each row stream is prefetched ahead (decode reads F16 weights at the

@@ -142,14 +142,19 @@ static void test_matmul(void) {
                 lm_quant_set_isa(isa);
                 if (lm_quant_isa() != isa) continue; /* CPU lacks it */
                 lm_qmatmul(got, q, t, rows, K, x, n, scratch);
-                /* AVX-512 prefill on integer types quantizes activations
-                 * (int8 GEMM): bounded against the reference like the
-                 * small-n paths; everything else matches scalar closely. */
-                int int8_gemm = isa == LM_ISA_AVX512 && n >= 16 && (t == LM_QT_Q8_0 || t == LM_QT_Q4_0 || t == LM_QT_Q4_K);
-                double es = int8_gemm ? test_max_rel_err(got, want, (size_t)n * rows, fl)
+                /* From 16 rows scalar takes the float GEMM, while AVX-512
+                 * quantizes the activations on integer types (the int8
+                 * GEMM, or for Q4_0 / Q4_K up to 31 rows the batched
+                 * decode path): those are bounded against the reference
+                 * like the small-n paths — 4e-2 for the max over 703
+                 * outputs, as Q4_K's activations share one scale per 256
+                 * (0.034 measured here); everything else matches scalar
+                 * closely. */
+                int int8_acts = isa == LM_ISA_AVX512 && n >= 16 && (t == LM_QT_Q8_0 || t == LM_QT_Q4_0 || t == LM_QT_Q4_K);
+                double es = int8_acts ? test_max_rel_err(got, want, (size_t)n * rows, fl)
                                       : test_max_rel_err(got, scalar, (size_t)n * rows, fl);
-                CHECK_MSG(es <= (int8_gemm ? 3e-2 : 1e-4), "%s n=%d %s vs %s: %g", lm_qtype_name(t), n, lm_isa_name(isa),
-                          int8_gemm ? "f64 reference" : "scalar", es);
+                CHECK_MSG(es <= (int8_acts ? 4e-2 : 1e-4), "%s n=%d %s vs %s: %g", lm_qtype_name(t), n, lm_isa_name(isa),
+                          int8_acts ? "f64 reference" : "scalar", es);
             }
             lm_quant_set_isa(LM_ISA_BEST);
             lm_free(want);
