@@ -136,6 +136,21 @@ void lm_q4_0_arrange_x_avx512(void *x, int nb);
 /* Four Q4_0 rows times S (2-4) activation rows xb bytes apart, each laid
  * out as above; nb % 4 == 0. y[s * 4 + r]. */
 void lm_dot4xs_q4_0_avx512(const void *w, size_t rb, const void *x, size_t xb, int S, int nb, float *y);
+/* Q8_0's batched kernel takes each pair of Q8_0 activation blocks also
+ * as one register of quants, the offset term -128 * sum x per 32-bit
+ * lane (the weights go in as w + 128, unsigned) and the two blocks'
+ * scales per half, after the blocks. */
+typedef struct {
+    int8_t qs[64];
+    int32_t neg_offset[16];
+    float d[16];
+} lm_q8_0_x_pair;
+static inline size_t lm_q8_0_pairs_offset(int nb) { return ((size_t)nb * sizeof(lm_block_q8_0) + 63) / 64 * 64; }
+static inline size_t lm_q8_0_x_bytes(int nb) { return lm_q8_0_pairs_offset(nb) + (size_t)(nb / 2) * sizeof(lm_q8_0_x_pair); }
+void lm_q8_0_arrange_x_avx512(void *x, int nb);
+/* Four Q8_0 rows times S (2-4) activation rows xb bytes apart, each laid
+ * out as above; nb even. y[s * 4 + r]. */
+void lm_dot4xs_q8_0_avx512(const void *w, size_t rb, const void *x, size_t xb, int S, int nb, float *y);
 /* Q4_K's batched kernel takes each Q8_K activation block's quants also
  * in the order of a Q4_K block's two registers of nibbles: sub-blocks
  * (0, 2), (1, 3), (4, 6), (5, 7), 64 bytes each, after the blocks. */

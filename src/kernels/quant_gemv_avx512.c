@@ -332,6 +332,60 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q8_0(const 
 
 ROWS_4_AND_8(lm_dot4_q8_0_avx512, lm_dot8_q8_0_avx512, dotn_q8_0)
 
+/* Lays out each pair of Q8_0 activation blocks for dot4xs_q8_0 after the
+ * blocks (see lm_q8_0_x_pair). */
+AVX512_TARGET void lm_q8_0_arrange_x_avx512(void *vx, int nb) {
+    const lm_block_q8_0 *x = vx;
+    lm_q8_0_x_pair *xp = (lm_q8_0_x_pair *)((char *)vx + lm_q8_0_pairs_offset(nb));
+    const __m512i zero = _mm512_setzero_si512(), bias = _mm512_set1_epi8((char)0x80);
+    const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    for (int b = 0; b + 2 <= nb; b += 2, xp++) {
+        __m512i qx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[b].qs)),
+                                        _mm256_loadu_si256((const __m256i *)x[b + 1].qs), 1);
+        _mm512_storeu_si512(xp->qs, qx);
+        _mm512_storeu_si512(xp->neg_offset, _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, qx)));
+        _mm512_storeu_ps(xp->d, spread_scales(halves, x[b].d, x[b + 1].d));
+    }
+}
+
+/* Four Q8_0 rows times S activation rows: each row's block pair (its
+ * quants made unsigned, its scales spread) prepared once for all S.
+ * y[s * 4 + r]. */
+AVX512_TARGET static inline __attribute__((always_inline)) void dot4xs_q8_0(const void *vw, size_t rb, const void *vx,
+                                                                            size_t xb, int nb, float *y, const int S) {
+    const int R = 4;
+    const lm_block_q8_0 *w[4];
+    for (int r = 0; r < R; r++) w[r] = (const lm_block_q8_0 *)((const char *)vw + (size_t)r * rb);
+    const lm_q8_0_x_pair *xp[4];
+    for (int s = 0; s < S; s++) xp[s] = (const lm_q8_0_x_pair *)((const char *)vx + (size_t)s * xb + lm_q8_0_pairs_offset(nb));
+    __m512 acc[4][4];
+    for (int r = 0; r < R; r++)
+        for (int s = 0; s < S; s++) acc[r][s] = _mm512_setzero_ps();
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    group_prefetch pf = group_prefetch_init(vw, rb, R, nb / 2);
+    for (int b = 0; b + 2 <= nb; b += 2) {
+        group_prefetch_step(&pf);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512i qw = _mm512_xor_si512(
+                _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[r][b].qs)),
+                                   _mm256_loadu_si256((const __m256i *)w[r][b + 1].qs), 1),
+                bias);
+            __m512 dw = spread_scales(halves, w[r][b].d, w[r][b + 1].d);
+#pragma GCC unroll 4
+            for (int s = 0; s < S; s++) {
+                const lm_q8_0_x_pair *a = xp[s] + b / 2;
+                __m512i p = _mm512_dpbusd_epi32(_mm512_loadu_si512(a->neg_offset), qw, _mm512_loadu_si512(a->qs));
+                acc[r][s] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_loadu_ps(a->d)), _mm512_cvtepi32_ps(p), acc[r][s]);
+            }
+        }
+    }
+    store_4xs(acc, S, y);
+}
+
+SEQS_2_TO_4(lm_dot4xs_q8_0_avx512, dot4xs_q8_0)
+
 /* The eight 6-bit scales (or mins) of a Q4_K block as bytes, from its
  * 12 packed bytes: sub-blocks 0-3 keep their low 6 bits, 4-7 take a
  * nibble from bytes 8-11 and two high bits from bytes 0-3 (scales) or

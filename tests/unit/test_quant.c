@@ -109,7 +109,7 @@ static double mean_abs(const float *y, size_t n) {
 static void test_matmul(void) {
     static const lm_qtype types[] = {LM_QT_F32, LM_QT_F16, LM_QT_BF16, LM_QT_Q8_0, LM_QT_Q4_0, LM_QT_Q4_K, LM_QT_Q6_K};
     const int rows = 37; /* odd: no thread or tile gets an even share */
-    static const int ns[] = {1, 3, 19}; /* 19: GEMM path (Q4_0 with VBMI: decode path up to 31), not a multiple of 4 */
+    static const int ns[] = {1, 3, 19}; /* 19: GEMM path (with AVX-512, Q8_0 / Q4_0 / Q4_K: decode path up to 31), not a multiple of 4 */
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         lm_qtype t = types[ti];
         /* Float types also get a K that is not a multiple of 16 (tails). */
@@ -144,8 +144,8 @@ static void test_matmul(void) {
                 lm_qmatmul(got, q, t, rows, K, x, n, scratch);
                 /* From 16 rows scalar takes the float GEMM, while AVX-512
                  * quantizes the activations on integer types (the int8
-                 * GEMM, or for Q4_0 / Q4_K up to 31 rows the batched
-                 * decode path): those are bounded against the reference
+                 * GEMM, or for Q8_0 / Q4_0 / Q4_K up to 31 rows the
+                 * batched decode path): those are bounded against the reference
                  * like the small-n paths — 4e-2 for the max over 703
                  * outputs, as Q4_K's activations share one scale per 256
                  * (0.034 measured here); everything else matches scalar
