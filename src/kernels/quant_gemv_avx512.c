@@ -267,12 +267,13 @@ AVX512_TARGET void lm_q4_0_arrange_x_avx512(void *vx, int nb) {
     const __m512i zero = _mm512_setzero_si512(), eight = _mm512_set1_epi8(8);
     const __m512i spread4 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
     for (int b = 0; b + 4 <= nb; b += 4, xq++) {
+        /* the insert lane must be an immediate, also in unoptimized builds */
+#define LANE(v, k, off) _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(x[b + k].qs + off)), k)
         __m512i xlo = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)x[b].qs));
         __m512i xhi = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(x[b].qs + 16)));
-        for (int k = 1; k < 4; k++) {
-            xlo = _mm512_inserti32x4(xlo, _mm_loadu_si128((const __m128i *)x[b + k].qs), k);
-            xhi = _mm512_inserti32x4(xhi, _mm_loadu_si128((const __m128i *)(x[b + k].qs + 16)), k);
-        }
+        xlo = LANE(LANE(LANE(xlo, 1, 0), 2, 0), 3, 0);
+        xhi = LANE(LANE(LANE(xhi, 1, 16), 2, 16), 3, 16);
+#undef LANE
         /* sum (q - 8) x = sum q x - 8 sum x: the second term is every row's */
         __m512i neg_offset = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, eight, xlo), eight, xhi));
         __m128i d16 = _mm_setr_epi16((short)x[b].d, (short)x[b + 1].d, (short)x[b + 2].d, (short)x[b + 3].d, 0, 0, 0, 0);
