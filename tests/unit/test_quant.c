@@ -198,10 +198,10 @@ static void test_errors(void) {
  * once for up to four) what the scalar kernels give, within rounding. */
 static void test_matmul_group(void) {
     static const lm_qtype types[] = {LM_QT_F16, LM_QT_Q8_0, LM_QT_Q4_0, LM_QT_Q4_K};
-    static const int ns[] = {2, 5, 7}; /* activation rows: 2; 4 + 1; 4 + 3 */
+    static const int ns[] = {2, 5, 7, 9}; /* activation rows: 2; 4 + 1; 4 + 3; 9: F16's GEMM, 4 + 4 + 1 */
     const int K = 512, rows[3] = {300, 64, 129}; /* enough work for the threads */
-    float *x = lm_alloc(sizeof(float) * 7 * K);
-    fill_normal(x, (size_t)7 * K, 7);
+    float *x = lm_alloc(sizeof(float) * 9 * K);
+    fill_normal(x, (size_t)9 * K, 7);
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         lm_qtype t = types[ti];
         void *W[3];
@@ -212,11 +212,11 @@ static void test_matmul_group(void) {
             W[i] = lm_alloc(lm_qtype_row_bytes(t, K) * rows[i]);
             CHECK_OK(lm_quantize(t, Wf, W[i], rows[i], K));
             lm_free(Wf);
-            one[i] = lm_alloc(sizeof(float) * 7 * rows[i]);
-            grouped[i] = lm_alloc(sizeof(float) * 7 * rows[i]);
-            scalar[i] = lm_alloc(sizeof(float) * 7 * rows[i]);
+            one[i] = lm_alloc(sizeof(float) * 9 * rows[i]);
+            grouped[i] = lm_alloc(sizeof(float) * 9 * rows[i]);
+            scalar[i] = lm_alloc(sizeof(float) * 9 * rows[i]);
         }
-        void *scratch = lm_alloc(lm_qmatmul_scratch(t, 7, K) + 64);
+        void *scratch = lm_alloc(lm_qmatmul_scratch(t, 9, K) + 64);
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
             int n = ns[ni];
             lm_quant_set_isa(LM_ISA_SCALAR);
