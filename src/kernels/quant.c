@@ -113,7 +113,7 @@ static lm_isa hardware_isa(void) {
     return (lm_isa)cached;
 }
 
-/* The Q4_0 / Q4_K multi-row kernels also need AVX512-VBMI (byte
+/* The Q4_0 / Q4_K / Q6_K multi-row kernels also need AVX512-VBMI (byte
  * permutes, multishift) and GFNI (a byte shift in one instruction). */
 static int has_vbmi_gfni(void) {
     static int cached = -1;
@@ -387,11 +387,13 @@ static void qmatmul_gemv(int count, float *const *ys, const void *const *Ws, lm_
             int vbmi = has_vbmi_gfni();
             j.qdot4 = t == LM_QT_Q8_0 ? lm_dot4_q8_0_avx512
                       : !vbmi         ? NULL
+                      : t == LM_QT_Q6_K ? lm_dot4_q6_k_avx512
                       : t == LM_QT_Q4_0 ? lm_dot4_q4_0_avx512
                       : t == LM_QT_Q4_K ? lm_dot4_q4_k_avx512
                                         : NULL;
             j.qdot8 = t == LM_QT_Q8_0 ? lm_dot8_q8_0_avx512
                       : !vbmi         ? NULL
+                      : t == LM_QT_Q6_K ? lm_dot8_q6_k_avx512
                       : t == LM_QT_Q4_0 ? lm_dot8_q4_0_avx512
                       : t == LM_QT_Q4_K ? lm_dot8_q4_k_avx512
                                         : NULL;

@@ -82,7 +82,6 @@ AVX512_TARGET float lm_dot_q6_k_avx512(const void *vw, const void *vx, int nb) {
     const lm_block_q6_k *w = vw;
     const lm_block_q8_k *x = vx;
     __m512 acc = _mm512_setzero_ps();
-    const __m512i m4 = _mm512_set1_epi8(0xF), m2 = _mm512_set1_epi8(3);
     /* Per 16-bit lane, the qh shift for the lower (q1/q3) and upper
      * (q2/q4) 32 bytes of a 64-byte vector. */
     const __m512i hshift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
@@ -93,12 +92,8 @@ AVX512_TARGET float lm_dot_q6_k_avx512(const void *vw, const void *vx, int nb) {
         for (int g = 0; g < 16; g++) offset += sc[g] * x[b].bsums[g];
         __m512i sumi = _mm512_setzero_si512();
         for (int n = 0; n < 2; n++, ql += 64, qh += 32, a += 128, sc += 8) {
-            __m256i h256 = _mm256_loadu_si256((const __m256i *)qh);
-            __m512i h = _mm512_srlv_epi16(_mm512_inserti64x4(_mm512_castsi256_si512(h256), h256, 1), hshift);
-            __m512i l = _mm512_loadu_si512(ql);
-            __m512i q12 = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(_mm512_and_si512(h, m2), 4));
-            __m512i q34 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-                                          _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 4), m2), 4));
+            __m512i q12, q34;
+            lm_q6k_half(ql, qh, hshift, &q12, &q34);
             __m512i p12 = _mm512_maddubs_epi16(q12, _mm512_loadu_si512(a));
             __m512i p34 = _mm512_maddubs_epi16(q34, _mm512_loadu_si512(a + 64));
             /* Groups of 16 values: 8 int16 lanes each, four per vector. */

@@ -161,6 +161,8 @@ void lm_q4_k_arrange_x_avx512(void *x, int nb);
  * out as above. y[s * 4 + r]. */
 void lm_dot4xs_q4_k_avx512(const void *w, size_t rb, const void *x, size_t xb, int S, int nb, float *y);
 void lm_dot4_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
+void lm_dot4_q6_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
+void lm_dot8_q6_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 void lm_dot8_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 /* F16 rows rb bytes apart with F32 activations (x: k floats). */
 void lm_fdot4_f16_avx512(const void *w, size_t rb, const void *x, int k, float *y);

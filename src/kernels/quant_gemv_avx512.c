@@ -27,7 +27,10 @@
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_simd.h"
 
-#define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx512vbmi,gfni,avx2,fma,f16c")))
+#define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c")))
+/* The 4-bit and Q6_K kernels also use VBMI byte permutes and GFNI; quant.c
+ * calls them only where the CPU has both. */
+#define VBMI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx512vbmi,gfni,avx2,fma,f16c")))
 
 /* Two f16 scales as floats spread over a register by idx (lane i gets a
  * where idx[i] is 0, b where it is 1). */
@@ -37,15 +40,16 @@ AVX512_TARGET static inline __m512 spread_scales(__m512i idx, uint16_t a, uint16
 }
 
 /* The four- and eight-row entry points of a kernel template IMPL(w, rb,
- * x, n, y, R). */
-#define ROWS_4_AND_8(NAME4, NAME8, IMPL)                                                          \
-    AVX512_TARGET void NAME4(const void *w, size_t rb, const void *x, int n, float *y) { IMPL(w, rb, x, n, y, 4); } \
-    AVX512_TARGET void NAME8(const void *w, size_t rb, const void *x, int n, float *y) { IMPL(w, rb, x, n, y, 8); }
+ * x, n, y, R), compiled for TARGET. */
+#define ROWS_4_AND_8(NAME4, NAME8, IMPL, TARGET)                                                 \
+    TARGET void NAME4(const void *w, size_t rb, const void *x, int n, float *y) { IMPL(w, rb, x, n, y, 4); } \
+    TARGET void NAME8(const void *w, size_t rb, const void *x, int n, float *y) { IMPL(w, rb, x, n, y, 8); }
 
 /* The entry point of a four-rows-times-S-activation-rows template
- * IMPL(w, rb, x, xb, len, y, S), S (2-4) a constant after inlining. */
-#define SEQS_2_TO_4(NAME, IMPL)                                                                     \
-    AVX512_TARGET void NAME(const void *w, size_t rb, const void *x, size_t xb, int S, int len, float *y) { \
+ * IMPL(w, rb, x, xb, len, y, S), S (2-4) a constant after inlining,
+ * compiled for TARGET. */
+#define SEQS_2_TO_4(NAME, IMPL, TARGET)                                                             \
+    TARGET void NAME(const void *w, size_t rb, const void *x, size_t xb, int S, int len, float *y) { \
         if (S == 2)                                                                                 \
             IMPL(w, rb, x, xb, len, y, 2);                                                          \
         else if (S == 3)                                                                            \
@@ -109,14 +113,14 @@ AVX512_TARGET static inline __m512 pair_scales(uint16_t a, uint16_t b) {
  * bytes (0-63 and 8-71, both inside the blocks); one two-source byte
  * permute picks the 64 nibble bytes out of them, one word permute the
  * scales. */
-AVX512_TARGET static inline void q4_0_quad(const char *p, __m512i nib_idx, __m512i scale_idx, __m512i *nib, __m256i *d) {
+VBMI_TARGET static inline void q4_0_quad(const char *p, __m512i nib_idx, __m512i scale_idx, __m512i *nib, __m256i *d) {
     __m512i lo = _mm512_loadu_si512(p), hi = _mm512_loadu_si512(p + 8);
     *nib = _mm512_permutex2var_epi8(lo, nib_idx, hi);
     *d = _mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_idx, lo));
 }
 
 /* q4_0_quad's permute indices. */
-AVX512_TARGET static inline void q4_0_quad_indices(__m512i *nib_idx, __m512i *scale_idx) {
+VBMI_TARGET static inline void q4_0_quad_indices(__m512i *nib_idx, __m512i *scale_idx) {
     uint8_t ni[64];
     uint16_t si[32];
     for (int m = 0; m < 64; m++) {
@@ -129,7 +133,7 @@ AVX512_TARGET static inline void q4_0_quad_indices(__m512i *nib_idx, __m512i *sc
 }
 
 /* R rows (4 or 8, a constant after inlining). */
-AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_0(const void *vw, size_t rb, const void *vx, int nb,
+VBMI_TARGET static inline __attribute__((always_inline)) void dotn_q4_0(const void *vw, size_t rb, const void *vx, int nb,
                                                                           float *y, const int R) {
     const lm_block_q8_0 *x = vx;
     const char *w[8];
@@ -222,7 +226,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_0(const 
  * in one step). Each row's nibbles and scales are unpacked once for all
  * S; only the products, conversion and accumulation are per sequence.
  * Needs nb % 4 == 0. y[s * 4 + r]. */
-AVX512_TARGET static inline __attribute__((always_inline)) void dot4xs_q4_0(const void *vw, size_t rb, const void *vx,
+VBMI_TARGET static inline __attribute__((always_inline)) void dot4xs_q4_0(const void *vw, size_t rb, const void *vx,
                                                                             size_t xb, int nb, float *y, const int S) {
     const int R = 4;
     const char *w[4];
@@ -257,11 +261,11 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dot4xs_q4_0(cons
     store_4xs(acc, S, y);
 }
 
-SEQS_2_TO_4(lm_dot4xs_q4_0_avx512, dot4xs_q4_0)
+SEQS_2_TO_4(lm_dot4xs_q4_0_avx512, dot4xs_q4_0, VBMI_TARGET)
 
 /* Lays out each four Q8_0 activation blocks of x for dotn_q4_0 after
  * the blocks (see lm_q4_0_x_quad). */
-AVX512_TARGET void lm_q4_0_arrange_x_avx512(void *vx, int nb) {
+VBMI_TARGET void lm_q4_0_arrange_x_avx512(void *vx, int nb) {
     const lm_block_q8_0 *x = vx;
     lm_q4_0_x_quad *xq = (lm_q4_0_x_quad *)((char *)vx + lm_q4_0_quads_offset(nb));
     const __m512i zero = _mm512_setzero_si512(), eight = _mm512_set1_epi8(8);
@@ -284,7 +288,7 @@ AVX512_TARGET void lm_q4_0_arrange_x_avx512(void *vx, int nb) {
     }
 }
 
-ROWS_4_AND_8(lm_dot4_q4_0_avx512, lm_dot8_q4_0_avx512, dotn_q4_0)
+ROWS_4_AND_8(lm_dot4_q4_0_avx512, lm_dot8_q4_0_avx512, dotn_q4_0, VBMI_TARGET)
 
 /* R rows (4 or 8, a constant after inlining). */
 AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q8_0(const void *vw, size_t rb, const void *vx, int nb,
@@ -331,7 +335,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q8_0(const 
     for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]) + tail[r];
 }
 
-ROWS_4_AND_8(lm_dot4_q8_0_avx512, lm_dot8_q8_0_avx512, dotn_q8_0)
+ROWS_4_AND_8(lm_dot4_q8_0_avx512, lm_dot8_q8_0_avx512, dotn_q8_0, AVX512_TARGET)
 
 /* Lays out each pair of Q8_0 activation blocks for dot4xs_q8_0 after the
  * blocks (see lm_q8_0_x_pair). */
@@ -385,7 +389,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dot4xs_q8_0(cons
     store_4xs(acc, S, y);
 }
 
-SEQS_2_TO_4(lm_dot4xs_q8_0_avx512, dot4xs_q8_0)
+SEQS_2_TO_4(lm_dot4xs_q8_0_avx512, dot4xs_q8_0, AVX512_TARGET)
 
 /* The eight 6-bit scales (or mins) of a Q4_K block as bytes, from its
  * 12 packed bytes: sub-blocks 0-3 keep their low 6 bits, 4-7 take a
@@ -408,7 +412,7 @@ static const int q4k_halves[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
 
 /* vpermd indices that spread each half's 6-bit scale over its eight
  * 32-bit lanes, per register. */
-AVX512_TARGET static inline void q4k_scale_indices(__m512i idx[4]) {
+VBMI_TARGET static inline void q4k_scale_indices(__m512i idx[4]) {
     for (int k = 0; k < 4; k++)
         idx[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(q4k_halves[k][0])),
                                     _mm256_set1_epi32(q4k_halves[k][1]), 1);
@@ -417,7 +421,7 @@ AVX512_TARGET static inline void q4k_scale_indices(__m512i idx[4]) {
 /* A block's 128 nibble bytes as four registers of 4-bit values in
  * q4k_halves order: low nibbles by a mask, high nibbles by one GFNI
  * affine instruction (bits 4-7 to 0-3, the rest cleared). */
-AVX512_TARGET static inline void q4k_nibbles(const uint8_t *qs, __m512i q[4]) {
+VBMI_TARGET static inline void q4k_nibbles(const uint8_t *qs, __m512i q[4]) {
     const __m512i m4 = _mm512_set1_epi8(0xF), hi_nibble = _mm512_set1_epi64(0x1020408000000000ll);
     __m512i raw0 = _mm512_loadu_si512(qs), raw1 = _mm512_loadu_si512(qs + 64);
     q[0] = _mm512_and_si512(raw0, m4);
@@ -435,7 +439,7 @@ typedef struct {
     __m128 d_dmin;
 } q4k_block;
 
-AVX512_TARGET static inline __attribute__((always_inline)) void q4k_unpack_block(const lm_block_q4_k *blk,
+VBMI_TARGET static inline __attribute__((always_inline)) void q4k_unpack_block(const lm_block_q4_k *blk,
                                                                                  const __m512i scale_idx[4], q4k_block *u) {
     uint64_t sc, mn;
     q4k_unpack(blk->scales, &sc, &mn);
@@ -453,7 +457,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void q4k_unpack_block
  * q4k_halves order). Each 32-bit lane of a product sums four q x
  * (|.| <= 4*15*128, so it fits the low 16 bits): vpdpwssd multiplies
  * that low half by the scale and the high half (its sign) by 0. */
-AVX512_TARGET static inline __m512i q4k_sumi(const q4k_block *u, const __m512i a[4]) {
+VBMI_TARGET static inline __m512i q4k_sumi(const q4k_block *u, const __m512i a[4]) {
     const __m512i zero = _mm512_setzero_si512();
     __m512i sumi = zero;
     for (int k = 0; k < 4; k++) sumi = _mm512_dpwssd_epi32(sumi, _mm512_dpbusd_epi32(zero, u->q[k], a[k]), u->scale[k]);
@@ -461,7 +465,7 @@ AVX512_TARGET static inline __m512i q4k_sumi(const q4k_block *u, const __m512i a
 }
 
 /* R rows (4 or 8, a constant after inlining). */
-AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_k(const void *vw, size_t rb, const void *vx, int nb,
+VBMI_TARGET static inline __attribute__((always_inline)) void dotn_q4_k(const void *vw, size_t rb, const void *vx, int nb,
                                                                           float *y, const int R) {
     const lm_block_q8_k *x = vx;
     const lm_block_q4_k *w[8];
@@ -501,11 +505,11 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dotn_q4_k(const 
     for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]) - lm_hsum256(acc_min[r]);
 }
 
-ROWS_4_AND_8(lm_dot4_q4_k_avx512, lm_dot8_q4_k_avx512, dotn_q4_k)
+ROWS_4_AND_8(lm_dot4_q4_k_avx512, lm_dot8_q4_k_avx512, dotn_q4_k, VBMI_TARGET)
 
 /* Lays out each Q8_K activation block's quants in q4k_halves order after
  * the blocks. */
-AVX512_TARGET void lm_q4_k_arrange_x_avx512(void *vx, int nb) {
+VBMI_TARGET void lm_q4_k_arrange_x_avx512(void *vx, int nb) {
     const lm_block_q8_k *x = vx;
     int8_t *a = (int8_t *)vx + lm_q4_k_quads_offset(nb);
     for (int b = 0; b < nb; b++, a += 256)
@@ -517,7 +521,7 @@ AVX512_TARGET void lm_q4_k_arrange_x_avx512(void *vx, int nb) {
 
 /* Four Q4_K rows times S activation rows: each row's block unpacked once
  * (nibbles, scales, mins) for all S. y[s * 4 + r]. */
-AVX512_TARGET static inline __attribute__((always_inline)) void dot4xs_q4_k(const void *vw, size_t rb, const void *vx,
+VBMI_TARGET static inline __attribute__((always_inline)) void dot4xs_q4_k(const void *vw, size_t rb, const void *vx,
                                                                             size_t xb, int nb, float *y, const int S) {
     const int R = 4;
     const lm_block_q4_k *w[4];
@@ -557,7 +561,62 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dot4xs_q4_k(cons
     store_4xs(acc, S, y);
 }
 
-SEQS_2_TO_4(lm_dot4xs_q4_k_avx512, dot4xs_q4_k)
+SEQS_2_TO_4(lm_dot4xs_q4_k_avx512, dot4xs_q4_k, VBMI_TARGET)
+
+/* R rows (4 or 8, a constant after inlining) of Q6_K. A block is 256
+ * six-bit quants: low 4 bits in ql, high 2 in qh, in two halves of 128
+ * (64 bytes of ql, 32 of qh each); quants go in unsigned (0-63) and the
+ * -32 comes back as -32 * sum(scale x) from the activations' sums of 16
+ * (bsums). Each 16 quants share an int8 scale: one vpermw per register
+ * spreads them from the block's 16 scales widened once. */
+VBMI_TARGET static inline __attribute__((always_inline)) void dotn_q6_k(const void *vw, size_t rb, const void *vx, int nb,
+                                                                          float *y, const int R) {
+    const lm_block_q8_k *x = vx;
+    const lm_block_q6_k *w[8];
+    for (int r = 0; r < R; r++) w[r] = (const lm_block_q6_k *)((const char *)vw + (size_t)r * rb);
+    __m512 acc[8];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    /* Per 16-bit lane, the qh shift for the lower (q1/q3) and upper
+     * (q2/q4) 32 bytes of a 64-byte vector. */
+    const __m512i hshift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    /* Scale g over the eight int16 lanes of 128-bit lane g % 4 of register
+     * g / 4 (q12 and q34 of the first half, then of the second). */
+    __m512i scale_idx[4];
+    for (int k = 0; k < 4; k++) {
+        uint16_t idx[32];
+        for (int j = 0; j < 32; j++) idx[j] = (uint16_t)(4 * k + j / 8);
+        scale_idx[k] = _mm512_loadu_si512(idx);
+    }
+    group_prefetch pf = group_prefetch_init(vw, rb, R, nb);
+    for (int b = 0; b < nb; b++) {
+        group_prefetch_step(&pf);
+        const __m512i a[4] = {_mm512_loadu_si512(x[b].qs), _mm512_loadu_si512(x[b].qs + 64), _mm512_loadu_si512(x[b].qs + 128),
+                              _mm512_loadu_si512(x[b].qs + 192)};
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)x[b].bsums);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const lm_block_q6_k *blk = &w[r][b];
+            __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
+            __m512i sc = _mm512_castsi256_si512(sc16);
+            /* -32 * sum over groups of scale x: 8 lanes of the sum */
+            __m512i sumi = _mm512_castsi256_si512(_mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5));
+            sumi = _mm512_sub_epi32(_mm512_setzero_si512(), sumi);
+            for (int n = 0; n < 2; n++) {
+                __m512i q12, q34;
+                lm_q6k_half(blk->ql + 64 * n, blk->qh + 32 * n, hshift, &q12, &q34);
+                __m512i p12 = _mm512_maddubs_epi16(q12, a[2 * n]);
+                __m512i p34 = _mm512_maddubs_epi16(q34, a[2 * n + 1]);
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p12, _mm512_permutexvar_epi16(scale_idx[2 * n], sc)));
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p34, _mm512_permutexvar_epi16(scale_idx[2 * n + 1], sc)));
+            }
+            float d = _cvtsh_ss(blk->d) * x[b].d;
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+ROWS_4_AND_8(lm_dot4_q6_k_avx512, lm_dot8_q6_k_avx512, dotn_q6_k, VBMI_TARGET)
 
 /* F16 weights, F32 activations: four rows share each activation load, and
  * each row stream is prefetched ahead (decode reads F16 weights at the
@@ -590,7 +649,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void fdotn_f16(const 
     for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
 }
 
-ROWS_4_AND_8(lm_fdot4_f16_avx512, lm_fdot8_f16_avx512, fdotn_f16)
+ROWS_4_AND_8(lm_fdot4_f16_avx512, lm_fdot8_f16_avx512, fdotn_f16, AVX512_TARGET)
 
 /* Four F16 rows times S (2-4) F32 activation rows xb bytes apart
  * (batched decode): each weight vector converted once for all S.
@@ -620,4 +679,4 @@ AVX512_TARGET static inline __attribute__((always_inline)) void fdot4xs_f16(cons
     store_4xs(acc, S, y);
 }
 
-SEQS_2_TO_4(lm_fdot4xs_f16_avx512, fdot4xs_f16)
+SEQS_2_TO_4(lm_fdot4xs_f16_avx512, fdot4xs_f16, AVX512_TARGET)
