@@ -228,7 +228,8 @@ static size_t qmatmul_x_bytes(lm_qtype t, int K) {
 
 static int has_vbmi_gfni(void);
 
-/* F16 with AVX-512 takes its panel GEMM from this many activation rows:
+/* F16 and BF16 with AVX-512 take their panel GEMM from this many
+ * activation rows (measured for F16):
  * it beats the batched decode kernel there (1B, 8 sequences a step: 47
  * against 41 tokens/s; 12: 54 against 43; at 4 the kernel wins, 35
  * against 24). */
@@ -236,14 +237,15 @@ static int has_vbmi_gfni(void);
 
 /* Whether n activation rows take the GEMM path. */
 static int qmatmul_use_gemm(lm_qtype t, int n) {
-    if (t == LM_QT_F16 && lm_quant_isa() == LM_ISA_AVX512 && lm_fgemm_supported(t)) return n >= LM_QMATMUL_F16_GEMM_MIN_N;
+    if ((t == LM_QT_F16 || t == LM_QT_BF16) && lm_quant_isa() == LM_ISA_AVX512 && lm_fgemm_supported(t))
+        return n >= LM_QMATMUL_F16_GEMM_MIN_N;
     if (lm_quant_isa() == LM_ISA_AVX512 && (t == LM_QT_Q8_0 || ((t == LM_QT_Q4_0 || t == LM_QT_Q4_K) && has_vbmi_gfni())))
         return n >= LM_QMATMUL_BATCHED_GEMM_MIN_N;
     return n >= LM_QMATMUL_GEMM_MIN_N;
 }
 
 size_t lm_qmatmul_scratch(lm_qtype t, int n, int K) {
-    if (n >= LM_QMATMUL_GEMM_MIN_N || (t == LM_QT_F16 && n >= LM_QMATMUL_F16_GEMM_MIN_N)) {
+    if (n >= LM_QMATMUL_GEMM_MIN_N || ((t == LM_QT_F16 || t == LM_QT_BF16) && n >= LM_QMATMUL_F16_GEMM_MIN_N)) {
         if (t == LM_QT_F32) return 0;
         size_t tile = (size_t)tile_rows(K) * K * sizeof(float), q = lm_qgemm_supported(t) ? lm_qgemm_scratch(n, K) : 0;
         size_t gemm = tile > q ? tile : q;
@@ -376,6 +378,8 @@ static void qmatmul_gemv(int count, float *const *ys, const void *const *Ws, lm_
         j.xb = (size_t)K * sizeof(float);
         if (isa == LM_ISA_AVX512 && t == LM_QT_F16)
             j.qdot4 = lm_fdot4_f16_avx512, j.qdot8 = lm_fdot8_f16_avx512, j.qdot4xs = lm_fdot4xs_f16_avx512;
+        if (isa == LM_ISA_AVX512 && t == LM_QT_BF16)
+            j.qdot4 = lm_fdot4_bf16_avx512, j.qdot8 = lm_fdot8_bf16_avx512, j.qdot4xs = lm_fdot4xs_bf16_avx512;
         j.multi_len = K;
     } else {
         lm_qtype vt = lm_qtype_vec_type(t);

@@ -167,8 +167,11 @@ void lm_dot8_q4_k_avx512(const void *w, size_t rb, const void *x, int nb, float 
 /* F16 rows rb bytes apart with F32 activations (x: k floats). */
 void lm_fdot4_f16_avx512(const void *w, size_t rb, const void *x, int k, float *y);
 void lm_fdot8_f16_avx512(const void *w, size_t rb, const void *x, int k, float *y);
-/* Four F16 rows times S (2-4) F32 activation rows xb bytes apart. */
+void lm_fdot4_bf16_avx512(const void *w, size_t rb, const void *x, int k, float *y);
+void lm_fdot8_bf16_avx512(const void *w, size_t rb, const void *x, int k, float *y);
+/* Four F16 / BF16 rows times S (2-4) F32 activation rows xb bytes apart. */
 void lm_fdot4xs_f16_avx512(const void *w, size_t rb, const void *x, size_t xb, int S, int k, float *y);
+void lm_fdot4xs_bf16_avx512(const void *w, size_t rb, const void *x, size_t xb, int S, int k, float *y);
 float lm_fdot_f16_avx512(const void *w, const float *x, int k);
 float lm_fdot_bf16_avx512(const void *w, const float *x, int k);
 

@@ -618,11 +618,24 @@ VBMI_TARGET static inline __attribute__((always_inline)) void dotn_q6_k(const vo
 
 ROWS_4_AND_8(lm_dot4_q6_k_avx512, lm_dot8_q6_k_avx512, dotn_q6_k, VBMI_TARGET)
 
-/* F16 weights, F32 activations: four rows share each activation load, and
- * each row stream is prefetched ahead (decode reads F16 weights at the
- * memory's speed only with several lines in flight per core). */
-AVX512_TARGET static inline __attribute__((always_inline)) void fdotn_f16(const void *vw, size_t rb, const void *vx, int k,
-                                                                          float *y, const int R) {
+/* 16 half-precision weights as floats: F16 by vcvtph2ps, BF16 (the high
+ * half of an F32) by widening and shifting. m masks the tail. */
+AVX512_TARGET static inline __m512 half16_to_ps(__m256i h, const int bf16) {
+    return bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)) : _mm512_cvtph_ps(h);
+}
+AVX512_TARGET static inline __m512 load_half16(const uint16_t *p, __mmask16 m, const int bf16) {
+    return half16_to_ps(_mm256_maskz_loadu_epi16(m, p), bf16);
+}
+AVX512_TARGET static inline __m512 load_half16_full(const uint16_t *p, const int bf16) {
+    return half16_to_ps(_mm256_loadu_si256((const __m256i *)p), bf16);
+}
+
+/* F16 or BF16 weights, F32 activations: four or eight rows share each
+ * activation load, and each row stream is prefetched ahead (decode reads
+ * half-precision weights at the memory's speed only with several lines
+ * in flight per core). */
+AVX512_TARGET static inline __attribute__((always_inline)) void fdotn_half(const void *vw, size_t rb, const void *vx, int k,
+                                                                           float *y, const int R, const int bf16) {
     const float *x = vx;
     const uint16_t *w[8];
     for (int r = 0; r < R; r++) w[r] = (const uint16_t *)((const char *)vw + (size_t)r * rb);
@@ -636,26 +649,29 @@ AVX512_TARGET static inline __attribute__((always_inline)) void fdotn_f16(const 
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             _mm_prefetch((const char *)(w[r] + i) + 1024, _MM_HINT_T0);
-            acc[r][0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w[r] + i))), x0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w[r] + i + 16))), x1, acc[r][1]);
+            acc[r][0] = _mm512_fmadd_ps(load_half16_full(w[r] + i, bf16), x0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(load_half16_full(w[r] + i + 16, bf16), x1, acc[r][1]);
         }
     }
     for (; i < k; i += 16) {
         __mmask16 m = k - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - i)) - 1);
         __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
-        for (int r = 0; r < R; r++)
-            acc[r][0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w[r] + i)), xv, acc[r][0]);
+        for (int r = 0; r < R; r++) acc[r][0] = _mm512_fmadd_ps(load_half16(w[r] + i, m, bf16), xv, acc[r][0]);
     }
     for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
 }
 
-ROWS_4_AND_8(lm_fdot4_f16_avx512, lm_fdot8_f16_avx512, fdotn_f16, AVX512_TARGET)
+#define FDOTN_F16(w, rb, x, k, y, R) fdotn_half(w, rb, x, k, y, R, 0)
+#define FDOTN_BF16(w, rb, x, k, y, R) fdotn_half(w, rb, x, k, y, R, 1)
+ROWS_4_AND_8(lm_fdot4_f16_avx512, lm_fdot8_f16_avx512, FDOTN_F16, AVX512_TARGET)
+ROWS_4_AND_8(lm_fdot4_bf16_avx512, lm_fdot8_bf16_avx512, FDOTN_BF16, AVX512_TARGET)
 
-/* Four F16 rows times S (2-4) F32 activation rows xb bytes apart
+/* Four F16 or BF16 rows times S (2-4) F32 activation rows xb bytes apart
  * (batched decode): each weight vector converted once for all S.
  * y[s * 4 + r]. */
-AVX512_TARGET static inline __attribute__((always_inline)) void fdot4xs_f16(const void *vw, size_t rb, const void *vx,
-                                                                            size_t xb, int k, float *y, const int S) {
+AVX512_TARGET static inline __attribute__((always_inline)) void fdot4xs_half(const void *vw, size_t rb, const void *vx,
+                                                                             size_t xb, int k, float *y, const int S,
+                                                                             const int bf16) {
     const int R = 4;
     const uint16_t *w[4];
     for (int r = 0; r < R; r++) w[r] = (const uint16_t *)((const char *)vw + (size_t)r * rb);
@@ -671,7 +687,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void fdot4xs_f16(cons
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             _mm_prefetch((const char *)(w[r] + i) + 1024, _MM_HINT_T0);
-            __m512 wv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w[r] + i));
+            __m512 wv = load_half16(w[r] + i, m, bf16);
 #pragma GCC unroll 4
             for (int s = 0; s < S; s++) acc[r][s] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x[s] + i), acc[r][s]);
         }
@@ -679,4 +695,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void fdot4xs_f16(cons
     store_4xs(acc, S, y);
 }
 
-SEQS_2_TO_4(lm_fdot4xs_f16_avx512, fdot4xs_f16, AVX512_TARGET)
+#define FDOT4XS_F16(w, rb, x, xb, k, y, S) fdot4xs_half(w, rb, x, xb, k, y, S, 0)
+#define FDOT4XS_BF16(w, rb, x, xb, k, y, S) fdot4xs_half(w, rb, x, xb, k, y, S, 1)
+SEQS_2_TO_4(lm_fdot4xs_f16_avx512, FDOT4XS_F16, AVX512_TARGET)
+SEQS_2_TO_4(lm_fdot4xs_bf16_avx512, FDOT4XS_BF16, AVX512_TARGET)

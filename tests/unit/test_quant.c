@@ -197,7 +197,7 @@ static void test_errors(void) {
  * several activation rows (batched decode: Q4_0 unpacks each weight row
  * once for up to four) what the scalar kernels give, within rounding. */
 static void test_matmul_group(void) {
-    static const lm_qtype types[] = {LM_QT_F16, LM_QT_Q8_0, LM_QT_Q4_0, LM_QT_Q4_K};
+    static const lm_qtype types[] = {LM_QT_F16, LM_QT_BF16, LM_QT_Q8_0, LM_QT_Q4_0, LM_QT_Q4_K, LM_QT_Q6_K};
     static const int ns[] = {2, 5, 7, 9}; /* activation rows: 2; 4 + 1; 4 + 3; 9: F16's GEMM, 4 + 4 + 1 */
     const int K = 512, rows[3] = {300, 64, 129}; /* enough work for the threads */
     float *x = lm_alloc(sizeof(float) * 9 * K);
