@@ -226,36 +226,36 @@ static size_t qmatmul_x_bytes(lm_qtype t, int K) {
                              : lm_qtype_row_bytes(lm_qtype_vec_type(t), K);
 }
 
-static int has_vbmi_gfni(void);
-
 /* F16 and BF16 with AVX-512 take their panel GEMM from this many
- * activation rows (measured for F16):
- * it beats the batched decode kernel there (1B, 8 sequences a step: 47
- * against 41 tokens/s; 12: 54 against 43; at 4 the kernel wins, 35
- * against 24). */
+ * activation rows: it beats the batched decode kernel there (1B F16, 8
+ * sequences a step: 47 against 41 tokens/s; 12: 54 against 43; at 4 the
+ * kernel wins, 35 against 24). */
 #define LM_QMATMUL_F16_GEMM_MIN_N 8
 
-/* Whether n activation rows take the GEMM path. */
-static int qmatmul_use_gemm(lm_qtype t, int n) {
-    if ((t == LM_QT_F16 || t == LM_QT_BF16) && lm_quant_isa() == LM_ISA_AVX512 && lm_fgemm_supported(t))
-        return n >= LM_QMATMUL_F16_GEMM_MIN_N;
-    if (lm_quant_isa() == LM_ISA_AVX512 && (t == LM_QT_Q8_0 || ((t == LM_QT_Q4_0 || t == LM_QT_Q4_K) && has_vbmi_gfni())))
-        return n >= LM_QMATMUL_BATCHED_GEMM_MIN_N;
-    return n >= LM_QMATMUL_GEMM_MIN_N;
+/* Types with a batched decode kernel that beats the GEMM up to
+ * LM_QMATMUL_BATCHED_GEMM_MIN_N rows (where the CPU runs it). */
+static int has_batched_path(lm_qtype t) { return t == LM_QT_Q8_0 || t == LM_QT_Q4_0 || t == LM_QT_Q4_K; }
+
+/* Activation rows from which t takes the GEMM path on this CPU. */
+static int qmatmul_gemm_min_n(lm_qtype t) {
+    if (lm_quant_isa() == LM_ISA_AVX512) {
+        if (lm_fgemm_supported(t)) return LM_QMATMUL_F16_GEMM_MIN_N;
+        if (has_batched_path(t) && (t == LM_QT_Q8_0 || has_vbmi_gfni())) return LM_QMATMUL_BATCHED_GEMM_MIN_N;
+    }
+    return LM_QMATMUL_GEMM_MIN_N;
 }
 
+/* Enough for either path any ISA may take for n rows (tests switch the
+ * ISA after sizing the scratch). */
 size_t lm_qmatmul_scratch(lm_qtype t, int n, int K) {
-    if (n >= LM_QMATMUL_GEMM_MIN_N || ((t == LM_QT_F16 || t == LM_QT_BF16) && n >= LM_QMATMUL_F16_GEMM_MIN_N)) {
-        if (t == LM_QT_F32) return 0;
+    size_t gemv = 0, gemm = 0;
+    if (lm_qtype_vec_type(t) != LM_QT_F32 && n < (has_batched_path(t) ? LM_QMATMUL_BATCHED_GEMM_MIN_N : LM_QMATMUL_GEMM_MIN_N))
+        gemv = (size_t)n * qmatmul_x_bytes(t, K);
+    if (t != LM_QT_F32 && n >= (lm_fgemm_supported(t) ? LM_QMATMUL_F16_GEMM_MIN_N : LM_QMATMUL_GEMM_MIN_N)) {
         size_t tile = (size_t)tile_rows(K) * K * sizeof(float), q = lm_qgemm_supported(t) ? lm_qgemm_scratch(n, K) : 0;
-        size_t gemm = tile > q ? tile : q;
-        /* Q8_0, Q4_0 and Q4_K may still take the decode path (qmatmul_use_gemm) */
-        int batched = t == LM_QT_Q8_0 || t == LM_QT_Q4_0 || t == LM_QT_Q4_K;
-        size_t gemv = batched && n < LM_QMATMUL_BATCHED_GEMM_MIN_N ? (size_t)n * qmatmul_x_bytes(t, K) : 0;
-        return gemm > gemv ? gemm : gemv;
+        gemm = tile > q ? tile : q;
     }
-    lm_qtype vt = lm_qtype_vec_type(t);
-    return vt == LM_QT_F32 ? 0 : (size_t)n * qmatmul_x_bytes(t, K);
+    return gemm > gemv ? gemm : gemv;
 }
 
 static void qmatmul_gemm(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n,
@@ -439,7 +439,7 @@ void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const floa
 
 void lm_qmatmul_group(int count, float *const *ys, const void *const *Ws, lm_qtype t, const int *rows, int K,
                       const float *x, int n, void *scratch) {
-    if (qmatmul_use_gemm(t, n)) {
+    if (n >= qmatmul_gemm_min_n(t)) {
         for (int i = 0; i < count; i++) qmatmul_gemm(ys[i], Ws[i], t, rows[i], K, x, n, scratch);
         return;
     }

@@ -115,7 +115,7 @@ typedef void (*lm_qdot4_fn)(const void *w, size_t rb, const void *x, int n_block
 void lm_dot4_q8_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 void lm_dot8_q8_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
 /* These also need AVX512-VBMI (vpermb, vpmultishiftqb) and GFNI. The
- * Q4_0 ones take x as Q8_0 blocks followed, at lm_q4_0_quads_offset(nb),
+ * Q4_0 ones take x as Q8_0 blocks followed, at lm_q8_0_layout_offset(nb),
  * by the activations of each four blocks laid out for them by
  * lm_q4_0_arrange_x_avx512 (once per activation row, not per rows). */
 void lm_dot4_q4_0_avx512(const void *w, size_t rb, const void *x, int nb, float *y);
@@ -129,9 +129,12 @@ typedef struct {
     int32_t neg_offset[16];
     float d[16];
 } lm_q4_0_x_quad;
-static inline size_t lm_q4_0_quads_offset(int nb) { return ((size_t)nb * sizeof(lm_block_q8_0) + 63) / 64 * 64; }
+/* Where a layout laid out after nb Q8_0 (or Q8_K) activation blocks
+ * starts: the first 64-byte boundary past them. */
+static inline size_t lm_q8_0_layout_offset(int nb) { return ((size_t)nb * sizeof(lm_block_q8_0) + 63) / 64 * 64; }
+static inline size_t lm_q8_k_layout_offset(int nb) { return ((size_t)nb * sizeof(lm_block_q8_k) + 63) / 64 * 64; }
 /* Bytes of one activation row for the Q4_0 multi-row kernels. */
-static inline size_t lm_q4_0_x_bytes(int nb) { return lm_q4_0_quads_offset(nb) + (size_t)(nb / 4) * sizeof(lm_q4_0_x_quad); }
+static inline size_t lm_q4_0_x_bytes(int nb) { return lm_q8_0_layout_offset(nb) + (size_t)(nb / 4) * sizeof(lm_q4_0_x_quad); }
 void lm_q4_0_arrange_x_avx512(void *x, int nb);
 /* Four Q4_0 rows times S (2-4) activation rows xb bytes apart, each laid
  * out as above; nb % 4 == 0. y[s * 4 + r]. */
@@ -145,8 +148,7 @@ typedef struct {
     int32_t neg_offset[16];
     float d[16];
 } lm_q8_0_x_pair;
-static inline size_t lm_q8_0_pairs_offset(int nb) { return ((size_t)nb * sizeof(lm_block_q8_0) + 63) / 64 * 64; }
-static inline size_t lm_q8_0_x_bytes(int nb) { return lm_q8_0_pairs_offset(nb) + (size_t)(nb / 2) * sizeof(lm_q8_0_x_pair); }
+static inline size_t lm_q8_0_x_bytes(int nb) { return lm_q8_0_layout_offset(nb) + (size_t)(nb / 2) * sizeof(lm_q8_0_x_pair); }
 void lm_q8_0_arrange_x_avx512(void *x, int nb);
 /* Four Q8_0 rows times S (2-4) activation rows xb bytes apart, each laid
  * out as above; nb even. y[s * 4 + r]. */
@@ -154,8 +156,7 @@ void lm_dot4xs_q8_0_avx512(const void *w, size_t rb, const void *x, size_t xb, i
 /* Q4_K's batched kernel takes each Q8_K activation block's quants also
  * in the order of a Q4_K block's two registers of nibbles: sub-blocks
  * (0, 2), (1, 3), (4, 6), (5, 7), 64 bytes each, after the blocks. */
-static inline size_t lm_q4_k_quads_offset(int nb) { return ((size_t)nb * sizeof(lm_block_q8_k) + 63) / 64 * 64; }
-static inline size_t lm_q4_k_x_bytes(int nb) { return lm_q4_k_quads_offset(nb) + (size_t)nb * 256; }
+static inline size_t lm_q4_k_x_bytes(int nb) { return lm_q8_k_layout_offset(nb) + (size_t)nb * 256; }
 void lm_q4_k_arrange_x_avx512(void *x, int nb);
 /* Four Q4_K rows times S (2-4) activation rows xb bytes apart, each laid
  * out as above. y[s * 4 + r]. */

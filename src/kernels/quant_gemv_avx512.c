@@ -120,16 +120,23 @@ VBMI_TARGET static inline void q4_0_quad(const char *p, __m512i nib_idx, __m512i
 }
 
 /* q4_0_quad's permute indices. */
+/* q4_0_quad's permute indices: nibble byte m is byte 18 (m / 16) + 2 +
+ * m % 16 of the 72 (from the second load, 8 bytes on, past the 64th);
+ * scale word j is d of block (j % 16) / 4, word 9 per block. */
+static const uint8_t q4_0_nib_idx[64] __attribute__((aligned(64))) = {
+    2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+    20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35,
+    38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53,
+    56, 57, 58, 59, 60, 61, 62, 63, 120, 121, 122, 123, 124, 125, 126, 127,
+};
+static const uint16_t q4_0_scale_idx[32] __attribute__((aligned(64))) = {
+    0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 27, 27, 27, 27,
+    0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 27, 27, 27, 27,
+};
+
 VBMI_TARGET static inline void q4_0_quad_indices(__m512i *nib_idx, __m512i *scale_idx) {
-    uint8_t ni[64];
-    uint16_t si[32];
-    for (int m = 0; m < 64; m++) {
-        int src = 18 * (m / 16) + 2 + m % 16; /* byte of the 72 */
-        ni[m] = (uint8_t)(src < 64 ? src : 64 + src - 8);
-    }
-    for (int j = 0; j < 32; j++) si[j] = (uint16_t)(9 * ((j % 16) / 4)); /* word of d(block j / 4) */
-    *nib_idx = _mm512_loadu_si512(ni);
-    *scale_idx = _mm512_loadu_si512(si);
+    *nib_idx = _mm512_load_si512(q4_0_nib_idx);
+    *scale_idx = _mm512_load_si512(q4_0_scale_idx);
 }
 
 /* R rows (4 or 8, a constant after inlining). */
@@ -149,7 +156,7 @@ VBMI_TARGET static inline __attribute__((always_inline)) void dotn_q4_0(const vo
     __m512i quad_nib_idx, quad_scale_idx;
     q4_0_quad_indices(&quad_nib_idx, &quad_scale_idx);
     const __m512i hi_nibble = _mm512_set1_epi64(0x1020408000000000ll);
-    const lm_q4_0_x_quad *xq = (const lm_q4_0_x_quad *)((const char *)vx + lm_q4_0_quads_offset(nb));
+    const lm_q4_0_x_quad *xq = (const lm_q4_0_x_quad *)((const char *)vx + lm_q8_0_layout_offset(nb));
     int b = 0;
     for (; b + 4 <= nb; b += 4, xq++) {
         group_prefetch_step(&pf);
@@ -232,7 +239,7 @@ VBMI_TARGET static inline __attribute__((always_inline)) void dot4xs_q4_0(const 
     const char *w[4];
     for (int r = 0; r < R; r++) w[r] = (const char *)vw + (size_t)r * rb;
     const lm_q4_0_x_quad *xq[4];
-    for (int s = 0; s < S; s++) xq[s] = (const lm_q4_0_x_quad *)((const char *)vx + (size_t)s * xb + lm_q4_0_quads_offset(nb));
+    for (int s = 0; s < S; s++) xq[s] = (const lm_q4_0_x_quad *)((const char *)vx + (size_t)s * xb + lm_q8_0_layout_offset(nb));
     __m512 acc[4][4];
     for (int r = 0; r < R; r++)
         for (int s = 0; s < S; s++) acc[r][s] = _mm512_setzero_ps();
@@ -267,7 +274,7 @@ SEQS_2_TO_4(lm_dot4xs_q4_0_avx512, dot4xs_q4_0, VBMI_TARGET)
  * the blocks (see lm_q4_0_x_quad). */
 VBMI_TARGET void lm_q4_0_arrange_x_avx512(void *vx, int nb) {
     const lm_block_q8_0 *x = vx;
-    lm_q4_0_x_quad *xq = (lm_q4_0_x_quad *)((char *)vx + lm_q4_0_quads_offset(nb));
+    lm_q4_0_x_quad *xq = (lm_q4_0_x_quad *)((char *)vx + lm_q8_0_layout_offset(nb));
     const __m512i zero = _mm512_setzero_si512(), eight = _mm512_set1_epi8(8);
     const __m512i spread4 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
     for (int b = 0; b + 4 <= nb; b += 4, xq++) {
@@ -341,7 +348,7 @@ ROWS_4_AND_8(lm_dot4_q8_0_avx512, lm_dot8_q8_0_avx512, dotn_q8_0, AVX512_TARGET)
  * blocks (see lm_q8_0_x_pair). */
 AVX512_TARGET void lm_q8_0_arrange_x_avx512(void *vx, int nb) {
     const lm_block_q8_0 *x = vx;
-    lm_q8_0_x_pair *xp = (lm_q8_0_x_pair *)((char *)vx + lm_q8_0_pairs_offset(nb));
+    lm_q8_0_x_pair *xp = (lm_q8_0_x_pair *)((char *)vx + lm_q8_0_layout_offset(nb));
     const __m512i zero = _mm512_setzero_si512(), bias = _mm512_set1_epi8((char)0x80);
     const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     for (int b = 0; b + 2 <= nb; b += 2, xp++) {
@@ -362,7 +369,7 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dot4xs_q8_0(cons
     const lm_block_q8_0 *w[4];
     for (int r = 0; r < R; r++) w[r] = (const lm_block_q8_0 *)((const char *)vw + (size_t)r * rb);
     const lm_q8_0_x_pair *xp[4];
-    for (int s = 0; s < S; s++) xp[s] = (const lm_q8_0_x_pair *)((const char *)vx + (size_t)s * xb + lm_q8_0_pairs_offset(nb));
+    for (int s = 0; s < S; s++) xp[s] = (const lm_q8_0_x_pair *)((const char *)vx + (size_t)s * xb + lm_q8_0_layout_offset(nb));
     __m512 acc[4][4];
     for (int r = 0; r < R; r++)
         for (int s = 0; s < S; s++) acc[r][s] = _mm512_setzero_ps();
@@ -511,7 +518,7 @@ ROWS_4_AND_8(lm_dot4_q4_k_avx512, lm_dot8_q4_k_avx512, dotn_q4_k, VBMI_TARGET)
  * the blocks. */
 VBMI_TARGET void lm_q4_k_arrange_x_avx512(void *vx, int nb) {
     const lm_block_q8_k *x = vx;
-    int8_t *a = (int8_t *)vx + lm_q4_k_quads_offset(nb);
+    int8_t *a = (int8_t *)vx + lm_q8_k_layout_offset(nb);
     for (int b = 0; b < nb; b++, a += 256)
         for (int k = 0; k < 4; k++) {
             memcpy(a + 64 * k, x[b].qs + 32 * q4k_halves[k][0], 32);
@@ -530,7 +537,7 @@ VBMI_TARGET static inline __attribute__((always_inline)) void dot4xs_q4_k(const 
     const int8_t *xa[4];
     for (int s = 0; s < S; s++) {
         x[s] = (const lm_block_q8_k *)((const char *)vx + (size_t)s * xb);
-        xa[s] = (const int8_t *)vx + (size_t)s * xb + lm_q4_k_quads_offset(nb);
+        xa[s] = (const int8_t *)vx + (size_t)s * xb + lm_q8_k_layout_offset(nb);
     }
     __m512 acc[4][4];
     for (int r = 0; r < R; r++)
@@ -563,6 +570,16 @@ VBMI_TARGET static inline __attribute__((always_inline)) void dot4xs_q4_k(const 
 
 SEQS_2_TO_4(lm_dot4xs_q4_k_avx512, dot4xs_q4_k, VBMI_TARGET)
 
+/* Q6_K's vpermw indices: scale g over the eight int16 lanes of 128-bit
+ * lane g % 4 of register g / 4 (q12 and q34 of the first half, then of
+ * the second). */
+static const uint16_t q6k_scale_idx[4][32] __attribute__((aligned(64))) = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
+    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13, 14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
+};
+
 /* R rows (4 or 8, a constant after inlining) of Q6_K. A block is 256
  * six-bit quants: low 4 bits in ql, high 2 in qh, in two halves of 128
  * (64 bytes of ql, 32 of qh each); quants go in unsigned (0-63) and the
@@ -579,14 +596,8 @@ VBMI_TARGET static inline __attribute__((always_inline)) void dotn_q6_k(const vo
     /* Per 16-bit lane, the qh shift for the lower (q1/q3) and upper
      * (q2/q4) 32 bytes of a 64-byte vector. */
     const __m512i hshift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-    /* Scale g over the eight int16 lanes of 128-bit lane g % 4 of register
-     * g / 4 (q12 and q34 of the first half, then of the second). */
     __m512i scale_idx[4];
-    for (int k = 0; k < 4; k++) {
-        uint16_t idx[32];
-        for (int j = 0; j < 32; j++) idx[j] = (uint16_t)(4 * k + j / 8);
-        scale_idx[k] = _mm512_loadu_si512(idx);
-    }
+    for (int k = 0; k < 4; k++) scale_idx[k] = _mm512_load_si512(q6k_scale_idx[k]);
     group_prefetch pf = group_prefetch_init(vw, rb, R, nb);
     for (int b = 0; b < nb; b++) {
         group_prefetch_step(&pf);
