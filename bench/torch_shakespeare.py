@@ -3,12 +3,14 @@
 
 Usage:  python3 bench/torch_shakespeare.py [--iters 2000] [--threads 2] [--eval-batches 200]
                                            [--data data/tinyshakespeare/input.txt] [--seed S] [--no-bias]
+                                           [--exact-gelu] [--chars]
 Recipe (nanoGPT README, "shakespeare_char" on CPU): GPT with n_layer 4, n_head 4, n_embd 128,
 block_size 64, batch 12, dropout 0, biases as GPT-2 has them (--no-bias: none, nanoGPT's default),
-tied embeddings; AdamW lr 1e-3, betas (0.9, 0.99),
+GPT-2's tanh GELU (--exact-gelu: erf, nanoGPT's), tied embeddings; AdamW lr 1e-3, betas (0.9, 0.99),
 weight decay 0.1 on matrices/embeddings only, grad-norm clip 1.0; LR: linear warmup 100 iters to
 1e-3 then cosine decay to 1e-4 at --iters (lr_decay_iters = iters).
-Data: the raw bytes of input.txt (byte-level vocab 256), first 90% train, last 10% val.
+Data: the raw bytes of input.txt (byte-level vocab 256; --chars: its 65 distinct characters, as
+nanoGPT's prepare.py), first 90% train, last 10% val.
 Training batches: random windows from a generator seeded with --seed.
 Eval: mean val loss over --eval-batches random val batches (batch 12, block 64) drawn from a
 separately seeded generator, after training. Init: N(0, 0.02), residual projections
@@ -27,9 +29,9 @@ import torch.nn.functional as F
 
 
 class Block(nn.Module):
-    def __init__(self, C, H, bias):
+    def __init__(self, C, H, bias, gelu):
         super().__init__()
-        self.H = H
+        self.H, self.gelu = H, gelu
         self.ln_1 = nn.LayerNorm(C, bias=bias)
         self.qkv = nn.Linear(C, 3 * C, bias=bias)
         self.attn_proj = nn.Linear(C, C, bias=bias)
@@ -43,16 +45,16 @@ class Block(nn.Module):
         q, k, v = (t.view(B, T, self.H, C // self.H).transpose(1, 2) for t in (q, k, v))
         a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.attn_proj(a.transpose(1, 2).reshape(B, T, C))
-        x = x + self.mlp_proj(F.gelu(self.fc(self.ln_2(x)), approximate="tanh"))
+        x = x + self.mlp_proj(F.gelu(self.fc(self.ln_2(x)), approximate=self.gelu))
         return x
 
 
 class GPT(nn.Module):
-    def __init__(self, V, T, C, L, H, bias=True):
+    def __init__(self, V, T, C, L, H, bias=True, gelu="tanh"):
         super().__init__()
         self.wte = nn.Embedding(V, C)
         self.wpe = nn.Embedding(T, C)
-        self.blocks = nn.ModuleList(Block(C, H, bias) for _ in range(L))
+        self.blocks = nn.ModuleList(Block(C, H, bias, gelu) for _ in range(L))
         self.ln_f = nn.LayerNorm(C, bias=bias)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight"):
@@ -82,6 +84,11 @@ def main():
     ap.add_argument("--data", default=None)
     ap.add_argument("--no-bias", action="store_true",
                     help="no biases in Linear and LayerNorm (nanoGPT's default; GPT-2, and lmkit, have them)")
+    ap.add_argument("--exact-gelu", action="store_true",
+                    help="erf GELU (nanoGPT's nn.GELU()) instead of GPT-2's tanh approximation")
+    ap.add_argument("--chars", action="store_true",
+                    help="vocabulary of the text's distinct characters (nanoGPT's shakespeare_char, 65 symbols) "
+                         "instead of 256 bytes")
     a = ap.parse_args()
 
     L, H, C, BLOCK, BATCH = 4, 4, 128, 64, 12
@@ -96,6 +103,12 @@ def main():
             path = "/work/shared/data/tinyshakespeare/input.txt"
     raw = open(path, "rb").read()
     data = torch.frombuffer(bytearray(raw), dtype=torch.uint8).long()
+    vocab = 256
+    if a.chars:  # the text is ASCII, so its bytes are its characters
+        symbols = sorted(set(raw))
+        lut = torch.zeros(256, dtype=torch.long)
+        lut[torch.tensor(symbols)] = torch.arange(len(symbols))
+        data, vocab = lut[data], len(symbols)
     n = int(0.9 * len(data))
     train, val = data[:n], data[n:]
 
@@ -106,7 +119,7 @@ def main():
         y = torch.stack([d[i + 1:i + 1 + BLOCK] for i in ix])
         return x, y
 
-    model = GPT(256, BLOCK, C, L, H, bias=not a.no_bias)
+    model = GPT(vocab, BLOCK, C, L, H, bias=not a.no_bias, gelu="none" if a.exact_gelu else "tanh")
     params = list(model.parameters())
     opt = torch.optim.AdamW(
         [{"params": [p for p in params if p.dim() >= 2], "weight_decay": WD},
