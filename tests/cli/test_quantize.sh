@@ -14,6 +14,9 @@ done
 cmp -s "$T/m.gguf" "$T/m2.gguf" || fail "gguf -> gguf conversion is not byte-identical"
 "$B" init --arch llama --preset stories260K-shape --type q8_0 --out "$T/r.gguf" >/dev/null || fail init
 "$B" bench generate --model "$T/r.gguf" --prompt-tokens 4 --gen-tokens 2 >/dev/null || fail "bench init model"
+out=$("$B" bench generate --model "$T/r.gguf" --prompt-tokens 4 --gen-tokens 3 --parallel 2 --json) || fail "bench --json"
+echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(not (d["decode_tok_s"] > 0 and d["prefill_tok_s"] > 0
+    and d["parallel"] == 2 and d["gen_tokens"] == 3 and d["kv_cache"] == "f16"))' || fail "bench --json output: $out"
 # eval --perplexity on a LLaMA model: the model scores its own stories, so
 # the perplexity is a few (test_llama_ppl checks the figure in the library).
 out=$("$B" eval --model "$M" --tokenizer "$V" --perplexity "$S/tests/golden/llama2c_stories260K/eval_stories.txt" --json) || fail "eval llama"
@@ -31,5 +34,5 @@ head -c 3000 "$T/m.gguf" > "$T/trunc.gguf"
 err=$("$B" convert "$T/trunc.gguf" "$T/y.gguf" 2>&1) && fail "truncated gguf accepted"
 echo "$err" | grep -q "^lmkit: error: .*trunc.gguf: gguf:" || fail "truncated message: $err"
 err=$("$B" bench generate --model "$M" --bogus 2>&1) && fail "unknown flag accepted"
-echo "$err" | grep -q "unknown option '--bogus'" || fail "unknown flag message: $err"
+echo "$err" | grep -q "bench generate: unknown option '--bogus'" || fail "unknown flag message: $err"
 echo ok

@@ -1,10 +1,14 @@
 /* lmkit bench generate: prefill and decode speed of a LLaMA-family model,
  * with N sequences decoded together (--parallel). */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "bench.h"
+#include "lmkit/engine.h"
+#include "lmkit/llama.h"
 
 /* A field of /proc/self/status in MiB ("VmRSS", "VmHWM"), -1 if absent. */
 static double proc_status_mib(const char *key) {
@@ -17,34 +21,31 @@ static double proc_status_mib(const char *key) {
     if (f) fclose(f);
     return v;
 }
-#include "lmkit/engine.h"
-#include "lmkit/llama.h"
 
 int lm_bench_generate(int argc, char **argv) {
-    const char *model = NULL;
-    int pp = 512, tg = 128, threads = 0, par = 1, kv_f16 = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--prompt-tokens") && i + 1 < argc) pp = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--gen-tokens") && i + 1 < argc) tg = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--parallel") && i + 1 < argc) par = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--kv") && i + 1 < argc) {
-            /* F16 by default, as llama.cpp's cache, so the two read the same bytes. */
-            const char *k = argv[++i];
-            if (strcmp(k, "f16") && strcmp(k, "f32")) {
-                fprintf(stderr, "lmkit: error: --kv '%s': expected f16 or f32\n", k);
-                return 2;
-            }
-            kv_f16 = !strcmp(k, "f16");
-        }
-        else {
-            fprintf(stderr, "lmkit: error: unknown option '%s' for bench generate\n", argv[i]);
-            return 2;
-        }
+    const char *model = NULL, *kv = "f16";
+    int pp = 512, tg = 128, threads = 0, par = 1, json = 0;
+    const lm_arg specs[] = {
+        {"--model", LM_ARG_STR, &model, "GGUF file, HF checkpoint dir or llama2.c .bin"},
+        {"--prompt-tokens", LM_ARG_INT, &pp, "tokens prefilled per sequence (512)"},
+        {"--gen-tokens", LM_ARG_INT, &tg, "tokens decoded per sequence (128)"},
+        {"--threads", LM_ARG_INT, &threads, "CPU threads (default: all cores)"},
+        {"--parallel", LM_ARG_INT, &par, "sequences decoded together, 1..64 (1)"},
+        /* F16 by default, as llama.cpp's cache, so the two read the same bytes. */
+        {"--kv", LM_ARG_STR, &kv, "KV-cache type: f16 | f32 (f16)"},
+        {"--json", LM_ARG_FLAG, &json, "print one JSON object on stdout"},
+        {NULL, 0, NULL, NULL},
+    };
+    int pr = lm_args_parse("lmkit bench generate --model M [--prompt-tokens N] [--gen-tokens N] [--parallel N]", specs, argc, argv,
+                          NULL, NULL);
+    if (pr) return pr == 1 ? 0 : 2;
+    if (strcmp(kv, "f16") && strcmp(kv, "f32")) {
+        lm_fail("bench generate: --kv '%s': expected f16 or f32", kv);
+        return 2;
     }
+    int kv_f16 = !strcmp(kv, "f16");
     if (!model || pp < 1 || tg < 1 || par < 1 || par > 64) {
-        fprintf(stderr, "lmkit: error: bench generate needs --model; --prompt-tokens/--gen-tokens >= 1, --parallel 1..64\n");
+        lm_fail("bench generate needs --model; --prompt-tokens/--gen-tokens >= 1, --parallel 1..64");
         return 2;
     }
     if (threads > 0) lm_set_threads(threads);
@@ -85,13 +86,26 @@ int lm_bench_generate(int argc, char **argv) {
     if (s != LM_OK) fprintf(stderr, "lmkit: error: %s\n", lm_last_error());
     else {
         double gb = (double)m.weight_bytes / 1e9;
-        printf("model %s: %.3f GB weights, load %.3f s, threads %d, kernels %s\n", model, gb, m.load_seconds, lm_get_threads(),
-               lm_isa_name(lm_quant_isa()));
-        printf("prefill: %d x %d tokens in %.3f s = %.1f tok/s\n", par, pp, t_pp, par * pp / t_pp);
-        printf("decode:  %d x %d tokens in %.3f s = %.1f tok/s (%.1f steps/s, %.1f GB/s of weights)\n", par, tg, t_tg,
-               par * tg / t_tg, tg / t_tg, gb * tg / t_tg);
-        printf("memory: resident %.0f MiB now, peak %.0f MiB (KV cache %s %.0f MiB)\n", proc_status_mib("VmRSS"), proc_status_mib("VmHWM"), kv_f16 ? "f16" : "f32",
-               (double)lm_engine_kv_bytes(e) / (1 << 20));
+        if (json) {
+            json_t *o = json_pack("{s:s, s:f, s:f, s:i, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:f}", "model", model,
+                                  "weight_gb", gb, "load_s", m.load_seconds, "threads", lm_get_threads(), "kernels",
+                                  lm_isa_name(lm_quant_isa()), "parallel", par, "prompt_tokens", pp, "gen_tokens", tg,
+                                  "prefill_tok_s", par * pp / t_pp, "decode_tok_s", par * tg / t_tg, "decode_steps_s", tg / t_tg,
+                                  "decode_weight_gb_s", gb * tg / t_tg, "rss_mib", proc_status_mib("VmRSS"), "peak_rss_mib",
+                                  proc_status_mib("VmHWM"), "kv_cache", kv, "kv_cache_mib", (double)lm_engine_kv_bytes(e) / (1 << 20));
+            char *txt = o ? json_dumps(o, JSON_REAL_PRECISION(6)) : NULL;
+            if (txt) printf("%s\n", txt);
+            free(txt);
+            json_decref(o);
+        } else {
+            printf("model %s: %.3f GB weights, load %.3f s, threads %d, kernels %s\n", model, gb, m.load_seconds, lm_get_threads(),
+                   lm_isa_name(lm_quant_isa()));
+            printf("prefill: %d x %d tokens in %.3f s = %.1f tok/s\n", par, pp, t_pp, par * pp / t_pp);
+            printf("decode:  %d x %d tokens in %.3f s = %.1f tok/s (%.1f steps/s, %.1f GB/s of weights)\n", par, tg, t_tg,
+                   par * tg / t_tg, tg / t_tg, gb * tg / t_tg);
+            printf("memory: resident %.0f MiB now, peak %.0f MiB (KV cache %s %.0f MiB)\n", proc_status_mib("VmRSS"), proc_status_mib("VmHWM"), kv_f16 ? "f16" : "f32",
+                   (double)lm_engine_kv_bytes(e) / (1 << 20));
+        }
     }
     free(want);
     free(toks);

@@ -22,6 +22,16 @@ int lm_cmd_bench(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     for (size_t i = 0; i < sizeof benches / sizeof *benches; i++)
-        if (!strcmp(argv[1], benches[i].name)) return benches[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], benches[i].name)) {
+            /* The workload's argv[0] names the whole command, so that its
+             * errors say "bench train: ..." and point at its --help. */
+            char name[32];
+            snprintf(name, sizeof name, "bench %s", benches[i].name);
+            char *saved = argv[1];
+            argv[1] = name;
+            int rc = benches[i].run(argc - 1, argv + 1);
+            argv[1] = saved;
+            return rc;
+        }
     return lm_fail("bench: unknown workload '%s' (see lmkit bench --help)", argv[1]);
 }
