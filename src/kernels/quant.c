@@ -162,7 +162,10 @@ static void quantize_row(lm_qtype t, const float *x, void *y, int k) {
     case LM_QT_BF16:
         for (int i = 0; i < k; i++) ((uint16_t *)y)[i] = lm_f32_to_bf16(x[i]);
         break;
-    case LM_QT_Q8_0: lm_quantize_row_q8_0(x, y, k); break;
+    case LM_QT_Q8_0:
+        if (lm_quant_isa() == LM_ISA_AVX512) lm_quantize_row_q8_0_avx512(x, y, k);
+        else lm_quantize_row_q8_0(x, y, k);
+        break;
     case LM_QT_Q4_0: lm_quantize_row_q4_0(x, y, k); break;
     case LM_QT_Q4_K: lm_quantize_row_q4_k(x, y, k); break;
     case LM_QT_Q6_K: lm_quantize_row_q6_k(x, y, k); break;

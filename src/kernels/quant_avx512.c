@@ -162,3 +162,27 @@ AVX512_TARGET float lm_fdot_bf16_avx512(const void *vw, const float *x, int k) {
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
+
+/* Q8_0 quantization of a row, bit-identical to lm_quantize_row_q8_0: the
+ * same scale (amax / 127 and its reciprocal, in float) and the same
+ * rounding (vcvtps2dq rounds to nearest even, as lrintf does). Decode
+ * quantizes each activation row on one thread before the parallel dot
+ * products; the scalar loop took ~1.3% of a 1B Q4_0 decode step while the
+ * other thread waited. */
+AVX512_TARGET void lm_quantize_row_q8_0_avx512(const float *x, void *vy, int k) {
+    lm_block_q8_0 *y = vy;
+    for (int b = 0; b < k / QK8_0; b++, x += QK8_0) {
+        __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        /* max(|x|, m) keeps m where x is NaN, as the reference's compare does */
+        __m512 m = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_setzero_ps());
+        m = _mm512_max_ps(_mm512_abs_ps(v1), m);
+        float amax = _mm512_reduce_max_ps(m);
+        float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+        y[b].d = lm_f32_to_f16(d);
+        __m512 s = _mm512_set1_ps(id);
+        __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, s)));
+        __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, s)));
+        _mm_storeu_si128((__m128i *)y[b].qs, q0);
+        _mm_storeu_si128((__m128i *)(y[b].qs + 16), q1);
+    }
+}

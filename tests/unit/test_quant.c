@@ -90,6 +90,27 @@ static void test_round_trip(void) {
     lm_free(y);
 }
 
+/* Quantizers with a SIMD version give the scalar reference's bytes: normal
+ * data at several scales, a zero block, and values on rounding ties
+ * (x * (127 / amax) = n + 0.5 exactly). */
+static void test_simd_quantize(void) {
+    const int k = 32 * 9;
+    float *x = lm_alloc(sizeof(float) * k);
+    fill_normal(x, (size_t)k, 7);
+    for (int i = 0; i < 32; i++) x[32 + i] *= 1e-6f, x[64 + i] *= 1e5f, x[96 + i] = 0.0f;
+    for (int i = 0; i < 32; i++) x[128 + i] = i == 0 ? 127.0f : (float)(i % 16) + 0.5f; /* amax 127: id = 1 */
+    size_t rb = lm_qtype_row_bytes(LM_QT_Q8_0, k);
+    uint8_t *want = lm_alloc(rb), *got = lm_alloc(rb);
+    lm_quant_set_isa(LM_ISA_SCALAR);
+    CHECK_OK(lm_quantize(LM_QT_Q8_0, x, want, 1, k));
+    lm_quant_set_isa(LM_ISA_BEST);
+    CHECK_OK(lm_quantize(LM_QT_Q8_0, x, got, 1, k));
+    CHECK_MSG(!memcmp(got, want, rb), "q8_0 quantize (%s) differs from scalar", lm_isa_name(lm_quant_isa()));
+    lm_free(x);
+    lm_free(want);
+    lm_free(got);
+}
+
 /* Reference: y = dequant(W) x in double. */
 static void ref_matmul(float *y, const float *Wd, int rows, int K, const float *x, int n) {
     for (int j = 0; j < n; j++)
@@ -247,6 +268,7 @@ int main(void) {
     printf("kernel ISA: %s\n", lm_isa_name(lm_quant_isa()));
     test_layouts();
     test_round_trip();
+    test_simd_quantize();
     test_matmul();
     test_matmul_group();
     test_errors();
