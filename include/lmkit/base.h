@@ -116,6 +116,16 @@ int lm_get_threads(void);
  * the tasks inline. */
 typedef void (*lm_task_fn)(void *ctx, int i);
 void lm_parallel(int n, lm_task_fn fn, void *ctx);
+/* Runs fn(ctx, begin, end) over chunks that cover [0, n) exactly once,
+ * each at most grain long and starting at a multiple of grain. Each thread
+ * starts on an equal contiguous share and walks it forward, claiming
+ * several chunks at a time while much is left and one near the end; a
+ * thread that runs out takes the back half of the largest share left.
+ * So every thread streams through long runs of neighbouring chunks (what
+ * kernels that prefetch ahead want) and all finish within about one chunk
+ * of each other. */
+typedef void (*lm_range_fn)(void *ctx, int begin, int end);
+void lm_parallel_range(int n, int grain, lm_range_fn fn, void *ctx);
 
 /* ---- half precision conversion ---- */
 float lm_f16_to_f32(uint16_t h);

@@ -149,3 +149,88 @@ void lm_parallel(int n, lm_task_fn fn, void *ctx) {
     }
     atomic_store(&busy, 0);
 }
+
+/* ---- lm_parallel_range: contiguous shares, the back half stolen ----
+ *
+ * Each share is one atomic word, begin (low 32 bits) | end (high 32). Its
+ * owner claims the chunk at begin; a thief moves end down to the middle
+ * and takes [middle, old end) as its own share. Both are one CAS on the
+ * word, so a chunk is claimed once. A share word never takes the same
+ * value twice while in use (ranges only shrink, and a new range comes
+ * from rows no other share holds), so a stale CAS cannot succeed. */
+typedef struct {
+    _Alignas(64) _Atomic uint64_t word; /* own line: owners claim often */
+} lm_share;
+
+typedef struct {
+    lm_share share[LM_POOL_MAX];
+    int n_shares, grain;
+    lm_range_fn fn;
+    void *ctx;
+} lm_range_job;
+
+static inline uint64_t share_word(int begin, int end) { return (uint64_t)(uint32_t)end << 32 | (uint32_t)begin; }
+static inline int share_begin(uint64_t w) { return (int)(uint32_t)w; }
+static inline int share_end(uint64_t w) { return (int)(w >> 32); }
+
+/* Takes the back half of the largest other share into share `me`; 0 when
+ * no share has two chunks left. */
+static int steal_half(lm_range_job *j, int me) {
+    for (;;) {
+        int victim = -1, most = 0;
+        uint64_t seen = 0;
+        for (int s = 0; s < j->n_shares; s++) {
+            uint64_t w = atomic_load_explicit(&j->share[s].word, memory_order_acquire);
+            int left = share_end(w) - share_begin(w);
+            if (s != me && left > most) victim = s, most = left, seen = w;
+        }
+        if (victim < 0 || most < 2 * j->grain) return 0;
+        int b = share_begin(seen), e = share_end(seen);
+        /* begin is always a multiple of grain, so the middle is too */
+        int mid = b + ((e - b) / 2 + j->grain - 1) / j->grain * j->grain;
+        if (mid >= e) return 0;
+        if (atomic_compare_exchange_strong_explicit(&j->share[victim].word, &seen, share_word(b, mid), memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            atomic_store_explicit(&j->share[me].word, share_word(mid, e), memory_order_release);
+            return 1;
+        }
+    }
+}
+
+static void range_task(void *ctx, int me) {
+    lm_range_job *j = ctx;
+    do {
+        uint64_t w = atomic_load_explicit(&j->share[me].word, memory_order_acquire);
+        while (share_begin(w) < share_end(w)) {
+            /* An eighth of what is left, in whole chunks (at least one):
+             * a locked CAS per chunk cost ~1.5% of a decode step, and the
+             * claims still shrink to one chunk near the end. */
+            int b = share_begin(w), e = share_end(w), g = j->grain;
+            int take = (e - b) / 8 / g * g, c = b + (take > g ? take : g);
+            if (c > e) c = e;
+            if (!atomic_compare_exchange_weak_explicit(&j->share[me].word, &w, share_word(c, e), memory_order_acq_rel,
+                                                       memory_order_acquire))
+                continue; /* a thief moved the end: w now holds the new word */
+            for (int x = b; x < c; x += g) j->fn(j->ctx, x, x + g < c ? x + g : c);
+            w = atomic_load_explicit(&j->share[me].word, memory_order_acquire);
+        }
+    } while (steal_half(j, me));
+}
+
+void lm_parallel_range(int n, int grain, lm_range_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int chunks = (n + grain - 1) / grain, threads = lm_get_threads();
+    int shares = threads < chunks ? threads : chunks;
+    if (shares > LM_POOL_MAX) shares = LM_POOL_MAX;
+    if (shares <= 1 || t_in_task) {
+        for (int b = 0; b < n; b += grain) fn(ctx, b, b + grain < n ? b + grain : n);
+        return;
+    }
+    lm_range_job j = {.n_shares = shares, .grain = grain, .fn = fn, .ctx = ctx};
+    for (int s = 0; s < shares; s++) {
+        int b = (int)((long)chunks * s / shares) * grain, e = (int)((long)chunks * (s + 1) / shares) * grain;
+        atomic_init(&j.share[s].word, share_word(b, e < n ? e : n));
+    }
+    lm_parallel(shares, range_task, &j);
+}

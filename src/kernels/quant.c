@@ -285,26 +285,24 @@ static void qmatmul_gemm(float *y, const void *W, lm_qtype t, int rows, int K, c
     }
 }
 
-/* Decode-path matmul as pool tasks of contiguous rows: every weight row
- * is read once and multiplied with all n activation rows while it is in
- * L1. About four tasks a thread: few enough that each is one long run of
- * rows, along which the kernels prefetch the next rows (a task's first
- * rows are not prefetched, and its last prefetch runs into rows another
- * thread takes: with 32-row tasks that cost 4-bit decode a fifth of its
- * speed), and enough that a thread held up elsewhere leaves its share to
- * the others. A multiple of 8 rows (the widest multi-row kernel), at
- * least 32. */
-static int qmatmul_rows_per_task(int rows) {
-    int tasks = 4 * lm_get_threads();
-    int per = ((rows + tasks - 1) / tasks + 7) / 8 * 8;
-    return per < 32 ? 32 : per;
-}
+/* Decode-path matmul: every weight row is read once and multiplied with
+ * all n activation rows while it is in L1. The rows go to the threads by
+ * lm_parallel_range in chunks of GEMV_GRAIN: each thread walks one long
+ * run of rows, along which the kernels prefetch the next rows, and a
+ * thread that finishes first takes the back half of another's run, so
+ * all finish within a chunk of each other. (Fixed tasks of about a
+ * quarter of a thread's rows left one thread idle ~5% of a 1B Q4_0 decode
+ * step; smaller tasks break the prefetch stream at every boundary.) A
+ * multiple of 8 rows, the widest multi-row kernel. */
+#define GEMV_GRAIN 8
 
-/* One matrix of a decode-path product and its tasks. */
+/* One matrix of a decode-path product: its rows are [first, first + rows)
+ * of the job's row space, where each matrix starts at a multiple of
+ * GEMV_GRAIN. */
 typedef struct {
     float *y;
     const char *W;
-    int rows, rows_per_task, first_task;
+    int rows, first;
 } gemv_matrix;
 
 typedef struct {
@@ -353,12 +351,12 @@ static int gemv_rows_batched(const gemv_job *j, const gemv_matrix *m, int r, int
     return r;
 }
 
-static void gemv_task(void *ctx, int task) {
+/* Rows [begin, end) of the job's row space: one chunk, inside one matrix. */
+static void gemv_chunk(void *ctx, int begin, int end) {
     const gemv_job *j = ctx;
     const gemv_matrix *m = &j->mat[0];
-    while (m + 1 < j->mat + j->n_mat && task >= m[1].first_task) m++;
-    int r0 = (task - m->first_task) * m->rows_per_task;
-    int r1 = r0 + m->rows_per_task < m->rows ? r0 + m->rows_per_task : m->rows;
+    while (m + 1 < j->mat + j->n_mat && begin >= m[1].first) m++;
+    int r0 = begin - m->first, r1 = end - m->first < m->rows ? end - m->first : m->rows;
     if (j->qdot4xs && j->n > 1) r0 = gemv_rows_batched(j, m, r0, r1);
     int r = gemv_rows(j, m, j->qdot8, 8, r0, r1);
     r = gemv_rows(j, m, j->qdot4, 4, r, r1);
@@ -419,21 +417,19 @@ static void qmatmul_gemv(int count, float *const *ys, const void *const *Ws, lm_
             j.qdot4xs = lm_dot4xs_q4_k_avx512;
         }
     }
-    int tasks = 0;
+    int space = 0;
     long work = 0;
     for (int i = 0; i < count; i++) {
-        gemv_matrix *m = &j.mat[i];
-        *m = (gemv_matrix){.y = ys[i], .W = Ws[i], .rows = rows[i], .rows_per_task = qmatmul_rows_per_task(rows[i]),
-                           .first_task = tasks};
-        tasks += (rows[i] + m->rows_per_task - 1) / m->rows_per_task;
+        j.mat[i] = (gemv_matrix){.y = ys[i], .W = Ws[i], .rows = rows[i], .first = space};
+        space += (rows[i] + GEMV_GRAIN - 1) / GEMV_GRAIN * GEMV_GRAIN;
         work += (long)rows[i] * K * n;
     }
     /* Small products stay on this thread: waking helpers costs more. */
     if (work < LM_PARALLEL_MIN_WORK) {
-        for (int i = 0; i < tasks; i++) gemv_task(&j, i);
+        for (int b = 0; b < space; b += GEMV_GRAIN) gemv_chunk(&j, b, b + GEMV_GRAIN);
         return;
     }
-    lm_parallel(tasks, gemv_task, &j);
+    lm_parallel_range(space, GEMV_GRAIN, gemv_chunk, &j);
 }
 
 void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n, void *scratch) {
