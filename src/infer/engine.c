@@ -4,7 +4,6 @@
  * read once per step whatever mix of prefill and decode it holds. K and V
  * of all tokens are written to the cache before attention runs, so a
  * token attends to earlier tokens of its own sequence from the same step. */
-#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +19,11 @@ struct lm_engine {
     const lm_llama_model *m;
     lm_engine_opts o;
     int kv_dim, q_dim;
-    void *kcache, *vcache; /* [seq][layer][pos][kv_dim] */
+    /* [seq][layer][kv head] blocks, each one head's K or V in the layout
+     * of kv_attention.h: K in transposed tiles over kv_ctx positions (the
+     * context rounded up to whole tiles), V in rows over ctx_len. */
+    void *kcache, *vcache;
+    int kv_ctx;
     int *len;
     float *inv_freq;       /* [head_dim / 2] */
     /* activations, max_batch rows each */
@@ -31,13 +34,18 @@ struct lm_engine {
     void *mm_scratch;
 };
 
-static size_t kv_index(const lm_engine *e, int seq, int layer, int pos) {
+/* First element of a head's K or V block. */
+static size_t k_block(const lm_engine *e, int seq, int layer, int h) {
     const lm_llama_config *c = &e->m->cfg;
-    return (((size_t)seq * c->n_layers + layer) * e->o.ctx_len + pos) * e->kv_dim;
+    return (((size_t)seq * c->n_layers + layer) * c->n_kv_heads + h) * e->kv_ctx * c->head_dim;
+}
+static size_t v_block(const lm_engine *e, int seq, int layer, int h) {
+    const lm_llama_config *c = &e->m->cfg;
+    return (((size_t)seq * c->n_layers + layer) * c->n_kv_heads + h) * e->o.ctx_len * c->head_dim;
 }
 
 size_t lm_engine_kv_bytes(const lm_engine *e) {
-    return 2 * kv_index(e, e->o.max_seqs, 0, 0) * (e->o.kv_f16 ? 2 : 4);
+    return (k_block(e, e->o.max_seqs, 0, 0) + v_block(e, e->o.max_seqs, 0, 0)) * (e->o.kv_f16 ? 2 : 4);
 }
 
 void lm_engine_free(lm_engine *e) {
@@ -78,10 +86,11 @@ lm_status lm_engine_new(const lm_llama_model *m, const lm_engine_opts *opts, lm_
     if (e->o.max_batch > LM_ENGINE_MAX_BATCH) e->o.max_batch = LM_ENGINE_MAX_BATCH;
     e->kv_dim = c->n_kv_heads * c->head_dim;
     e->q_dim = c->n_heads * c->head_dim;
+    e->kv_ctx = (e->o.ctx_len + LM_KV_TILE - 1) / LM_KV_TILE * LM_KV_TILE;
     int B = e->o.max_batch;
-    size_t kv = kv_index(e, e->o.max_seqs, 0, 0) * (e->o.kv_f16 ? 2 : 4);
-    e->kcache = lm_alloc(kv);
-    e->vcache = lm_alloc(kv);
+    size_t es = e->o.kv_f16 ? 2 : 4, kv = lm_engine_kv_bytes(e);
+    e->kcache = lm_alloc(k_block(e, e->o.max_seqs, 0, 0) * es);
+    e->vcache = lm_alloc(v_block(e, e->o.max_seqs, 0, 0) * es);
     e->len = lm_alloc(sizeof(int) * (size_t)e->o.max_seqs);
     e->inv_freq = lm_alloc(sizeof(float) * (size_t)c->head_dim / 2);
     e->x = lm_alloc(sizeof(float) * (size_t)B * c->dim);
@@ -101,7 +110,7 @@ lm_status lm_engine_new(const lm_llama_model *m, const lm_engine_opts *opts, lm_
     if (!e->kcache || !e->vcache || !e->len || !e->inv_freq || !e->x || !e->xb || !e->xb2 || !e->q || !e->k || !e->v ||
         !e->att || !e->hb || !e->hb2 || !e->rope_cs || !e->rstd || !e->pos || !e->seq || !e->mm_scratch) {
         lm_engine_free(e);
-        return lm_error(LM_ERR_NOMEM, "engine: cannot allocate KV cache (%zu bytes) and activations", 2 * kv);
+        return lm_error(LM_ERR_NOMEM, "engine: cannot allocate KV cache (%zu bytes) and activations", kv);
     }
     lm_llama_rope_inv_freq(m, e->inv_freq);
     *out = e;
@@ -168,66 +177,28 @@ static void mm_same_input(lm_engine *e, int count, float *const *ys, const lm_we
     lm_qmatmul_group(count, ys, data, ws[0]->type, rows, ws[0]->cols, x, n, e->mm_scratch);
 }
 
-static void store_kv(lm_engine *e, void *cache, size_t idx, const float *src) {
-    if (e->o.kv_f16) {
-        uint16_t *d = (uint16_t *)cache + idx;
-        for (int i = 0; i < e->kv_dim; i++) d[i] = lm_f32_to_f16(src[i]);
-    } else {
-        memcpy((float *)cache + idx, src, sizeof(float) * (size_t)e->kv_dim);
+/* Writes token i's K and V into each head's blocks. */
+static void store_kv(lm_engine *e, int layer, int i, const float *k, const float *v) {
+    const lm_llama_config *c = &e->m->cfg;
+    int hd = c->head_dim, seq = e->seq[i], pos = e->pos[i];
+    for (int h = 0; h < c->n_kv_heads; h++) {
+        size_t kb = k_block(e, seq, layer, h), vb = v_block(e, seq, layer, h) + (size_t)pos * hd;
+        for (int d = 0; d < hd; d++) {
+            size_t ki = kb + lm_kv_k_index(pos, d, hd);
+            if (e->o.kv_f16) {
+                ((uint16_t *)e->kcache)[ki] = lm_f32_to_f16(k[h * hd + d]);
+                ((uint16_t *)e->vcache)[vb + d] = lm_f32_to_f16(v[h * hd + d]);
+            } else {
+                ((float *)e->kcache)[ki] = k[h * hd + d];
+                ((float *)e->vcache)[vb + d] = v[h * hd + d];
+            }
+        }
     }
 }
 
-
-/* Vector helpers for attention over F32 cache rows, compiled for several
- * ISAs and picked at load time (the library is built without -march). */
-#define LM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-LM_CLONES static float dot_f32(const float *a, const float *b, int n) {
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int d = 0; d < n; d++) s += a[d] * b[d];
-    return s;
-}
-LM_CLONES static void axpy_f32(float *y, float a, const float *x, int n) {
-#pragma omp simd
-    for (int d = 0; d < n; d++) y[d] += a * x[d];
-}
-
-/* F16 cache rows: converted 16 at a time with AVX-512 where the CPU has
- * it (vcvtph2ps), element by element otherwise. */
-__attribute__((target("avx512f,f16c,fma"))) static float dot_f16_avx512(const float *a, const uint16_t *b, int n) {
-    __m512 acc = _mm512_setzero_ps();
-    int d = 0;
-    for (; d + 16 <= n; d += 16)
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + d), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + d))), acc);
-    float s = _mm512_reduce_add_ps(acc);
-    for (; d < n; d++) s += a[d] * lm_f16_to_f32(b[d]);
-    return s;
-}
-__attribute__((target("avx512f,f16c,fma"))) static void axpy_f16_avx512(float *y, float a, const uint16_t *x, int n) {
-    __m512 va = _mm512_set1_ps(a);
-    int d = 0;
-    for (; d + 16 <= n; d += 16)
-        _mm512_storeu_ps(y + d, _mm512_fmadd_ps(va, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + d))), _mm512_loadu_ps(y + d)));
-    for (; d < n; d++) y[d] += a * lm_f16_to_f32(x[d]);
-}
-/* AVX-512 with F16C: for the F16 row helpers here and the KV-cache
- * attention kernel. */
 static int has_avx512(void) {
     const lm_cpu_features *f = lm_cpu();
     return f->avx512f && f->avx512bw && f->avx512vl && f->fma && f->f16c;
-}
-static float dot_f16(const float *a, const uint16_t *b, int n) {
-    if (has_avx512()) return dot_f16_avx512(a, b, n);
-    float s = 0;
-    for (int d = 0; d < n; d++) s += a[d] * lm_f16_to_f32(b[d]);
-    return s;
-}
-static void axpy_f16(float *y, float a, const uint16_t *x, int n) {
-    if (has_avx512()) {
-        axpy_f16_avx512(y, a, x, n);
-        return;
-    }
-    for (int d = 0; d < n; d++) y[d] += a * lm_f16_to_f32(x[d]);
 }
 
 typedef struct {
@@ -235,52 +206,25 @@ typedef struct {
     int layer;
 } attn_job;
 
-/* One (token, head) pair: a single pass over the keys with an online
- * softmax (running max and sum), so no score buffer is needed and the
- * tasks can run on any pool thread. */
-static void attention_task(void *ctx, int ih) {
+/* One (token, K/V head) pair: the query heads that share the K/V head
+ * attend together (kv_attention.h). */
+static void attention_task(void *ctx, int task) {
     const attn_job *j = ctx;
     lm_engine *e = j->e;
     const lm_llama_config *c = &e->m->cfg;
     int hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
-    int i = ih / c->n_heads, h = ih % c->n_heads, kvh = h / group;
+    int i = task / c->n_kv_heads, kvh = task % c->n_kv_heads, seq = e->seq[i];
     float scale = 1.0f / sqrtf((float)hd);
-    const float *q = e->q + (size_t)i * e->q_dim + h * hd;
-    float *out = e->att + (size_t)i * e->q_dim + h * hd;
+    const float *q = e->q + (size_t)i * e->q_dim + (size_t)kvh * group * hd;
+    float *out = e->att + (size_t)i * e->q_dim + (size_t)kvh * group * hd;
     int p = e->pos[i], start = 0;
     if (c->sliding_window > 0 && p - c->sliding_window + 1 > 0) start = p - c->sliding_window + 1;
-    if (has_avx512()) {
-        size_t base = kv_index(e, e->seq[i], j->layer, 0) + (size_t)kvh * hd;
-        const void *kb = e->o.kv_f16 ? (const void *)((const uint16_t *)e->kcache + base) : (const void *)((const float *)e->kcache + base);
-        const void *vb = e->o.kv_f16 ? (const void *)((const uint16_t *)e->vcache + base) : (const void *)((const float *)e->vcache + base);
-        if (lm_kv_attention_avx512(out, q, hd, kb, vb, (size_t)e->kv_dim, e->o.kv_f16, start, p + 1, scale)) return;
-    }
-    float mx = -INFINITY, sum = 0;
-    memset(out, 0, sizeof(float) * (size_t)hd);
-    for (int t = start; t <= p; t++) {
-        size_t base = kv_index(e, e->seq[i], j->layer, t) + (size_t)kvh * hd;
-        float s = 0;
-        if (e->o.kv_f16)
-            s = dot_f16(q, (const uint16_t *)e->kcache + base, hd);
-        else
-            s = dot_f32(q, (const float *)e->kcache + base, hd);
-        s *= scale;
-        if (s > mx) {
-            /* New maximum: rescale what was accumulated so far. */
-            float r = expf(mx - s);
-            sum *= r;
-            for (int d = 0; d < hd; d++) out[d] *= r;
-            mx = s;
-        }
-        float a = expf(s - mx);
-        sum += a;
-        if (e->o.kv_f16)
-            axpy_f16(out, a, (const uint16_t *)e->vcache + base, hd);
-        else
-            axpy_f32(out, a, (const float *)e->vcache + base, hd);
-    }
-    float inv = 1.0f / sum;
-    for (int d = 0; d < hd; d++) out[d] *= inv;
+    size_t es = e->o.kv_f16 ? 2 : 4;
+    lm_kv_head kv = {.k = (const char *)e->kcache + k_block(e, seq, j->layer, kvh) * es,
+                     .v = (const char *)e->vcache + v_block(e, seq, j->layer, kvh) * es,
+                     .f16 = e->o.kv_f16};
+    if (has_avx512() && lm_kv_attention_group_avx512(out, q, group, hd, &kv, start, p + 1, scale)) return;
+    lm_kv_attention_group(out, q, group, hd, &kv, start, p + 1, scale);
 }
 
 static void attention(lm_engine *e, int layer, int n) {
@@ -289,9 +233,9 @@ static void attention(lm_engine *e, int layer, int n) {
     for (int i = 0; i < n; i++) work += (long)(e->pos[i] + 1) * c->head_dim * c->n_heads * 2;
     attn_job j = {e, layer};
     if (work < (1 << 18))
-        for (int ih = 0; ih < n * c->n_heads; ih++) attention_task(&j, ih);
+        for (int t = 0; t < n * c->n_kv_heads; t++) attention_task(&j, t);
     else
-        lm_parallel(n * c->n_heads, attention_task, &j);
+        lm_parallel(n * c->n_kv_heads, attention_task, &j);
 }
 
 static void forward_chunk(lm_engine *e, int n, const int32_t *tokens, const int *seqs, const uint8_t *want,
@@ -319,9 +263,7 @@ static void forward_chunk(lm_engine *e, int n, const int32_t *tokens, const int 
             const float *cs = e->rope_cs + (size_t)i * c->head_dim;
             rope(q, c->n_heads, c->head_dim, cs, c->rope_neox);
             rope(k, c->n_kv_heads, c->head_dim, cs, c->rope_neox);
-            size_t idx = kv_index(e, e->seq[i], l, e->pos[i]);
-            store_kv(e, e->kcache, idx, k);
-            store_kv(e, e->vcache, idx, v);
+            store_kv(e, l, i, k, v);
         }
         attention(e, l, n);
         mm(e, e->xb2, &ly->wo, e->att, n);

@@ -1,14 +1,20 @@
-/* AVX-512 attention of one query head over KV-cache rows (see
- * kv_attention.h).
+/* AVX-512 attention of a group of query heads over one K/V head of the
+ * cache (see kv_attention.h).
  *
- * Scores go by blocks of 16 keys: the 16 dot products accumulate in 16
- * vectors (head_dim / 16 FMAs each, independent chains) that one register
- * transpose and 15 adds turn into a vector of 16 scores, instead of 16
- * horizontal sums. The softmax is online over chunks of CH keys (running
- * max and sum, the output rescaled when the max grows), so the scratch is
- * one chunk of scores on the stack; exp is vectorized over the chunk. The
- * output row stays in registers (two interleaved sets, so consecutive V
- * rows do not wait on each other's FMA) while the V rows stream past. */
+ * Keys go by chunks of CH with an online softmax (running max and sum per
+ * head; the output rows are rescaled when a max grows):
+ * - Scores: one K tile (32 keys) at a time, two vectors of positions. For
+ *   each dimension d, the tile's row d gives those keys' d-th elements,
+ *   and every head of the group multiplies it by its own q[d] (a
+ *   broadcast FMA). No horizontal sums, and one F16 conversion serves all
+ *   G heads: 1B-shape models share each K/V head among 8 query heads.
+ * - Softmax of the chunk's scores, vectorized over keys.
+ * - Output: 32 dimensions at a time, accumulating every head's row in
+ *   registers while the chunk's V rows stream past; again one conversion
+ *   per V element for the whole group.
+ * Chunks start at a tile boundary; keys before start or past end are
+ * masked out of the softmax. The next chunk's K and V lines are
+ * prefetched during this one. */
 #pragma GCC target("avx512f,avx512bw,avx512vl,fma,f16c")
 #define LM_VW 16
 #define LM_SFX(name) name##_avx512
@@ -18,103 +24,145 @@
 #include <math.h>
 #include <stdint.h>
 
-#define CH 256   /* keys per softmax chunk */
-#define MAXV 8   /* vectors per head: head_dim <= 128 */
+#define CH 128 /* keys per softmax chunk, a multiple of LM_KV_TILE */
+#define GMAX 8 /* heads per pass: two accumulators each in 16 of the 32 registers */
+#define HDMAX 256
 
-/* Keys ahead whose K (score loop) or V (output loop) rows are prefetched:
- * a head's row is 64-512 bytes, and the rows of one head are a whole
- * position (every head's K or V) apart, a stride the hardware prefetcher
- * does not follow well. 7B (32 heads of their own, 512-token context):
- * decode 5.1 -> 5.8 tok/s; 1B (grouped heads, rows reread from cache):
- * +2-5%. 8 and 16 keys ahead were a little slower. */
-#define KV_PF 32
-
-/* Prefetch of the cache row that starts at element idx. */
-static inline void prefetch_kv_row(const void *base, int f16, size_t idx, int row_bytes) {
-    const char *p = (const char *)base + idx * (f16 ? 2 : 4);
-    for (int o = 0; o < row_bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+/* 16 cache elements from element idx, as floats. */
+static inline __m512 load_kv(const void *base, int f16, size_t idx) {
+    if (f16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + idx)));
+    return _mm512_loadu_ps((const float *)base + idx);
 }
 
-/* 16 elements of a cache row from element idx, as floats. */
-static inline vf load_kv(const void *base, int f16, size_t idx) {
-    if (f16) return (vf)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + idx)));
-    return vload((const float *)base + idx);
+static inline void prefetch_lines(const void *p, int bytes) {
+    for (int o = 0; o < bytes; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
 }
 
-int lm_kv_attention_avx512(float *out, const float *q, int hd, const void *k, const void *v, size_t stride, int f16,
-                           int start, int end, float scale) {
-    if (hd % LM_VW || hd > LM_VW * MAXV || end <= start) return 0;
-    const int nv = hd / LM_VW, row_bytes = hd * (f16 ? 2 : 4);
-    vf qv[MAXV], acc[MAXV], acc2[MAXV];
-    for (int c = 0; c < nv; c++) {
-        qv[c] = vload(q + c * LM_VW) * scale;
-        acc[c] = acc2[c] = vset1(0.0f);
-    }
-    float m = -INFINITY, l = 0.0f;
-    float s[CH] __attribute__((aligned(64)));
-    for (int t0 = start; t0 < end; t0 += CH) {
-        const int n = end - t0 < CH ? end - t0 : CH;
-        /* scores of the chunk */
-        for (int b = 0; b < n; b += LM_VW) {
-            vf r[LM_VW];
-            for (int j = 0; j < LM_VW; j++) {
-                if (b + j >= n) {
-                    r[j] = vset1(0.0f);
-                    continue;
-                }
-                size_t row = (size_t)(t0 + b + j) * stride;
-                if (t0 + b + j + KV_PF < end) prefetch_kv_row(k, f16, row + KV_PF * stride, row_bytes);
-                vf a = qv[0] * load_kv(k, f16, row);
-                for (int c = 1; c < nv; c++) a += qv[c] * load_kv(k, f16, row + (size_t)c * LM_VW);
-                r[j] = a;
-            }
-            vtranspose(r);
-            vf sum = r[0];
-            for (int j = 1; j < LM_VW; j++) sum += r[j];
-            vstore(s + b, sum);
-        }
-        /* the chunk's max, past the last key masked off */
-        vf mx = vset1(-INFINITY);
-        for (int b = 0; b < n; b += LM_VW) {
-            vi live = viota() < n - b;
-            mx = vmax(mx, vsel(live, vload(s + b), vset1(-INFINITY)));
-        }
-        float cmax = vhmax(mx), mnew = m > cmax ? m : cmax;
-        float corr = expf(m - mnew); /* 0 on the first chunk */
-        for (int c = 0; c < nv; c++) {
-            acc[c] *= corr;
-            acc2[c] *= corr;
-        }
-        vf ls = vset1(0.0f);
-        for (int b = 0; b < n; b += LM_VW) {
-            vi live = viota() < n - b;
-            vf p = vsel(live, vexp(vload(s + b) - mnew), vset1(0.0f));
-            vstore(s + b, p);
-            ls += p;
-        }
-        l = l * corr + vhsum(ls);
-        m = mnew;
-        /* out += p_t V[t] */
-        int j = 0;
-        for (; j + 2 <= n; j += 2) {
-            size_t r0 = (size_t)(t0 + j) * stride, r1 = r0 + stride;
-            if (t0 + j + 1 + KV_PF < end) {
-                prefetch_kv_row(v, f16, r0 + KV_PF * stride, row_bytes);
-                prefetch_kv_row(v, f16, r1 + KV_PF * stride, row_bytes);
-            }
-            vf p0 = vset1(s[j]), p1 = vset1(s[j + 1]);
-            for (int c = 0; c < nv; c++) {
-                acc[c] += p0 * load_kv(v, f16, r0 + (size_t)c * LM_VW);
-                acc2[c] += p1 * load_kv(v, f16, r1 + (size_t)c * LM_VW);
+/* s[h][0..n) = scale * q[h] . K[t0 + j] for the G heads; t0 starts a tile. */
+static inline __attribute__((always_inline)) void chunk_scores(const int G, float (*s)[CH], const float *q, int hd,
+                                                               const lm_kv_head *kv, int t0, int n, int end, float scale) {
+    const int es = kv->f16 ? 2 : 4;
+    const size_t next = (size_t)(CH / LM_KV_TILE) * (size_t)hd * LM_KV_TILE; /* elements from a tile to the next chunk's */
+    for (int b = 0; b < n; b += LM_KV_TILE) {
+        const int pf = t0 + CH + b < end;
+        const size_t tile = lm_kv_k_index(t0 + b, 0, hd);
+        __m512 a0[GMAX], a1[GMAX];
+#pragma GCC unroll 8
+        for (int h = 0; h < G; h++) a0[h] = a1[h] = _mm512_setzero_ps();
+        for (int d = 0; d < hd; d++) {
+            size_t idx = tile + (size_t)d * LM_KV_TILE;
+            if (pf) prefetch_lines((const char *)kv->k + (idx + next) * es, LM_KV_TILE * es);
+            __m512 k0 = load_kv(kv->k, kv->f16, idx), k1 = load_kv(kv->k, kv->f16, idx + 16);
+#pragma GCC unroll 8
+            for (int h = 0; h < G; h++) {
+                __m512 qh = _mm512_set1_ps(q[h * hd + d]);
+                a0[h] = _mm512_fmadd_ps(qh, k0, a0[h]);
+                a1[h] = _mm512_fmadd_ps(qh, k1, a1[h]);
             }
         }
-        if (j < n) {
-            size_t r0 = (size_t)(t0 + j) * stride;
-            vf p0 = vset1(s[j]);
-            for (int c = 0; c < nv; c++) acc[c] += p0 * load_kv(v, f16, r0 + (size_t)c * LM_VW);
+        __m512 sc = _mm512_set1_ps(scale);
+#pragma GCC unroll 8
+        for (int h = 0; h < G; h++) {
+            _mm512_store_ps(s[h] + b, _mm512_mul_ps(a0[h], sc));
+            _mm512_store_ps(s[h] + b + 16, _mm512_mul_ps(a1[h], sc));
         }
     }
-    float inv = 1.0f / l;
-    for (int c = 0; c < nv; c++) vstore(out + c * LM_VW, (acc[c] + acc2[c]) * inv);
+}
+
+/* Lanes of the 16 keys from b that lie in [lo, n). */
+static inline vi live_lanes(int b, int lo, int n) {
+    vi j = viota() + b;
+    return (j >= lo) & (j < n);
+}
+
+/* Softmax step of one head over the chunk's keys [lo, n): s becomes
+ * exp(s - new max) there (0 elsewhere); returns the factor that rescales
+ * what was summed before. */
+static inline float chunk_softmax(float *s, int lo, int n, float *m, float *l) {
+    vf mx = vset1(-INFINITY);
+    for (int b = 0; b < n; b += LM_VW) mx = vmax(mx, vsel(live_lanes(b, lo, n), vload(s + b), vset1(-INFINITY)));
+    float cmax = vhmax(mx), mnew = *m > cmax ? *m : cmax;
+    float corr = expf(*m - mnew); /* 0 on the first chunk */
+    vf ls = vset1(0.0f);
+    for (int b = 0; b < n; b += LM_VW) {
+        vf p = vsel(live_lanes(b, lo, n), vexp(vload(s + b) - mnew), vset1(0.0f));
+        vstore(s + b, p);
+        ls += p;
+    }
+    *l = *l * corr + vhsum(ls);
+    *m = mnew;
+    return corr;
+}
+
+/* out[h] = corr[h] * out[h] + sum over j in [lo, n) of s[h][j] V[t0 + j],
+ * 32 dimensions at a time. */
+static inline __attribute__((always_inline)) void chunk_output(const int G, float *out, float (*s)[CH], const float *corr,
+                                                               int hd, const lm_kv_head *kv, int t0, int lo, int n, int end) {
+    const int es = kv->f16 ? 2 : 4;
+    for (int c = 0; c < hd; c += 32) {
+        __m512 o0[GMAX], o1[GMAX];
+#pragma GCC unroll 8
+        for (int h = 0; h < G; h++) {
+            __m512 r = _mm512_set1_ps(corr[h]);
+            o0[h] = _mm512_mul_ps(_mm512_loadu_ps(out + h * hd + c), r);
+            o1[h] = _mm512_mul_ps(_mm512_loadu_ps(out + h * hd + c + 16), r);
+        }
+        for (int j = lo; j < n; j++) {
+            size_t row = (size_t)(t0 + j) * (size_t)hd;
+            if (c == 0 && t0 + CH + j < end) prefetch_lines((const char *)kv->v + (row + (size_t)CH * hd) * es, hd * es);
+            __m512 v0 = load_kv(kv->v, kv->f16, row + c), v1 = load_kv(kv->v, kv->f16, row + c + 16);
+#pragma GCC unroll 8
+            for (int h = 0; h < G; h++) {
+                __m512 p = _mm512_set1_ps(s[h][j]);
+                o0[h] = _mm512_fmadd_ps(p, v0, o0[h]);
+                o1[h] = _mm512_fmadd_ps(p, v1, o1[h]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int h = 0; h < G; h++) {
+            _mm512_storeu_ps(out + h * hd + c, o0[h]);
+            _mm512_storeu_ps(out + h * hd + c + 16, o1[h]);
+        }
+    }
+}
+
+/* The whole range for G (a constant after inlining) heads. */
+static inline __attribute__((always_inline)) void group_attention(const int G, float *out, const float *q, int hd,
+                                                                  const lm_kv_head *kv, int start, int end, float scale) {
+    float s[GMAX][CH] __attribute__((aligned(64)));
+    float m[GMAX], l[GMAX], corr[GMAX];
+    for (int h = 0; h < G; h++) {
+        m[h] = -INFINITY, l[h] = 0.0f;
+        for (int d = 0; d < hd; d++) out[h * hd + d] = 0.0f;
+    }
+    for (int t0 = start - start % LM_KV_TILE; t0 < end; t0 += CH) {
+        const int n = end - t0 < CH ? end - t0 : CH, lo = start > t0 ? start - t0 : 0;
+        chunk_scores(G, s, q, hd, kv, t0, n, end, scale);
+        for (int h = 0; h < G; h++) corr[h] = chunk_softmax(s[h], lo, n, &m[h], &l[h]);
+        chunk_output(G, out, s, corr, hd, kv, t0, lo, n, end);
+    }
+    for (int h = 0; h < G; h++) {
+        __m512 inv = _mm512_set1_ps(1.0f / l[h]);
+        for (int d = 0; d < hd; d += 16) _mm512_storeu_ps(out + h * hd + d, _mm512_mul_ps(_mm512_loadu_ps(out + h * hd + d), inv));
+    }
+}
+
+int lm_kv_attention_group_avx512(float *out, const float *q, int G, int hd, const lm_kv_head *kv, int start, int end,
+                                 float scale) {
+    if (hd % 32 || hd > HDMAX || G < 1 || end <= start) return 0;
+    for (int g0 = 0; g0 < G; g0 += GMAX) {
+        float *o = out + (size_t)g0 * hd;
+        const float *qg = q + (size_t)g0 * hd;
+        switch (G - g0 < GMAX ? G - g0 : GMAX) {
+        case 1: group_attention(1, o, qg, hd, kv, start, end, scale); break;
+        case 2: group_attention(2, o, qg, hd, kv, start, end, scale); break;
+        case 3: group_attention(3, o, qg, hd, kv, start, end, scale); break;
+        case 4: group_attention(4, o, qg, hd, kv, start, end, scale); break;
+        case 5: group_attention(5, o, qg, hd, kv, start, end, scale); break;
+        case 6: group_attention(6, o, qg, hd, kv, start, end, scale); break;
+        case 7: group_attention(7, o, qg, hd, kv, start, end, scale); break;
+        default: group_attention(8, o, qg, hd, kv, start, end, scale); break;
+        }
+    }
     return 1;
 }
