@@ -72,6 +72,10 @@ lm_qtype lm_qtype_vec_type(lm_qtype t);
 void lm_quantize_vec(lm_qtype wt, const float *x, void *xq, int K);
 float lm_qdot(lm_qtype t, const void *wrow, const void *xq, int K);
 
+/* n floats to F16, rounding to nearest even (as lm_f32_to_f16), in
+ * vectors where the CPU converts them (F16C): the KV cache's writes. */
+void lm_f32_to_f16_row(const float *x, uint16_t *y, size_t n);
+
 /* Instruction-set level of the kernels. LM_ISA_BEST is the default; tests
  * set lower levels to compare paths. Setting a level the CPU lacks falls
  * back to the best level it has below it. */

@@ -177,22 +177,26 @@ static void mm_same_input(lm_engine *e, int count, float *const *ys, const lm_we
     lm_qmatmul_group(count, ys, data, ws[0]->type, rows, ws[0]->cols, x, n, e->mm_scratch);
 }
 
-/* Writes token i's K and V into each head's blocks. */
+/* Writes token i's K and V into each head's blocks (F16: converted in
+ * vectors, then K's elements scattered into the tile). */
 static void store_kv(lm_engine *e, int layer, int i, const float *k, const float *v) {
     const lm_llama_config *c = &e->m->cfg;
-    int hd = c->head_dim, seq = e->seq[i], pos = e->pos[i];
+    int hd = c->head_dim, seq = e->seq[i], pos = e->pos[i], f16 = e->o.kv_f16;
+    uint16_t k16[1024];
     for (int h = 0; h < c->n_kv_heads; h++) {
+        const float *kh = k + (size_t)h * hd, *vh = v + (size_t)h * hd;
         size_t kb = k_block(e, seq, layer, h), vb = v_block(e, seq, layer, h) + (size_t)pos * hd;
-        for (int d = 0; d < hd; d++) {
-            size_t ki = kb + lm_kv_k_index(pos, d, hd);
-            if (e->o.kv_f16) {
-                ((uint16_t *)e->kcache)[ki] = lm_f32_to_f16(k[h * hd + d]);
-                ((uint16_t *)e->vcache)[vb + d] = lm_f32_to_f16(v[h * hd + d]);
-            } else {
-                ((float *)e->kcache)[ki] = k[h * hd + d];
-                ((float *)e->vcache)[vb + d] = v[h * hd + d];
+        for (int d0 = 0; d0 < hd; d0 += 1024) {
+            int nd = hd - d0 < 1024 ? hd - d0 : 1024;
+            if (f16) lm_f32_to_f16_row(kh + d0, k16, (size_t)nd);
+            for (int d = 0; d < nd; d++) {
+                size_t ki = kb + lm_kv_k_index(pos, d0 + d, hd);
+                if (f16) ((uint16_t *)e->kcache)[ki] = k16[d];
+                else ((float *)e->kcache)[ki] = kh[d0 + d];
             }
         }
+        if (f16) lm_f32_to_f16_row(vh, (uint16_t *)e->vcache + vb, (size_t)hd);
+        else memcpy((float *)e->vcache + vb, vh, sizeof(float) * (size_t)hd);
     }
 }
 

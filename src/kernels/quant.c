@@ -156,9 +156,7 @@ static lm_fdot_fn fdot_for(lm_qtype t, lm_isa isa) {
 static void quantize_row(lm_qtype t, const float *x, void *y, int k) {
     switch (t) {
     case LM_QT_F32: memcpy(y, x, (size_t)k * 4); break;
-    case LM_QT_F16:
-        for (int i = 0; i < k; i++) ((uint16_t *)y)[i] = lm_f32_to_f16(x[i]);
-        break;
+    case LM_QT_F16: lm_f32_to_f16_row(x, y, (size_t)k); break;
     case LM_QT_BF16:
         for (int i = 0; i < k; i++) ((uint16_t *)y)[i] = lm_f32_to_bf16(x[i]);
         break;
@@ -171,6 +169,14 @@ static void quantize_row(lm_qtype t, const float *x, void *y, int k) {
     case LM_QT_Q6_K: lm_quantize_row_q6_k(x, y, k); break;
     case LM_QT_Q8_K: lm_quantize_row_q8_k(x, y, k); break;
     }
+}
+
+void lm_f32_to_f16_row(const float *x, uint16_t *y, size_t n) {
+    if (lm_quant_isa() == LM_ISA_AVX512) {
+        lm_f32_to_f16_row_avx512(x, y, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) y[i] = lm_f32_to_f16(x[i]);
 }
 
 static lm_status check_k(lm_qtype t, int64_t k) {

@@ -186,3 +186,16 @@ AVX512_TARGET void lm_quantize_row_q8_0_avx512(const float *x, void *vy, int k) 
         _mm_storeu_si128((__m128i *)(y[b].qs + 16), q1);
     }
 }
+
+/* F32 to F16 by vcvtps2ph, rounding to nearest even as lm_f32_to_f16 does
+ * (a NaN keeps its top payload bits instead of becoming the one quiet
+ * NaN). */
+AVX512_TARGET void lm_f32_to_f16_row_avx512(const float *x, uint16_t *y, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+}

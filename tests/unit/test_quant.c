@@ -106,6 +106,17 @@ static void test_simd_quantize(void) {
     lm_quant_set_isa(LM_ISA_BEST);
     CHECK_OK(lm_quantize(LM_QT_Q8_0, x, got, 1, k));
     CHECK_MSG(!memcmp(got, want, rb), "q8_0 quantize (%s) differs from scalar", lm_isa_name(lm_quant_isa()));
+    /* F16 rows: normal values at many scales, subnormals, overflow to
+     * infinity, halfway cases (1 + 2^-11: ties to even), an odd length */
+    enum { NH = 77 };
+    float h[NH];
+    uint16_t h16[NH];
+    for (int i = 0; i < NH; i++) h[i] = ldexpf(x[i], (i % 40) - 28);
+    h[0] = 1.0f + ldexpf(1.0f, -11), h[1] = 1.0f + 3 * ldexpf(1.0f, -11), h[2] = 70000.0f, h[3] = -1e-7f, h[4] = 65519.0f;
+    lm_f32_to_f16_row(h, h16, NH);
+    int same = 1;
+    for (int i = 0; i < NH; i++) same &= h16[i] == lm_f32_to_f16(h[i]);
+    CHECK_MSG(same, "lm_f32_to_f16_row (%s) differs from lm_f32_to_f16", lm_isa_name(lm_quant_isa()));
     lm_free(x);
     lm_free(want);
     lm_free(got);
