@@ -38,33 +38,45 @@ static inline void prefetch_lines(const void *p, int bytes) {
     for (int o = 0; o < bytes; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
 }
 
+/* Independent sums a head's score accumulates in: with few heads, one
+ * chain of FMAs over the dimensions would wait on each FMA's latency. */
+#define SCORE_SPLITS(G) ((G) == 1 ? 4 : (G) == 2 ? 2 : 1)
+
 /* s[h][0..n) = scale * q[h] . K[t0 + j] for the G heads; t0 starts a tile. */
 static inline __attribute__((always_inline)) void chunk_scores(const int G, float (*s)[CH], const float *q, int hd,
                                                                const lm_kv_head *kv, int t0, int n, int end, float scale) {
-    const int es = kv->f16 ? 2 : 4;
+    const int es = kv->f16 ? 2 : 4, S = SCORE_SPLITS(G);
     const size_t next = (size_t)(CH / LM_KV_TILE) * (size_t)hd * LM_KV_TILE; /* elements from a tile to the next chunk's */
     for (int b = 0; b < n; b += LM_KV_TILE) {
         const int pf = t0 + CH + b < end;
         const size_t tile = lm_kv_k_index(t0 + b, 0, hd);
-        __m512 a0[GMAX], a1[GMAX];
+        __m512 a0[GMAX][4], a1[GMAX][4];
 #pragma GCC unroll 8
-        for (int h = 0; h < G; h++) a0[h] = a1[h] = _mm512_setzero_ps();
-        for (int d = 0; d < hd; d++) {
-            size_t idx = tile + (size_t)d * LM_KV_TILE;
-            if (pf) prefetch_lines((const char *)kv->k + (idx + next) * es, LM_KV_TILE * es);
-            __m512 k0 = load_kv(kv->k, kv->f16, idx), k1 = load_kv(kv->k, kv->f16, idx + 16);
+        for (int h = 0; h < G; h++)
+#pragma GCC unroll 4
+            for (int i = 0; i < S; i++) a0[h][i] = a1[h][i] = _mm512_setzero_ps();
+        for (int d0 = 0; d0 < hd; d0 += S) {
+#pragma GCC unroll 4
+            for (int i = 0; i < S; i++) {
+                const int d = d0 + i;
+                size_t idx = tile + (size_t)d * LM_KV_TILE;
+                if (pf) prefetch_lines((const char *)kv->k + (idx + next) * es, LM_KV_TILE * es);
+                __m512 k0 = load_kv(kv->k, kv->f16, idx), k1 = load_kv(kv->k, kv->f16, idx + 16);
 #pragma GCC unroll 8
-            for (int h = 0; h < G; h++) {
-                __m512 qh = _mm512_set1_ps(q[h * hd + d]);
-                a0[h] = _mm512_fmadd_ps(qh, k0, a0[h]);
-                a1[h] = _mm512_fmadd_ps(qh, k1, a1[h]);
+                for (int h = 0; h < G; h++) {
+                    __m512 qh = _mm512_set1_ps(q[h * hd + d]);
+                    a0[h][i] = _mm512_fmadd_ps(qh, k0, a0[h][i]);
+                    a1[h][i] = _mm512_fmadd_ps(qh, k1, a1[h][i]);
+                }
             }
         }
         __m512 sc = _mm512_set1_ps(scale);
 #pragma GCC unroll 8
         for (int h = 0; h < G; h++) {
-            _mm512_store_ps(s[h] + b, _mm512_mul_ps(a0[h], sc));
-            _mm512_store_ps(s[h] + b + 16, _mm512_mul_ps(a1[h], sc));
+#pragma GCC unroll 4
+            for (int i = 1; i < S; i++) a0[h][0] = _mm512_add_ps(a0[h][0], a0[h][i]), a1[h][0] = _mm512_add_ps(a1[h][0], a1[h][i]);
+            _mm512_store_ps(s[h] + b, _mm512_mul_ps(a0[h][0], sc));
+            _mm512_store_ps(s[h] + b + 16, _mm512_mul_ps(a1[h][0], sc));
         }
     }
 }
@@ -95,40 +107,45 @@ static inline float chunk_softmax(float *s, int lo, int n, float *m, float *l) {
 }
 
 /* out[h] = corr[h] * out[h] + sum over j in [lo, n) of s[h][j] V[t0 + j],
- * 32 dimensions at a time. */
-static inline __attribute__((always_inline)) void chunk_output(const int G, float *out, float (*s)[CH], const float *corr,
-                                                               int hd, const lm_kv_head *kv, int t0, int lo, int n, int end) {
+ * NV vectors of dimensions at a time: 2 for four or more heads, more for
+ * fewer, so that each V row feeds at least 8 independent FMA chains. */
+static inline __attribute__((always_inline)) void chunk_output(const int G, const int NV, float *out, float (*s)[CH],
+                                                               const float *corr, int hd, const lm_kv_head *kv, int t0,
+                                                               int lo, int n, int end) {
     const int es = kv->f16 ? 2 : 4;
-    for (int c = 0; c < hd; c += 32) {
-        __m512 o0[GMAX], o1[GMAX];
+    for (int c = 0; c < hd; c += 16 * NV) {
+        __m512 o[GMAX][8];
 #pragma GCC unroll 8
         for (int h = 0; h < G; h++) {
             __m512 r = _mm512_set1_ps(corr[h]);
-            o0[h] = _mm512_mul_ps(_mm512_loadu_ps(out + h * hd + c), r);
-            o1[h] = _mm512_mul_ps(_mm512_loadu_ps(out + h * hd + c + 16), r);
+#pragma GCC unroll 8
+            for (int u = 0; u < NV; u++) o[h][u] = _mm512_mul_ps(_mm512_loadu_ps(out + h * hd + c + 16 * u), r);
         }
         for (int j = lo; j < n; j++) {
             size_t row = (size_t)(t0 + j) * (size_t)hd;
             if (c == 0 && t0 + CH + j < end) prefetch_lines((const char *)kv->v + (row + (size_t)CH * hd) * es, hd * es);
-            __m512 v0 = load_kv(kv->v, kv->f16, row + c), v1 = load_kv(kv->v, kv->f16, row + c + 16);
+            __m512 vv[8];
+#pragma GCC unroll 8
+            for (int u = 0; u < NV; u++) vv[u] = load_kv(kv->v, kv->f16, row + c + 16 * u);
 #pragma GCC unroll 8
             for (int h = 0; h < G; h++) {
                 __m512 p = _mm512_set1_ps(s[h][j]);
-                o0[h] = _mm512_fmadd_ps(p, v0, o0[h]);
-                o1[h] = _mm512_fmadd_ps(p, v1, o1[h]);
+#pragma GCC unroll 8
+                for (int u = 0; u < NV; u++) o[h][u] = _mm512_fmadd_ps(p, vv[u], o[h][u]);
             }
         }
 #pragma GCC unroll 8
-        for (int h = 0; h < G; h++) {
-            _mm512_storeu_ps(out + h * hd + c, o0[h]);
-            _mm512_storeu_ps(out + h * hd + c + 16, o1[h]);
-        }
+        for (int h = 0; h < G; h++)
+#pragma GCC unroll 8
+            for (int u = 0; u < NV; u++) _mm512_storeu_ps(out + h * hd + c + 16 * u, o[h][u]);
     }
 }
 
-/* The whole range for G (a constant after inlining) heads. */
-static inline __attribute__((always_inline)) void group_attention(const int G, float *out, const float *q, int hd,
-                                                                  const lm_kv_head *kv, int start, int end, float scale) {
+/* The whole range for G heads, NV vectors of V per pass (constants after
+ * inlining). */
+static inline __attribute__((always_inline)) void group_attention(const int G, const int NV, float *out, const float *q,
+                                                                  int hd, const lm_kv_head *kv, int start, int end,
+                                                                  float scale) {
     float s[GMAX][CH] __attribute__((aligned(64)));
     float m[GMAX], l[GMAX], corr[GMAX];
     for (int h = 0; h < G; h++) {
@@ -139,7 +156,7 @@ static inline __attribute__((always_inline)) void group_attention(const int G, f
         const int n = end - t0 < CH ? end - t0 : CH, lo = start > t0 ? start - t0 : 0;
         chunk_scores(G, s, q, hd, kv, t0, n, end, scale);
         for (int h = 0; h < G; h++) corr[h] = chunk_softmax(s[h], lo, n, &m[h], &l[h]);
-        chunk_output(G, out, s, corr, hd, kv, t0, lo, n, end);
+        chunk_output(G, NV, out, s, corr, hd, kv, t0, lo, n, end);
     }
     for (int h = 0; h < G; h++) {
         __m512 inv = _mm512_set1_ps(1.0f / l[h]);
@@ -153,16 +170,18 @@ int lm_kv_attention_group_avx512(float *out, const float *q, int G, int hd, cons
     for (int g0 = 0; g0 < G; g0 += GMAX) {
         float *o = out + (size_t)g0 * hd;
         const float *qg = q + (size_t)g0 * hd;
-        switch (G - g0 < GMAX ? G - g0 : GMAX) {
-        case 1: group_attention(1, o, qg, hd, kv, start, end, scale); break;
-        case 2: group_attention(2, o, qg, hd, kv, start, end, scale); break;
-        case 3: group_attention(3, o, qg, hd, kv, start, end, scale); break;
-        case 4: group_attention(4, o, qg, hd, kv, start, end, scale); break;
-        case 5: group_attention(5, o, qg, hd, kv, start, end, scale); break;
-        case 6: group_attention(6, o, qg, hd, kv, start, end, scale); break;
-        case 7: group_attention(7, o, qg, hd, kv, start, end, scale); break;
-        default: group_attention(8, o, qg, hd, kv, start, end, scale); break;
-        }
+        const int g = G - g0 < GMAX ? G - g0 : GMAX;
+        if (g == 1 && hd % 128 == 0) group_attention(1, 8, o, qg, hd, kv, start, end, scale);
+        else if (g == 1) group_attention(1, 2, o, qg, hd, kv, start, end, scale);
+        else if (g == 2 && hd % 64 == 0) group_attention(2, 4, o, qg, hd, kv, start, end, scale);
+        else if (g == 2) group_attention(2, 2, o, qg, hd, kv, start, end, scale);
+        else if (g == 3 && hd % 64 == 0) group_attention(3, 4, o, qg, hd, kv, start, end, scale);
+        else if (g == 3) group_attention(3, 2, o, qg, hd, kv, start, end, scale);
+        else if (g == 4) group_attention(4, 2, o, qg, hd, kv, start, end, scale);
+        else if (g == 5) group_attention(5, 2, o, qg, hd, kv, start, end, scale);
+        else if (g == 6) group_attention(6, 2, o, qg, hd, kv, start, end, scale);
+        else if (g == 7) group_attention(7, 2, o, qg, hd, kv, start, end, scale);
+        else group_attention(8, 2, o, qg, hd, kv, start, end, scale);
     }
     return 1;
 }
