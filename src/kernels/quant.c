@@ -293,22 +293,26 @@ static void qmatmul_gemm(float *y, const void *W, lm_qtype t, int rows, int K, c
 
 /* Decode-path matmul: every weight row is read once and multiplied with
  * all n activation rows while it is in L1. The rows go to the threads by
- * lm_parallel_range in chunks of GEMV_GRAIN: each thread walks one long
- * run of rows, along which the kernels prefetch the next rows, and a
- * thread that finishes first takes the back half of another's run, so
- * all finish within a chunk of each other. (Fixed tasks of about a
- * quarter of a thread's rows left one thread idle ~5% of a 1B Q4_0 decode
- * step; smaller tasks break the prefetch stream at every boundary.) A
- * multiple of 8 rows, the widest multi-row kernel. */
+ * lm_parallel_range: each thread walks one long run, and a thread that
+ * finishes first takes the back half of another's, so all finish within
+ * a chunk of each other. (Fixed tasks of about a quarter of a thread's
+ * rows left one thread idle ~5% of a 1B Q4_0 decode step.)
+ *
+ * One sequence (n = 1) with an 8-row kernel: a matrix is cut into 8
+ * stripes of S = rows / 8 contiguous rows, and unit u is row u of every
+ * stripe, rows u + k S. A thread's run of units then reads 8 long
+ * sequential streams, which its kernels prefetch ahead (quant_gemv_avx512.c)
+ * and the hardware prefetchers follow. Several sequences (batched
+ * decode), or no multi-row kernel: units of GEMV_GRAIN contiguous rows. */
 #define GEMV_GRAIN 8
 
-/* One matrix of a decode-path product: its rows are [first, first + rows)
- * of the job's row space, where each matrix starts at a multiple of
- * GEMV_GRAIN. */
+/* One matrix of a decode-path product: its units are [first, first +
+ * units) of the job's unit space. Striped: S rows per stripe (unit u is
+ * rows u + k S); else a unit is a row, and first a multiple of GEMV_GRAIN. */
 typedef struct {
     float *y;
     const char *W;
-    int rows, first;
+    int rows, first, stripe;
 } gemv_matrix;
 
 typedef struct {
@@ -357,21 +361,38 @@ static int gemv_rows_batched(const gemv_job *j, const gemv_matrix *m, int r, int
     return r;
 }
 
-/* Rows [begin, end) of the job's row space: one chunk, inside one matrix. */
+/* Row r of matrix m for every activation row, one at a time. */
+static void gemv_one_row(const gemv_job *j, const gemv_matrix *m, int r) {
+    const char *w = m->W + (size_t)r * j->rb;
+    for (int s = 0; s < j->n; s++)
+        m->y[(size_t)s * m->rows + r] = j->fdot ? j->fdot(w, (const float *)(j->x + (size_t)s * j->xb), j->K)
+                                                : j->qdot(w, j->x + (size_t)s * j->xb, j->nb);
+}
+
+/* Units [begin, end) of the job's unit space: one chunk, inside one matrix. */
 static void gemv_chunk(void *ctx, int begin, int end) {
     const gemv_job *j = ctx;
     const gemv_matrix *m = &j->mat[0];
     while (m + 1 < j->mat + j->n_mat && begin >= m[1].first) m++;
-    int r0 = begin - m->first, r1 = end - m->first < m->rows ? end - m->first : m->rows;
+    int u0 = begin - m->first, u1 = end - m->first;
+    if (m->stripe) {
+        const int S = m->stripe;
+        for (int u = u0; u < u1; u++) {
+            if (u + 7 * S < m->rows) {
+                float out[8];
+                j->qdot8(m->W + (size_t)u * j->rb, (size_t)S * j->rb, j->x, j->multi_len, out);
+                for (int k = 0; k < 8; k++) m->y[u + k * S] = out[k];
+            } else {
+                for (int k = 0; k < 8 && u + k * S < m->rows; k++) gemv_one_row(j, m, u + k * S);
+            }
+        }
+        return;
+    }
+    int r0 = u0, r1 = u1 < m->rows ? u1 : m->rows;
     if (j->qdot4xs && j->n > 1) r0 = gemv_rows_batched(j, m, r0, r1);
     int r = gemv_rows(j, m, j->qdot8, 8, r0, r1);
     r = gemv_rows(j, m, j->qdot4, 4, r, r1);
-    for (; r < r1; r++) {
-        const char *w = m->W + (size_t)r * j->rb;
-        for (int s = 0; s < j->n; s++)
-            m->y[(size_t)s * m->rows + r] = j->fdot ? j->fdot(w, (const float *)(j->x + (size_t)s * j->xb), j->K)
-                                                    : j->qdot(w, j->x + (size_t)s * j->xb, j->nb);
-    }
+    for (; r < r1; r++) gemv_one_row(j, m, r);
 }
 
 /* The decode path of lm_qmatmul_group: the activations converted once,
@@ -423,19 +444,21 @@ static void qmatmul_gemv(int count, float *const *ys, const void *const *Ws, lm_
             j.qdot4xs = lm_dot4xs_q4_k_avx512;
         }
     }
+    const int striped = n == 1 && j.qdot8, grain = striped ? 1 : GEMV_GRAIN;
     int space = 0;
     long work = 0;
     for (int i = 0; i < count; i++) {
-        j.mat[i] = (gemv_matrix){.y = ys[i], .W = Ws[i], .rows = rows[i], .first = space};
-        space += (rows[i] + GEMV_GRAIN - 1) / GEMV_GRAIN * GEMV_GRAIN;
+        int S = striped ? (rows[i] + 7) / 8 : 0;
+        j.mat[i] = (gemv_matrix){.y = ys[i], .W = Ws[i], .rows = rows[i], .first = space, .stripe = S};
+        space += striped ? S : (rows[i] + GEMV_GRAIN - 1) / GEMV_GRAIN * GEMV_GRAIN;
         work += (long)rows[i] * K * n;
     }
     /* Small products stay on this thread: waking helpers costs more. */
     if (work < LM_PARALLEL_MIN_WORK) {
-        for (int b = 0; b < space; b += GEMV_GRAIN) gemv_chunk(&j, b, b + GEMV_GRAIN);
+        for (int b = 0; b < space; b += grain) gemv_chunk(&j, b, b + grain);
         return;
     }
-    lm_parallel_range(space, GEMV_GRAIN, gemv_chunk, &j);
+    lm_parallel_range(space, grain, gemv_chunk, &j);
 }
 
 void lm_qmatmul(float *y, const void *W, lm_qtype t, int rows, int K, const float *x, int n, void *scratch) {

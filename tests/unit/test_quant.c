@@ -230,8 +230,11 @@ static void test_errors(void) {
  * once for up to four) what the scalar kernels give, within rounding. */
 static void test_matmul_group(void) {
     static const lm_qtype types[] = {LM_QT_F16, LM_QT_BF16, LM_QT_Q8_0, LM_QT_Q4_0, LM_QT_Q4_K, LM_QT_Q6_K};
-    static const int ns[] = {2, 5, 7, 9}; /* activation rows: 2; 4 + 1; 4 + 3; 9: F16's GEMM, 4 + 4 + 1 */
-    const int K = 512, rows[3] = {300, 64, 129}; /* enough work for the threads */
+    /* activation rows: 1 (striped rows); 2; 4 + 1; 4 + 3; 9: F16's GEMM, 4 + 4 + 1 */
+    static const int ns[] = {1, 2, 5, 7, 9};
+    /* enough work for the threads at n = 1; 137 rows: 8 stripes of 18,
+     * the last one short */
+    const int K = 768, rows[3] = {300, 64, 137};
     float *x = lm_alloc(sizeof(float) * 9 * K);
     fill_normal(x, (size_t)9 * K, 7);
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
