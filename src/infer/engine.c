@@ -231,6 +231,10 @@ static void attention_task(void *ctx, int task) {
     lm_kv_attention_group(out, q, group, hd, &kv, start, p + 1, scale);
 }
 
+static void attention_range(void *ctx, int begin, int end) {
+    for (int t = begin; t < end; t++) attention_task(ctx, t);
+}
+
 static void attention(lm_engine *e, int layer, int n) {
     const lm_llama_config *c = &e->m->cfg;
     long work = 0; /* multiply-adds, to decide whether threads pay off */
@@ -239,7 +243,7 @@ static void attention(lm_engine *e, int layer, int n) {
     if (work < (1 << 18))
         for (int t = 0; t < n * c->n_kv_heads; t++) attention_task(&j, t);
     else
-        lm_parallel(n * c->n_kv_heads, attention_task, &j);
+        lm_parallel_range(n * c->n_kv_heads, 1, attention_range, &j);
 }
 
 static void forward_chunk(lm_engine *e, int n, const int32_t *tokens, const int *seqs, const uint8_t *want,
