@@ -298,12 +298,13 @@ static void qmatmul_gemm(float *y, const void *W, lm_qtype t, int rows, int K, c
  * a chunk of each other. (Fixed tasks of about a quarter of a thread's
  * rows left one thread idle ~5% of a 1B Q4_0 decode step.)
  *
- * One sequence (n = 1) with an 8-row kernel: a matrix is cut into 8
- * stripes of S = rows / 8 contiguous rows, and unit u is row u of every
- * stripe, rows u + k S. A thread's run of units then reads 8 long
- * sequential streams, which its kernels prefetch ahead (quant_gemv_avx512.c)
- * and the hardware prefetchers follow. Several sequences (batched
- * decode), or no multi-row kernel: units of GEMV_GRAIN contiguous rows. */
+ * With multi-row kernels a matrix is cut into R stripes of S = rows / R
+ * contiguous rows, and unit u is row u of every stripe, rows u + k S. A
+ * thread's run of units then reads R long sequential streams, which the
+ * kernels prefetch ahead (quant_gemv_avx512.c) and the hardware
+ * prefetchers follow. R is 8 for the 8-row kernels, 4 for the batched
+ * ones (four rows times up to four sequences). Without multi-row kernels:
+ * units of single rows, chunks of GEMV_GRAIN. */
 #define GEMV_GRAIN 8
 
 /* One matrix of a decode-path product: its units are [first, first +
@@ -330,36 +331,8 @@ typedef struct {
     /* Four rows times 2-4 activation rows (batched decode), or NULL;
      * takes multi_len too. */
     void (*qdot4xs)(const void *w, size_t rb, const void *x, size_t xb, int S, int nb, float *y);
+    int stripes; /* per matrix: 8, 4, or 0 (units of contiguous rows) */
 } gemv_job;
-
-/* Rows [r, r1) of matrix m in groups of R with a multi-row kernel;
- * returns the first row left over. */
-static int gemv_rows(const gemv_job *j, const gemv_matrix *m, lm_qdot4_fn fn, int R, int r, int r1) {
-    for (; fn && r + R <= r1; r += R)
-        for (int s = 0; s < j->n; s++) {
-            float out[8];
-            fn(m->W + (size_t)r * j->rb, j->rb, j->x + (size_t)s * j->xb, j->multi_len, out);
-            memcpy(m->y + (size_t)s * m->rows + r, out, sizeof(float) * (size_t)R);
-        }
-    return r;
-}
-
-/* Rows [r, r1) of matrix m four at a time against up to four activation
- * rows at once; returns the first row left over. */
-static int gemv_rows_batched(const gemv_job *j, const gemv_matrix *m, int r, int r1) {
-    for (; r + 4 <= r1; r += 4)
-        for (int s = 0; s < j->n; s += 4) {
-            int S = j->n - s < 4 ? j->n - s : 4;
-            float out[16];
-            if (S == 1) {
-                j->qdot4(m->W + (size_t)r * j->rb, j->rb, j->x + (size_t)s * j->xb, j->multi_len, out);
-            } else {
-                j->qdot4xs(m->W + (size_t)r * j->rb, j->rb, j->x + (size_t)s * j->xb, j->xb, S, j->multi_len, out);
-            }
-            for (int k = 0; k < S; k++) memcpy(m->y + (size_t)(s + k) * m->rows + r, out + 4 * k, sizeof(float) * 4);
-        }
-    return r;
-}
 
 /* Row r of matrix m for every activation row, one at a time. */
 static void gemv_one_row(const gemv_job *j, const gemv_matrix *m, int r) {
@@ -369,6 +342,31 @@ static void gemv_one_row(const gemv_job *j, const gemv_matrix *m, int r) {
                                                 : j->qdot(w, j->x + (size_t)s * j->xb, j->nb);
 }
 
+/* Unit u of a striped matrix: row u of each of its R stripes (S rows
+ * each), by the R-row kernel for every activation row, or by the
+ * four-rows-times-sequences kernel (R = 4) four sequences at a time. */
+static void gemv_unit(const gemv_job *j, const gemv_matrix *m, int R, int u) {
+    const int S = m->stripe;
+    const char *w = m->W + (size_t)u * j->rb;
+    const size_t stride = (size_t)S * j->rb;
+    float out[16];
+    if (R == 8) {
+        for (int s = 0; s < j->n; s++) {
+            j->qdot8(w, stride, j->x + (size_t)s * j->xb, j->multi_len, out);
+            for (int k = 0; k < 8; k++) m->y[(size_t)s * m->rows + u + k * S] = out[k];
+        }
+        return;
+    }
+    for (int s0 = 0; s0 < j->n; s0 += 4) {
+        int ns = j->n - s0 < 4 ? j->n - s0 : 4;
+        const char *x = j->x + (size_t)s0 * j->xb;
+        if (ns == 1) j->qdot4(w, stride, x, j->multi_len, out);
+        else j->qdot4xs(w, stride, x, j->xb, ns, j->multi_len, out);
+        for (int q = 0; q < ns; q++)
+            for (int k = 0; k < 4; k++) m->y[(size_t)(s0 + q) * m->rows + u + k * S] = out[4 * q + k];
+    }
+}
+
 /* Units [begin, end) of the job's unit space: one chunk, inside one matrix. */
 static void gemv_chunk(void *ctx, int begin, int end) {
     const gemv_job *j = ctx;
@@ -376,23 +374,15 @@ static void gemv_chunk(void *ctx, int begin, int end) {
     while (m + 1 < j->mat + j->n_mat && begin >= m[1].first) m++;
     int u0 = begin - m->first, u1 = end - m->first;
     if (m->stripe) {
-        const int S = m->stripe;
+        const int S = m->stripe, R = j->stripes;
         for (int u = u0; u < u1; u++) {
-            if (u + 7 * S < m->rows) {
-                float out[8];
-                j->qdot8(m->W + (size_t)u * j->rb, (size_t)S * j->rb, j->x, j->multi_len, out);
-                for (int k = 0; k < 8; k++) m->y[u + k * S] = out[k];
-            } else {
-                for (int k = 0; k < 8 && u + k * S < m->rows; k++) gemv_one_row(j, m, u + k * S);
-            }
+            if (u + (R - 1) * S < m->rows) gemv_unit(j, m, R, u);
+            else
+                for (int k = 0; k < R && u + k * S < m->rows; k++) gemv_one_row(j, m, u + k * S);
         }
         return;
     }
-    int r0 = u0, r1 = u1 < m->rows ? u1 : m->rows;
-    if (j->qdot4xs && j->n > 1) r0 = gemv_rows_batched(j, m, r0, r1);
-    int r = gemv_rows(j, m, j->qdot8, 8, r0, r1);
-    r = gemv_rows(j, m, j->qdot4, 4, r, r1);
-    for (; r < r1; r++) gemv_one_row(j, m, r);
+    for (int r = u0; r < u1 && r < m->rows; r++) gemv_one_row(j, m, r);
 }
 
 /* The decode path of lm_qmatmul_group: the activations converted once,
@@ -444,11 +434,14 @@ static void qmatmul_gemv(int count, float *const *ys, const void *const *Ws, lm_
             j.qdot4xs = lm_dot4xs_q4_k_avx512;
         }
     }
-    const int striped = n == 1 && j.qdot8, grain = striped ? 1 : GEMV_GRAIN;
+    /* Stripes: 4 for several sequences with the batched kernel, else 8
+     * with the 8-row kernel; none without multi-row kernels. */
+    j.stripes = n > 1 && j.qdot4xs ? 4 : j.qdot8 ? 8 : 0;
+    const int striped = j.stripes > 0, grain = striped ? 1 : GEMV_GRAIN;
     int space = 0;
     long work = 0;
     for (int i = 0; i < count; i++) {
-        int S = striped ? (rows[i] + 7) / 8 : 0;
+        int S = striped ? (rows[i] + j.stripes - 1) / j.stripes : 0;
         j.mat[i] = (gemv_matrix){.y = ys[i], .W = Ws[i], .rows = rows[i], .first = space, .stripe = S};
         space += striped ? S : (rows[i] + GEMV_GRAIN - 1) / GEMV_GRAIN * GEMV_GRAIN;
         work += (long)rows[i] * K * n;

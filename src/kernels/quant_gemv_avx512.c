@@ -9,11 +9,9 @@
  * weights stream from memory. Eight rows also keep eight weight streams
  * in flight (Q8_0 decode +12%, Q4_K +3% over four).
  *
- * Prefetch (group_prefetch): the quantized types' rows by one
- * sequential stream over the next group of rows into L1 and the group
- * after into L2; F16 rows each a fixed distance ahead into L1 (a stream
- * into L1 was 7% slower for them) plus the stream over the next group
- * into L2.
+ * Prefetch (row_streams_step): the rows are one row from each of four
+ * or eight stripes of the matrix, each the start of a long sequential
+ * stream, prefetched ahead into L1 and L2.
  *
  * Why several blocks per 512-bit register: a 32-element block fills
  * only half a register (Q8_0) or a quarter (Q4_0's 16 nibble bytes);
@@ -64,45 +62,8 @@ AVX512_TARGET static inline void store_4xs(__m512 acc[4][4], int S, float *y) {
         for (int r = 0; r < 4; r++) y[s * 4 + r] = _mm512_reduce_add_ps(acc[r][s]);
 }
 
-/* Prefetch of the rows ahead as one sequential stream, spread evenly
- * over this group's `iters` iterations: the next group of R rows (which
- * follows this group's in memory: a matrix's rows are contiguous) into
- * L1, and the group after it into L2. A quantized row is short (1-6 KB
- * at these widths), too short for the hardware prefetcher to catch on to
- * each row's own stream, and prefetching each row a fixed distance ahead
- * runs past its end (1B Q4_0 decode: 16 GB/s that way, 23.6 with the
- * stream into L1). The second stream, into L2, keeps more lines in
- * flight than L1's fill buffers allow: +9% (1B Q4_0), +14% (Q4_K), +10%
- * (Q8_0, 7B Q4_0). F16 keeps its per-row prefetch into L1 and takes
- * only the L2 stream over the next group (+1.5-8%). Prefetches past the
- * matrix are harmless hints. */
-typedef struct {
-    const char *p, *end;
-    size_t step, group_bytes;
-} group_prefetch;
-
-static inline group_prefetch group_prefetch_init(const void *w, size_t rb, int R, int iters) {
-    size_t bytes = (size_t)R * rb;
-    group_prefetch g = {(const char *)w + bytes, (const char *)w + 2 * bytes, 0, bytes};
-    g.step = (bytes / (size_t)(iters > 0 ? iters : 1) + 63) / 64 * 64;
-    return g;
-}
-
-/* The next group into L1, the one after into L2. */
-static inline void group_prefetch_step(group_prefetch *g) {
-    for (size_t o = 0; o < g->step && g->p < g->end; o += 64, g->p += 64) {
-        _mm_prefetch(g->p, _MM_HINT_T0);
-        _mm_prefetch(g->p + g->group_bytes, _MM_HINT_T1);
-    }
-}
-
-/* The next group into L2 only. */
-static inline void group_prefetch_step_l2(group_prefetch *g) {
-    for (size_t o = 0; o < g->step && g->p < g->end; o += 64, g->p += 64) _mm_prefetch(g->p, _MM_HINT_T1);
-}
-
-/* Prefetch for the single-sequence kernels, whose R rows are the current
- * rows of R stripes of the matrix (quant.c): each row is followed in
+/* Prefetch for the multi-row kernels, whose R rows are the current rows
+ * of R stripes of the matrix (quant.c): each row is followed in
  * memory by its stripe's next row, so every row is one long sequential
  * stream. Each stream's lines are prefetched STREAM_L1 bytes ahead of
  * where it is read into L1 and STREAM_L2 ahead into L2, one line per 64
@@ -272,9 +233,9 @@ VBMI_TARGET static inline __attribute__((always_inline)) void dot4xs_q4_0(const 
     const __m512i m4 = _mm512_set1_epi8(0x0F), hi_nibble = _mm512_set1_epi64(0x1020408000000000ll);
     __m512i quad_nib_idx, quad_scale_idx;
     q4_0_quad_indices(&quad_nib_idx, &quad_scale_idx);
-    group_prefetch pf = group_prefetch_init(vw, rb, R, nb / 4);
+    size_t pf = STREAM_L1;
     for (int q = 0; q < nb / 4; q++) {
-        group_prefetch_step(&pf);
+        row_streams_step(w, R, &pf, (size_t)(q + 1) * 4 * sizeof(lm_block_q4_0));
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             __m512i nib;
@@ -401,9 +362,9 @@ AVX512_TARGET static inline __attribute__((always_inline)) void dot4xs_q8_0(cons
         for (int s = 0; s < S; s++) acc[r][s] = _mm512_setzero_ps();
     const __m512i bias = _mm512_set1_epi8((char)0x80);
     const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    group_prefetch pf = group_prefetch_init(vw, rb, R, nb / 2);
+    size_t pf = STREAM_L1;
     for (int b = 0; b + 2 <= nb; b += 2) {
-        group_prefetch_step(&pf);
+        row_streams_step((const char *const *)w, R, &pf, (size_t)(b + 2) * sizeof(lm_block_q8_0));
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             __m512i qw = _mm512_xor_si512(
@@ -570,9 +531,9 @@ VBMI_TARGET static inline __attribute__((always_inline)) void dot4xs_q4_k(const 
         for (int s = 0; s < S; s++) acc[r][s] = _mm512_setzero_ps();
     __m512i scale_idx[4];
     q4k_scale_indices(scale_idx);
-    group_prefetch pf = group_prefetch_init(vw, rb, R, nb);
+    size_t pf = STREAM_L1;
     for (int b = 0; b < nb; b++) {
-        group_prefetch_step(&pf);
+        row_streams_step((const char *const *)w, R, &pf, (size_t)(b + 1) * sizeof(lm_block_q4_k));
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             q4k_block u;
@@ -714,13 +675,12 @@ AVX512_TARGET static inline __attribute__((always_inline)) void fdot4xs_half(con
     __m512 acc[4][4];
     for (int r = 0; r < R; r++)
         for (int s = 0; s < S; s++) acc[r][s] = _mm512_setzero_ps();
-    group_prefetch pf = group_prefetch_init(vw, rb, R, k / 16);
+    size_t pf = STREAM_L1;
     for (int i = 0; i < k; i += 16) {
-        group_prefetch_step_l2(&pf);
+        row_streams_step((const char *const *)w, R, &pf, (size_t)(i + 16) * sizeof(uint16_t));
         __mmask16 m = k - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - i)) - 1);
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            _mm_prefetch((const char *)(w[r] + i) + 1024, _MM_HINT_T0);
             __m512 wv = load_half16(w[r] + i, m, bf16);
 #pragma GCC unroll 4
             for (int s = 0; s < S; s++) acc[r][s] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x[s] + i), acc[r][s]);
