@@ -32,6 +32,7 @@ struct lm_engine {
     float *rstd;    /* [max_batch], RMSNorm's by-product */
     int *pos, *seq;
     void *mm_scratch;
+    uint16_t *k16; /* [kv_dim]: a token's K in F16 before it is scattered into the tiles */
 };
 
 /* First element of a head's K or V block. */
@@ -51,7 +52,7 @@ size_t lm_engine_kv_bytes(const lm_engine *e) {
 void lm_engine_free(lm_engine *e) {
     if (!e) return;
     void *bufs[] = {e->kcache, e->vcache, e->len, e->inv_freq, e->x, e->xb, e->xb2, e->q, e->k, e->v,
-                    e->att, e->hb, e->hb2, e->rope_cs, e->rstd, e->pos, e->seq, e->mm_scratch};
+                    e->att, e->hb, e->hb2, e->rope_cs, e->rstd, e->pos, e->seq, e->mm_scratch, e->k16};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lm_free(bufs[i]);
     free(e);
 }
@@ -107,8 +108,10 @@ lm_status lm_engine_new(const lm_llama_model *m, const lm_engine_opts *opts, lm_
     e->pos = lm_alloc(sizeof(int) * (size_t)B);
     e->seq = lm_alloc(sizeof(int) * (size_t)B);
     e->mm_scratch = lm_alloc(max_scratch(m, B) + 64);
+    e->k16 = lm_alloc(sizeof(uint16_t) * (size_t)e->kv_dim);
     if (!e->kcache || !e->vcache || !e->len || !e->inv_freq || !e->x || !e->xb || !e->xb2 || !e->q || !e->k || !e->v ||
-        !e->att || !e->hb || !e->hb2 || !e->rope_cs || !e->rstd || !e->pos || !e->seq || !e->mm_scratch) {
+        !e->att || !e->hb || !e->hb2 || !e->rope_cs || !e->rstd || !e->pos || !e->seq || !e->mm_scratch ||
+        !e->k16) {
         lm_engine_free(e);
         return lm_error(LM_ERR_NOMEM, "engine: cannot allocate KV cache (%zu bytes) and activations", kv);
     }
@@ -178,25 +181,20 @@ static void mm_same_input(lm_engine *e, int count, float *const *ys, const lm_we
 }
 
 /* Writes token i's K and V into each head's blocks (F16: converted in
- * vectors, then K's elements scattered into the tile). */
+ * vectors, then K's elements scattered into the tiles). */
 static void store_kv(lm_engine *e, int layer, int i, const float *k, const float *v) {
     const lm_llama_config *c = &e->m->cfg;
     int hd = c->head_dim, seq = e->seq[i], pos = e->pos[i], f16 = e->o.kv_f16;
-    uint16_t k16[1024];
+    if (f16) lm_f32_to_f16_row(k, e->k16, (size_t)e->kv_dim);
     for (int h = 0; h < c->n_kv_heads; h++) {
-        const float *kh = k + (size_t)h * hd, *vh = v + (size_t)h * hd;
         size_t kb = k_block(e, seq, layer, h), vb = v_block(e, seq, layer, h) + (size_t)pos * hd;
-        for (int d0 = 0; d0 < hd; d0 += 1024) {
-            int nd = hd - d0 < 1024 ? hd - d0 : 1024;
-            if (f16) lm_f32_to_f16_row(kh + d0, k16, (size_t)nd);
-            for (int d = 0; d < nd; d++) {
-                size_t ki = kb + lm_kv_k_index(pos, d0 + d, hd);
-                if (f16) ((uint16_t *)e->kcache)[ki] = k16[d];
-                else ((float *)e->kcache)[ki] = kh[d0 + d];
-            }
+        for (int d = 0; d < hd; d++) {
+            size_t ki = kb + lm_kv_k_index(pos, d, hd);
+            if (f16) ((uint16_t *)e->kcache)[ki] = e->k16[h * hd + d];
+            else ((float *)e->kcache)[ki] = k[h * hd + d];
         }
-        if (f16) lm_f32_to_f16_row(vh, (uint16_t *)e->vcache + vb, (size_t)hd);
-        else memcpy((float *)e->vcache + vb, vh, sizeof(float) * (size_t)hd);
+        if (f16) lm_f32_to_f16_row(v + (size_t)h * hd, (uint16_t *)e->vcache + vb, (size_t)hd);
+        else memcpy((float *)e->vcache + vb, v + (size_t)h * hd, sizeof(float) * (size_t)hd);
     }
 }
 

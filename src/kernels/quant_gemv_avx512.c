@@ -1,5 +1,6 @@
 /* AVX-512 VNNI multi-row dot kernels for decoding: y[r] = W[r] . x for
- * four or eight consecutive weight rows at once.
+ * four or eight weight rows at once, rb bytes apart (quant.c passes one
+ * row from each stripe of the matrix).
  *
  * Why several rows: much of the work per block depends only on the
  * activation block (loading and arranging it, its scale, the offset
