@@ -58,10 +58,11 @@ def lmkit_run(a, path):
     pp = re.search(r"prefill: .*= ([0-9.]+) tok/s", out)
     tg = re.search(r"decode: .*= ([0-9.]+) tok/s", out)
     gb = re.search(r"([0-9.]+) GB weights", out)
+    step = re.search(r"([0-9.]+) GB read per decode step", out)
     rss = re.search(r"resident ([0-9]+) MiB now, peak ([0-9]+) MiB", out)
     if rc != 0 or not pp or not tg:
         return None
-    return {"pp": float(pp.group(1)), "tg": float(tg.group(1)), "gb": float(gb.group(1)),
+    return {"pp": float(pp.group(1)), "tg": float(tg.group(1)), "gb": float(gb.group(1)), "step_gb": float(step.group(1)),
             "rss": int(rss.group(1)) if rss else None, "hwm": int(rss.group(2)) if rss else None}
 
 
@@ -133,20 +134,22 @@ def main():
         f"`llama-bench -p {a.pp} -n {a.tg} -t {a.threads}` on the same files, best of {a.rounds} alternating rounds.",
         "Bandwidth: `bench/membw.c` just before each model: the faster of PEERS.md's parallel float sum and a "
         "four-stream prefetching sum over 512 MiB (here the second reads ~1.5x faster); the decode bound is "
-        "bandwidth / weight bytes. `file GB/s`: the same four-stream sum over the model file's read-only map (the "
-        "page cache the weights are decoded from), and the decode speed as a share of that bound.",
+        "bandwidth / bytes read per decode step. `file GB/s`: the same four-stream sum over the model file's read-only map (the "
+        "page cache the weights are decoded from), and the decode speed as a share of that bound. The bytes are those one "
+        "decode step reads (`read/step GB`): every tensor, except that of an untied embedding table only the token's row.",
         "",
-        "| model | weights GB | mem GB/s | file GB/s | load avg before → after | lmkit pp t/s | llama.cpp pp t/s | pp ratio | "
+        "| model | weights GB | read/step GB | mem GB/s | file GB/s | load avg before → after | lmkit pp t/s | llama.cpp pp t/s | pp ratio | "
         "lmkit tg t/s | llama.cpp tg t/s | tg ratio | lmkit tg % of bound | % of file bound | lmkit RSS / peak MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, fname, bw, bw_file, l0, l1, o, t in rows:
         gb = o["gb"] if o else None
+        step = o["step_gb"] if o else None
         ppr = o["pp"] / t["pp"] if o and t and t.get("pp") else None
         tgr = o["tg"] / t["tg"] if o and t and t.get("tg") else None
-        bound = 100 * o["tg"] * gb / bw if o and gb and bw == bw else None
-        fbound = 100 * o["tg"] * gb / bw_file if o and gb and bw_file == bw_file else None
-        lines.append(f"| {label} | {f(gb, 3)} | {f(bw)} | {f(bw_file)} | {l0} → {l1} | {f(o and o['pp'])} | "
+        bound = 100 * o["tg"] * step / bw if o and step and bw == bw else None
+        fbound = 100 * o["tg"] * step / bw_file if o and step and bw_file == bw_file else None
+        lines.append(f"| {label} | {f(gb, 3)} | {f(step, 3)} | {f(bw)} | {f(bw_file)} | {l0} → {l1} | {f(o and o['pp'])} | "
                      f"{f(t and t.get('pp'))} | {f(ppr, 2)} | {f(o and o['tg'])} | {f(t and t.get('tg'))} | {f(tgr, 2)} | "
                      f"{f(bound, 0)}% | {f(fbound, 0)}% | "
                      f"{o['rss'] if o else 'n/a'} / {o['hwm'] if o else 'n/a'} |")

@@ -78,6 +78,13 @@ lm_status lm_llama_parse_llama2c(const void *data, size_t size, lm_llama_model *
 lm_status lm_llama_from_gguf(lm_gguf *g, lm_llama_model *m); /* takes ownership of nothing */
 void lm_llama_free(lm_llama_model *m);
 
+/* Weight bytes one decode step reads: every tensor once, except that of
+ * an embedding table with its own output matrix only the token's row is
+ * read (with tied embeddings the output matmul reads it all). This is
+ * the numerator of the decode bandwidth bound; weight_bytes counts the
+ * file's tensors. */
+size_t lm_llama_decode_bytes(const lm_llama_model *m);
+
 /* Validates a configuration (dims, heads divide, ranges); names the field. */
 lm_status lm_llama_config_check(const lm_llama_config *c);
 

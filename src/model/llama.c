@@ -28,6 +28,13 @@ lm_status lm_llama_config_check(const lm_llama_config *c) {
     return LM_OK;
 }
 
+size_t lm_llama_decode_bytes(const lm_llama_model *m) {
+    const lm_weight *e = &m->tok_emb;
+    if (!e->data || e->data == m->output.data) return m->weight_bytes;
+    const size_t row = lm_qtype_row_bytes(e->type, e->cols), table = row * (size_t)e->rows;
+    return m->weight_bytes >= table ? m->weight_bytes - table + row : m->weight_bytes;
+}
+
 void lm_llama_free(lm_llama_model *m) {
     free(m->layers);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);

@@ -110,6 +110,12 @@ static void test_stories_gguf(void) {
     CHECK(f32.n_vocab_strings == 512 && !strcmp(f32.vocab[300], v.pieces[300]));
     CHECK(q8.layers[0].wq.type == LM_QT_Q8_0 && q8.layers[0].w_down.type == LM_QT_F16); /* 172 % 32 != 0 */
     CHECK(f32.output.data == f32.tok_emb.data);
+    /* Bytes a decode step reads: with tied embeddings every tensor; with
+     * a separate output matrix the table's one row, not its 512. */
+    CHECK(lm_llama_decode_bytes(&f32) == f32.weight_bytes);
+    lm_llama_model untied = f32;
+    untied.output.data = f32.layers[0].wq.data;
+    CHECK(lm_llama_decode_bytes(&untied) == f32.weight_bytes - 511 * 64 * sizeof(float));
     /* Greedy decode over both, against the llama2.c golden ids. */
     FILE *f = fopen(test_src_path("tests/golden/llama2c_stories260K/greedy_bos_256.ids"), "r");
     int32_t want[256];

@@ -85,24 +85,24 @@ int lm_bench_generate(int argc, char **argv) {
     double t_tg = lm_now_seconds() - t0;
     if (s != LM_OK) fprintf(stderr, "lmkit: error: %s\n", lm_last_error());
     else {
-        double gb = (double)m.weight_bytes / 1e9;
+        double gb = (double)m.weight_bytes / 1e9, step_gb = (double)lm_llama_decode_bytes(&m) / 1e9;
         if (json) {
-            json_t *o = json_pack("{s:s, s:f, s:f, s:i, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:f}", "model", model,
-                                  "weight_gb", gb, "load_s", m.load_seconds, "threads", lm_get_threads(), "kernels",
+            json_t *o = json_pack("{s:s, s:f, s:f, s:f, s:i, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:f}", "model", model,
+                                  "weight_gb", gb, "decode_read_gb", step_gb, "load_s", m.load_seconds, "threads", lm_get_threads(), "kernels",
                                   lm_isa_name(lm_quant_isa()), "parallel", par, "prompt_tokens", pp, "gen_tokens", tg,
                                   "prefill_tok_s", par * pp / t_pp, "decode_tok_s", par * tg / t_tg, "decode_steps_s", tg / t_tg,
-                                  "decode_weight_gb_s", gb * tg / t_tg, "rss_mib", proc_status_mib("VmRSS"), "peak_rss_mib",
+                                  "decode_weight_gb_s", step_gb * tg / t_tg, "rss_mib", proc_status_mib("VmRSS"), "peak_rss_mib",
                                   proc_status_mib("VmHWM"), "kv_cache", kv, "kv_cache_mib", (double)lm_engine_kv_bytes(e) / (1 << 20));
             char *txt = o ? json_dumps(o, JSON_REAL_PRECISION(6)) : NULL;
             if (txt) printf("%s\n", txt);
             free(txt);
             json_decref(o);
         } else {
-            printf("model %s: %.3f GB weights, load %.3f s, threads %d, kernels %s\n", model, gb, m.load_seconds, lm_get_threads(),
-                   lm_isa_name(lm_quant_isa()));
+            printf("model %s: %.3f GB weights, %.3f GB read per decode step, load %.3f s, threads %d, kernels %s\n", model, gb,
+                   step_gb, m.load_seconds, lm_get_threads(), lm_isa_name(lm_quant_isa()));
             printf("prefill: %d x %d tokens in %.3f s = %.1f tok/s\n", par, pp, t_pp, par * pp / t_pp);
             printf("decode:  %d x %d tokens in %.3f s = %.1f tok/s (%.1f steps/s, %.1f GB/s of weights)\n", par, tg, t_tg,
-                   par * tg / t_tg, tg / t_tg, gb * tg / t_tg);
+                   par * tg / t_tg, tg / t_tg, step_gb * tg / t_tg);
             printf("memory: resident %.0f MiB now, peak %.0f MiB (KV cache %s %.0f MiB)\n", proc_status_mib("VmRSS"), proc_status_mib("VmHWM"), kv_f16 ? "f16" : "f32",
                    (double)lm_engine_kv_bytes(e) / (1 << 20));
         }
