@@ -167,7 +167,10 @@ static void quantize_row(lm_qtype t, const float *x, void *y, int k) {
     case LM_QT_Q4_0: lm_quantize_row_q4_0(x, y, k); break;
     case LM_QT_Q4_K: lm_quantize_row_q4_k(x, y, k); break;
     case LM_QT_Q6_K: lm_quantize_row_q6_k(x, y, k); break;
-    case LM_QT_Q8_K: lm_quantize_row_q8_k(x, y, k); break;
+    case LM_QT_Q8_K:
+        if (lm_quant_isa() == LM_ISA_AVX512) lm_quantize_row_q8_k_avx512(x, y, k);
+        else lm_quantize_row_q8_k(x, y, k);
+        break;
     }
 }
 

@@ -187,6 +187,28 @@ AVX512_TARGET void lm_quantize_row_q8_0_avx512(const float *x, void *vy, int k) 
     }
 }
 
+/* Q8_K quantization of a row (the activations of the K-type kernels),
+ * bit-identical to lm_quantize_row_q8_k as the Q8_0 version above is to
+ * its reference, with each 16 quants' sum taken from the rounded ints.
+ * The scalar loop was ~1% of a 1B Q4_K decode step on the main thread
+ * while the other waited. */
+AVX512_TARGET void lm_quantize_row_q8_k_avx512(const float *x, void *vy, int k) {
+    lm_block_q8_k *y = vy;
+    for (int b = 0; b < k / QK_K; b++, x += QK_K) {
+        __m512 m = _mm512_setzero_ps();
+        for (int i = 0; i < QK_K; i += 16) m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), m);
+        float amax = _mm512_reduce_max_ps(m);
+        float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+        y[b].d = d;
+        __m512 s = _mm512_set1_ps(id);
+        for (int g = 0; g < QK_K / 16; g++) {
+            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * g), s));
+            _mm_storeu_si128((__m128i *)(y[b].qs + 16 * g), _mm512_cvtsepi32_epi8(q));
+            y[b].bsums[g] = (int16_t)_mm512_reduce_add_epi32(q);
+        }
+    }
+}
+
 /* F32 to F16 by vcvtps2ph, rounding to nearest even as lm_f32_to_f16 does
  * (a NaN keeps its top payload bits instead of becoming the one quiet
  * NaN). */

@@ -98,6 +98,7 @@ float lm_fdot_f16_avx2(const void *w, const float *x, int k);
 float lm_fdot_bf16_avx2(const void *w, const float *x, int k);
 float lm_dot_q8_0_avx512(const void *w, const void *x, int nb);
 void lm_quantize_row_q8_0_avx512(const float *x, void *y, int k);
+void lm_quantize_row_q8_k_avx512(const float *x, void *y, int k);
 void lm_f32_to_f16_row_avx512(const float *x, uint16_t *y, size_t n);
 float lm_dot_q4_0_avx512(const void *w, const void *x, int nb);
 float lm_dot_q4_k_avx512(const void *w, const void *x, int nb);

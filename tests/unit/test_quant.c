@@ -90,6 +90,20 @@ static void test_round_trip(void) {
     lm_free(y);
 }
 
+/* lm_quantize of type t over x[0..k) under the best ISA gives the scalar
+ * reference's bytes. */
+static void check_quantize_matches_scalar(lm_qtype t, const float *x, int k) {
+    size_t rb = lm_qtype_row_bytes(t, k);
+    uint8_t *want = lm_alloc(rb), *got = lm_alloc(rb);
+    lm_quant_set_isa(LM_ISA_SCALAR);
+    CHECK_OK(lm_quantize(t, x, want, 1, k));
+    lm_quant_set_isa(LM_ISA_BEST);
+    CHECK_OK(lm_quantize(t, x, got, 1, k));
+    CHECK_MSG(!memcmp(got, want, rb), "%s quantize (%s) differs from scalar", lm_qtype_name(t), lm_isa_name(lm_quant_isa()));
+    lm_free(want);
+    lm_free(got);
+}
+
 /* Quantizers with a SIMD version give the scalar reference's bytes: normal
  * data at several scales, a zero block, and values on rounding ties
  * (x * (127 / amax) = n + 0.5 exactly). */
@@ -99,13 +113,15 @@ static void test_simd_quantize(void) {
     fill_normal(x, (size_t)k, 7);
     for (int i = 0; i < 32; i++) x[32 + i] *= 1e-6f, x[64 + i] *= 1e5f, x[96 + i] = 0.0f;
     for (int i = 0; i < 32; i++) x[128 + i] = i == 0 ? 127.0f : (float)(i % 16) + 0.5f; /* amax 127: id = 1 */
-    size_t rb = lm_qtype_row_bytes(LM_QT_Q8_0, k);
-    uint8_t *want = lm_alloc(rb), *got = lm_alloc(rb);
-    lm_quant_set_isa(LM_ISA_SCALAR);
-    CHECK_OK(lm_quantize(LM_QT_Q8_0, x, want, 1, k));
-    lm_quant_set_isa(LM_ISA_BEST);
-    CHECK_OK(lm_quantize(LM_QT_Q8_0, x, got, 1, k));
-    CHECK_MSG(!memcmp(got, want, rb), "q8_0 quantize (%s) differs from scalar", lm_isa_name(lm_quant_isa()));
+    check_quantize_matches_scalar(LM_QT_Q8_0, x, k);
+    /* Q8_K (blocks of 256, with sums of 16): the same values over 1.125
+     * of its blocks, padded to 3 blocks with more normal data */
+    const int kk = 256 * 3;
+    float *xk = lm_alloc(sizeof(float) * kk);
+    fill_normal(xk, (size_t)kk, 9);
+    memcpy(xk + 256, x, sizeof(float) * (size_t)k);
+    check_quantize_matches_scalar(LM_QT_Q8_K, xk, kk);
+    lm_free(xk);
     /* F16 rows: normal values at many scales, subnormals, overflow to
      * infinity, halfway cases (1 + 2^-11: ties to even), an odd length */
     enum { NH = 77 };
@@ -118,8 +134,6 @@ static void test_simd_quantize(void) {
     for (int i = 0; i < NH; i++) same &= h16[i] == lm_f32_to_f16(h[i]);
     CHECK_MSG(same, "lm_f32_to_f16_row (%s) differs from lm_f32_to_f16", lm_isa_name(lm_quant_isa()));
     lm_free(x);
-    lm_free(want);
-    lm_free(got);
 }
 
 /* Reference: y = dequant(W) x in double. */
