@@ -84,6 +84,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "membw: %s: mmap failed\n", argv[2]);
             return 1;
         }
+        madvise((void *)map, (size_t)st.st_size, MADV_HUGEPAGE); /* as lm_mmap_open does */
         size_t nf = (size_t)st.st_size / sizeof(float) / 64 * 64;
         double best_file = 0;
         for (int pass = 0; pass < 6; pass++) {
