@@ -67,16 +67,15 @@ def membw(threads, path):
 
 def lmkit_run(a, path):
     rc, out = run([a.lmkit, "bench", "generate", "--model", path, "--prompt-tokens", str(a.pp), "--gen-tokens", str(a.tg),
-                   "--threads", str(a.threads)], a.timeout)
-    pp = re.search(r"prefill: .*= ([0-9.]+) tok/s", out)
-    tg = re.search(r"decode: .*= ([0-9.]+) tok/s", out)
-    gb = re.search(r"([0-9.]+) GB weights", out)
-    step = re.search(r"([0-9.]+) GB read per decode step", out)
-    rss = re.search(r"resident ([0-9]+) MiB now, peak ([0-9]+) MiB", out)
-    if rc != 0 or not pp or not tg:
+                   "--threads", str(a.threads), "--json"], a.timeout)
+    try:
+        j = json.loads(out[out.index("{"):])
+    except ValueError:
         return None
-    return {"pp": float(pp.group(1)), "tg": float(tg.group(1)), "gb": float(gb.group(1)), "step_gb": float(step.group(1)),
-            "rss": int(rss.group(1)) if rss else None, "hwm": int(rss.group(2)) if rss else None}
+    if rc != 0:
+        return None
+    return {"pp": j["prefill_tok_s"], "tg": j["decode_tok_s"], "gb": j["weight_gb"], "step_gb": j["decode_read_gb"],
+            "rss": round(j["rss_mib"]), "hwm": round(j["peak_rss_mib"])}
 
 
 def llama_run(a, path):
@@ -166,8 +165,8 @@ def main():
         bound = 100 * o["tg"] * step / bw if o and step and bw == bw else None
         fbound = 100 * o["tg"] * step / bw_file if o and step and bw_file == bw_file else None
         lines.append(f"| {label} | {f(gb, 3)} | {f(step, 3)} | {f(bw)} | {f(bw_file)} | {l0} → {l1} | {f(o and o['pp'])} | "
-                     f"{f(t and t.get('pp'))} | {f(ppr, 2)} | {f(o and o['tg'])} | {f(t and t.get('tg'))} | {f(tgr, 2)} | "
-                     f"{f(bound, 0)}% | {f(fbound, 0)}% | "
+                     f"{f(t and t.get('pp'))} | {f(ppr, 2)} | {f(o and o['tg'], 2)} | {f(t and t.get('tg'))} | {f(tgr, 2)} | "
+                     f"{f(bound)}% | {f(fbound)}% | "
                      f"{o['rss'] if o else 'n/a'} / {o['hwm'] if o else 'n/a'} |")
     with open(a.out, "w") as fo:
         fo.write("\n".join(lines) + "\n")
