@@ -199,7 +199,7 @@ static inline __attribute__((always_inline)) void solo_chunk(const int KD, const
                 for (int i = 0; i < KD; i++) {
                     const int d = jj * KD + i;
                     const size_t idx = tile + (size_t)d * LM_KV_TILE;
-                    _mm_prefetch((const char *)kv->k + idx * es + SOLO_PREFETCH, _MM_HINT_T0);
+                    prefetch_lines((const char *)kv->k + idx * es + SOLO_PREFETCH, LM_KV_TILE * es);
                     const __m512 qd = _mm512_set1_ps(q[d]);
                     a0[i] = _mm512_fmadd_ps(qd, load_kv(kv->k, kv->f16, idx), a0[i]);
                     a1[i] = _mm512_fmadd_ps(qd, load_kv(kv->k, kv->f16, idx + 16), a1[i]);
