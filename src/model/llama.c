@@ -124,8 +124,7 @@ lm_status lm_llama_from_gguf(lm_gguf *g, lm_llama_model *m) {
 #define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", arch, suffix), key)
 #define GETI(field, suffix, lo, hi)                                  \
     do {                                                             \
-        lm_status s_ = lm_gguf_get_int(g, KEY(suffix), lo, hi, &v); \
-        if (s_) goto fail;                                           \
+        if ((s = lm_gguf_get_int(g, KEY(suffix), lo, hi, &v))) goto fail; \
         c->field = (int)v;                                           \
     } while (0)
     lm_status s = LM_OK;

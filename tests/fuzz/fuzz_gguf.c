@@ -18,7 +18,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (lm_gguf_parse(buf, size, &g) == LM_OK) {
         lm_llama_model m;
         memset(&m, 0, sizeof m);
-        lm_llama_from_gguf(&g, &m);
+        /* LM_OK must mean a whole model: a loader that returned OK with a
+         * half-built one crashed only later, in whatever used it. */
+        if (lm_llama_from_gguf(&g, &m) == LM_OK && (lm_llama_config_check(&m.cfg) != LM_OK || !m.layers ||
+                                                    !m.tok_emb.data || !m.output.data || !m.out_norm))
+            abort();
         lm_llama_free(&m);
         lm_gguf_close(&g);
     }

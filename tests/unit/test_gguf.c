@@ -42,6 +42,14 @@ static void expect_err(const uint8_t *buf, size_t n, lm_status want, const char 
     CHECK_MSG(strstr(lm_last_error(), needle) != NULL, "'%s' not in: %s", needle, lm_last_error());
 }
 
+static void write_file(const char *path, const void *buf, size_t n) {
+    FILE *o = fopen(path, "wb");
+    CHECK(o != NULL);
+    if (!o) return;
+    CHECK(fwrite(buf, 1, n, o) == n);
+    fclose(o);
+}
+
 static void patch_u32(uint8_t *b, size_t off, uint32_t v) { memcpy(b + off, &v, 4); }
 static void patch_u64(uint8_t *b, size_t off, uint64_t v) { memcpy(b + off, &v, 8); }
 
@@ -172,6 +180,31 @@ static void test_stories_gguf(void) {
         fclose(o);
         CHECK(lm_llama_load(tmp("bad.gguf"), &m2) == LM_ERR_FORMAT);
         CHECK_MSG(strstr(lm_last_error(), "blk.3.ffn_up.weight' has shape"), "%s", lm_last_error());
+    }
+    /* Every required hyperparameter key, missing (its first letter
+     * changed) and then out of range (block_count 0): a clear error naming
+     * it, never a half-built model. */
+    static const char *const required[] = {"llama.context_length", "llama.embedding_length", "llama.block_count",
+                                           "llama.feed_forward_length", "llama.attention.head_count"};
+    for (size_t k = 0; k < sizeof required / sizeof *required; k++) {
+        char *key = memmem(buf, n, required[k], strlen(required[k]));
+        CHECK_MSG(key != NULL, "%s not in s.gguf", required[k]);
+        if (!key) continue;
+        key[6] = 'X'; /* "llama.Xontext_length" */
+        write_file(tmp("bad.gguf"), buf, n);
+        CHECK(lm_llama_load(tmp("bad.gguf"), &m2) == LM_ERR_FORMAT);
+        CHECK_MSG(strstr(lm_last_error(), required[k]) && strstr(lm_last_error(), "missing key"), "%s", lm_last_error());
+        key[6] = required[k][6];
+    }
+    char *bc = memmem(buf, n, "llama.block_count", 17);
+    if (bc) {
+        uint32_t type, zero = 0;
+        memcpy(&type, bc + 17, 4);
+        CHECK(type == 4); /* u32 */
+        memcpy(bc + 17 + 4, &zero, 4);
+        write_file(tmp("bad.gguf"), buf, n);
+        CHECK(lm_llama_load(tmp("bad.gguf"), &m2) == LM_ERR_FORMAT);
+        CHECK_MSG(strstr(lm_last_error(), "llama.block_count"), "%s", lm_last_error());
     }
     free(buf);
     lm_llama2c_vocab_free(&v);
