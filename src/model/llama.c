@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "lmkit/llama.h"
@@ -63,7 +64,12 @@ lm_status lm_llama_load(const char *path, lm_llama_model *m) {
     char magic[4] = {0};
     size_t n = fread(magic, 1, 4, f);
     fclose(f);
-    if (n == 4 && !memcmp(magic, "GGUF", 4)) return lm_llama_load_gguf(path, m);
+    /* A .gguf name goes to the GGUF reader whatever its first bytes: a
+     * truncated or damaged one is then reported as the GGUF it was meant
+     * to be, not as a broken llama2.c file. */
+    size_t len = strlen(path);
+    int gguf_name = len >= 5 && !strcasecmp(path + len - 5, ".gguf");
+    if ((n == 4 && !memcmp(magic, "GGUF", 4)) || gguf_name) return lm_llama_load_gguf(path, m);
     return lm_llama_load_llama2c(path, m);
 }
 

@@ -206,6 +206,11 @@ static void test_stories_gguf(void) {
         CHECK(lm_llama_load(tmp("bad.gguf"), &m2) == LM_ERR_FORMAT);
         CHECK_MSG(strstr(lm_last_error(), "llama.block_count"), "%s", lm_last_error());
     }
+    /* A .gguf cut to 3 bytes is reported as a truncated GGUF, not as a
+     * llama2.c file. */
+    write_file(tmp("cut.gguf"), buf, 3);
+    CHECK(lm_llama_load(tmp("cut.gguf"), &m2) == LM_ERR_FORMAT);
+    CHECK_MSG(strstr(lm_last_error(), "gguf: truncated"), "%s", lm_last_error());
     free(buf);
     lm_llama2c_vocab_free(&v);
     lm_llama_free(&src);
