@@ -20,10 +20,19 @@ typedef struct lm_tokenizer lm_tokenizer;
  *                 (encoder.json + vocab.bpe); the data dir is $LMKIT_DATA_DIR
  *                 or the build's data/ folder
  *   a tokenizer.json file, a *.tiktoken rank file, a llama2.c tokenizer.bin,
- *   or a directory holding tokenizer.json, encoder.json + vocab.bpe, or
- *   tokenizer.bin.
+ *   a GGUF file's own tokenizer (tokenizer.ggml.*: SentencePiece "llama"
+ *   or byte-level BPE "gpt2" vocabularies), or a directory holding
+ *   tokenizer.json, encoder.json + vocab.bpe, or tokenizer.bin.
  * On success *out owns the tokenizer; free it with lm_tokenizer_free. */
 lm_status lm_tokenizer_load(const char *spec, lm_tokenizer **out);
+/* Whether the GGUF file at path carries a tokenizer (tokenizer.ggml.model
+ * and .tokens); 0 for anything unreadable. */
+int lm_gguf_has_tokenizer(const char *path);
+/* A SentencePiece vocabulary piece as SentencePiece (and so GGUF and
+ * llama.cpp) spells it: a space is U+2581, and llama2.c's "\n<s>\n" is
+ * "<s>". Pieces already in that form come back unchanged. malloc'd;
+ * *out_len (if not NULL) gets its length. */
+char *lm_spm_spelling(const char *piece, size_t len, size_t *out_len);
 void lm_tokenizer_free(lm_tokenizer *t);
 
 /* Encodes len bytes of text (need not be NUL-terminated; invalid UTF-8 is

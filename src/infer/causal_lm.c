@@ -66,7 +66,12 @@ lm_status lm_causal_lm_open(const char *path, const char *tokenizer, lm_causal_l
             lm->llama = NULL;
             return s;
         }
-        char *tok_path = tokenizer ? strdup(tokenizer) : dir ? lm_path_join(path, "tokenizer.json") : lm_sibling_tokenizer(path);
+        /* A GGUF that carries its tokenizer is used whole, as llama.cpp
+         * does; otherwise the tokenizer beside the file. */
+        char *tok_path = tokenizer                        ? strdup(tokenizer)
+                         : dir                            ? lm_path_join(path, "tokenizer.json")
+                         : lm_gguf_has_tokenizer(path)    ? strdup(path)
+                                                          : lm_sibling_tokenizer(path);
         if (!tok_path)
             s = lm_error(LM_ERR_ARG, "%s: no tokenizer found beside the model; pass --tokenizer PATH", path);
         else

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lmkit/llama.h"
+#include "lmkit/tokenizer.h"
 #include "kernels/quant_blocks.h"
 
 typedef struct {
@@ -149,6 +150,14 @@ static lm_status write_all(const lm_llama_model *m, lm_gguf_writer *gw, buflist 
     if (vocab && n_vocab > 0) {
         int32_t *tt = malloc(sizeof(int32_t) * (size_t)n_vocab);
         if (!tt) return lm_error(LM_ERR_NOMEM, "out of memory");
+        LM_TRY(keep(b, tt));
+        char **pieces = calloc((size_t)n_vocab, sizeof *pieces);
+        LM_TRY(pieces ? keep(b, pieces) : lm_error(LM_ERR_NOMEM, "out of memory"));
+        for (int i = 0; i < n_vocab; i++) {
+            pieces[i] = lm_spm_spelling(vocab[i], strlen(vocab[i]), NULL);
+            LM_TRY(pieces[i] ? keep(b, pieces[i]) : lm_error(LM_ERR_NOMEM, "out of memory"));
+        }
+        vocab = pieces;
         for (int i = 0; i < n_vocab; i++) {
             unsigned x;
             tt[i] = 1;
@@ -156,8 +165,7 @@ static lm_status write_all(const lm_llama_model *m, lm_gguf_writer *gw, buflist 
             if (i == 0) tt[i] = 2;
             if (i == c->bos_id || i == c->eos_id) tt[i] = 3;
         }
-        lm_status s = keep(b, tt);
-        if (s == LM_OK) s = lm_gguf_writer_set_str(gw, "tokenizer.ggml.model", "llama");
+        lm_status s = lm_gguf_writer_set_str(gw, "tokenizer.ggml.model", "llama");
         if (s == LM_OK) s = lm_gguf_writer_set_arr_str(gw, "tokenizer.ggml.tokens", (const char *const *)vocab, (uint64_t)n_vocab);
         if (s == LM_OK && scores) s = lm_gguf_writer_set_arr(gw, "tokenizer.ggml.scores", LM_GGUF_F32, scores, (uint64_t)n_vocab);
         if (s == LM_OK) s = lm_gguf_writer_set_arr(gw, "tokenizer.ggml.token_type", LM_GGUF_I32, tt, (uint64_t)n_vocab);

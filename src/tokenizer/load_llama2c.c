@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-lm_status lm_tok_merges_from_ranks(lm_tokenizer *t, int32_t n, char **raw, uint32_t *rlen, const uint32_t *rank,
-                                   const char *path);
 
 static const double *sort_scores;
 static int by_score(const void *a, const void *b) {
@@ -19,147 +17,184 @@ static int by_score(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-lm_status lm_tok_load_llama2c(const char *path, lm_tokenizer **out) {
-    char *buf;
-    size_t len;
-    LM_TRY(lm_read_file(path, &buf, &len));
+char *lm_spm_spelling(const char *p, size_t l, size_t *out_len) {
+    /* llama2.c writes BOS/EOS as "\n<s>\n" and "\n</s>\n": use the real names */
+    if (l >= 5 && p[0] == '\n' && p[1] == '<' && p[l - 2] == '>' && p[l - 1] == '\n') p++, l -= 2;
+    char *s = malloc(l * 3 + 1);
+    if (!s) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < l; i++) {
+        if (p[i] == ' ') {
+            memcpy(s + k, "\xE2\x96\x81", 3);
+            k += 3;
+        } else s[k++] = p[i];
+    }
+    s[k] = 0;
+    if (out_len) *out_len = k;
+    return s;
+}
+
+/* Appends an added token (special or not) to t. */
+static lm_status add_added(lm_tokenizer *t, int32_t id, const char *content, size_t len, int special) {
+    lm_added *a = realloc(t->added, (size_t)(t->n_added + 1) * sizeof *a);
+    if (!a) return lm_error(LM_ERR_NOMEM, "out of memory");
+    t->added = a;
+    a = &t->added[t->n_added++];
+    memset(a, 0, sizeof *a);
+    a->id = id;
+    a->len = len;
+    a->special = special;
+    if (!(a->content = strndup(content, len))) return lm_error(LM_ERR_NOMEM, "out of memory");
+    return LM_OK;
+}
+
+lm_status lm_tok_build_spm(const lm_spm_vocab *v, const char *path, lm_tokenizer **out) {
+    *out = NULL;
+    size_t n = v->n;
+    if (n < 3) return lm_error(LM_ERR_FORMAT, "%s: only %zu tokens", path, n);
     lm_tokenizer *t = lm_tok_new();
-    if (!t) {
-        free(buf);
-        return LM_ERR_NOMEM;
+    if (!t) return LM_ERR_NOMEM;
+    lm_status st = lm_tok_alloc_vocab(t, (int32_t)n);
+    for (size_t i = 0; i < n && st == LM_OK; i++) {
+        st = lm_tok_set_token(t, (int32_t)i, v->piece[i], v->len[i]);
+        if (st == LM_OK && lm_strmap_get(&t->vocab, t->tok[i], t->tok_len[i]) < 0)
+            st = lm_strmap_put(&t->vocab, t->tok[i], t->tok_len[i], (int32_t)i);
     }
-    lm_status st = LM_OK;
-    size_t pos = 4, n = 0, cap = 0;
-    char **raw = NULL;
-    uint32_t *rlen = NULL;
-    double *score = NULL;
-    if (len < 4) st = lm_error(LM_ERR_FORMAT, "%s: too short for a llama2.c tokenizer", path);
-    while (st == LM_OK && pos < len) {
-        float sc;
-        int32_t l;
-        if (pos + 8 > len) {
-            st = lm_error(LM_ERR_FORMAT, "%s: truncated at token %zu (offset %zu)", path, n, pos);
-            break;
-        }
-        memcpy(&sc, buf + pos, 4);
-        memcpy(&l, buf + pos + 4, 4);
-        pos += 8;
-        if (l < 0 || (size_t)l > len - pos) {
-            st = lm_error(LM_ERR_FORMAT, "%s: token %zu: bad length %d", path, n, l);
-            break;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 1024;
-            char **r2 = realloc(raw, cap * sizeof *r2);
-            uint32_t *l2 = r2 ? realloc(rlen, cap * sizeof *l2) : NULL;
-            double *s2 = l2 ? realloc(score, cap * sizeof *s2) : NULL;
-            if (r2) raw = r2;
-            if (l2) rlen = l2;
-            if (s2) score = s2;
-            if (!s2) {
-                st = lm_error(LM_ERR_NOMEM, "out of memory");
-                break;
-            }
-        }
-        /* llama2.c writes BOS/EOS as "\n<s>\n" and "\n</s>\n": use the real names */
-        size_t skip_after = 0;
-        if (l >= 5 && buf[pos] == '\n' && buf[pos + 1] == '<' && buf[pos + (size_t)l - 1] == '\n' &&
-            buf[pos + (size_t)l - 2] == '>') {
-            pos++;
-            l -= 2;
-            skip_after = 1;
-        }
-        /* ' ' -> U+2581 */
-        char *s = malloc((size_t)l * 3 + 1);
-        if (!s) {
-            st = lm_error(LM_ERR_NOMEM, "out of memory");
-            break;
-        }
-        size_t k = 0;
-        for (int32_t i = 0; i < l; i++) {
-            if (buf[pos + (size_t)i] == ' ') {
-                memcpy(s + k, "\xE2\x96\x81", 3);
-                k += 3;
-            } else s[k++] = buf[pos + (size_t)i];
-        }
-        raw[n] = s;
-        rlen[n] = (uint32_t)k;
-        score[n] = sc;
-        pos += (size_t)l + skip_after;
-        st = lm_tok_set_token(t, (int32_t)n, s, k);
-        if (st == LM_OK && lm_strmap_get(&t->vocab, t->tok[n], t->tok_len[n]) < 0)
-            st = lm_strmap_put(&t->vocab, t->tok[n], t->tok_len[n], (int32_t)n);
-        n++;
-    }
-    free(buf);
-    uint32_t *rank = NULL;
-    int32_t *order = NULL;
-    if (st == LM_OK && n < 3) st = lm_error(LM_ERR_FORMAT, "%s: only %zu tokens", path, n);
-    if (st == LM_OK) {
-        rank = malloc(n * sizeof *rank);
-        order = malloc(n * sizeof *order);
-        if (!rank || !order) st = lm_error(LM_ERR_NOMEM, "out of memory");
-    }
+    /* merges: the higher a token's score, the earlier its merge (rank 0) */
+    uint32_t *rank = malloc(n * sizeof *rank);
+    int32_t *order = malloc(n * sizeof *order);
+    if (st == LM_OK && (!rank || !order)) st = lm_error(LM_ERR_NOMEM, "out of memory");
     if (st == LM_OK) {
         for (size_t i = 0; i < n; i++) order[i] = (int32_t)i;
-        sort_scores = score;
+        sort_scores = v->score;
         qsort(order, n, sizeof *order, by_score);
         for (size_t i = 0; i < n; i++) rank[order[i]] = (uint32_t)i;
-        st = lm_tok_alloc_vocab(t, (int32_t)n);
+        st = lm_tok_merges_from_ranks(t, (int32_t)n, v->piece, v->len, rank, path);
     }
-    if (st == LM_OK) st = lm_tok_merges_from_ranks(t, (int32_t)n, raw, rlen, rank, path);
-    for (size_t i = 0; i < n; i++) free(raw[i]);
-    free(raw);
-    free(rlen);
-    free(score);
     free(rank);
     free(order);
     t->model = LM_MODEL_BPE;
     t->byte_fallback = 1;
     t->fuse_unk = 1;
-    t->unk_id = lm_strmap_get(&t->vocab, "<unk>", 5);
-    /* control tokens as HF's LLaMA conversion declares them */
-    static const char *const ctl[] = {"<unk>", "<s>", "</s>"};
-    for (int i = 0; i < 3 && st == LM_OK; i++) {
-        int32_t id = lm_strmap_get(&t->vocab, ctl[i], strlen(ctl[i]));
-        if (id < 0) continue;
-        lm_added *a = realloc(t->added, (size_t)(t->n_added + 1) * sizeof *a);
-        if (!a) {
-            st = lm_error(LM_ERR_NOMEM, "out of memory");
-            break;
-        }
-        t->added = a;
-        a = &t->added[t->n_added++];
-        memset(a, 0, sizeof *a);
-        a->id = id;
-        a->content = strdup(ctl[i]);
-        a->len = strlen(ctl[i]);
-        a->special = 1;
-        if (!a->content) st = lm_error(LM_ERR_NOMEM, "out of memory");
-    }
+    t->unk_id = v->unk_id >= 0 ? v->unk_id : lm_strmap_get(&t->vocab, "<unk>", 5);
+    /* Control tokens are special added tokens (as HF's LLaMA conversion
+     * declares them); user-defined ones are matched whole but not special. */
+    for (size_t i = 0; i < n && st == LM_OK; i++)
+        if (v->kind[i] == LM_SPM_CONTROL || v->kind[i] == LM_SPM_USER)
+            st = add_added(t, (int32_t)i, v->piece[i], v->len[i], v->kind[i] == LM_SPM_CONTROL);
     if (st == LM_OK) {
-        t->j_norm = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:{s:s}, s:s}]}", "type", "Sequence", "normalizers", "type",
-                              "Prepend", "prepend", "\xE2\x96\x81", "type", "Replace", "pattern", "String", " ",
-                              "content", "\xE2\x96\x81");
+        json_t *prepend = json_pack("{s:s, s:s}", "type", "Prepend", "prepend", "\xE2\x96\x81");
+        json_t *replace = json_pack("{s:s, s:{s:s}, s:s}", "type", "Replace", "pattern", "String", " ", "content", "\xE2\x96\x81");
+        t->j_norm = v->add_space_prefix ? json_pack("{s:s, s:[o, o]}", "type", "Sequence", "normalizers", prepend, replace)
+                                        : json_pack("{s:s, s:[o]}", "type", "Sequence", "normalizers", replace);
+        if (!v->add_space_prefix) json_decref(prepend);
+        /* the decoder strips the dummy space the normalizer prepended */
         t->j_dec = json_pack("{s:s, s:[{s:s, s:{s:s}, s:s}, {s:s}, {s:s}, {s:s, s:s, s:i, s:i}]}", "type", "Sequence",
                              "decoders", "type", "Replace", "pattern", "String", "\xE2\x96\x81", "content", " ", "type",
-                             "ByteFallback", "type", "Fuse", "type", "Strip", "content", " ", "start", 1, "stop", 0);
+                             "ByteFallback", "type", "Fuse", "type", "Strip", "content", " ", "start",
+                             v->add_space_prefix ? 1 : 0, "stop", 0);
+        if (!t->j_norm || !t->j_dec) st = lm_error(LM_ERR_NOMEM, "out of memory");
+    }
+    if (st == LM_OK && v->bos_id >= 0 && (size_t)v->bos_id < n) {
+        const char *bos = v->piece[v->bos_id];
         t->j_post = json_pack("{s:s, s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}], s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}, "
                               "{s:{s:s, s:i}}, {s:{s:s, s:i}}], s:{s:{s:s, s:[i], s:[s]}}}",
-                              "type", "TemplateProcessing", "single", "SpecialToken", "id", "<s>", "type_id", 0,
-                              "Sequence", "id", "A", "type_id", 0, "pair", "SpecialToken", "id", "<s>", "type_id", 0,
-                              "Sequence", "id", "A", "type_id", 0, "SpecialToken", "id", "<s>", "type_id", 1, "Sequence",
-                              "id", "B", "type_id", 1, "special_tokens", "<s>", "id", "<s>", "ids", 1, "tokens", "<s>");
-        if (!t->j_norm || !t->j_dec || !t->j_post) st = lm_error(LM_ERR_NOMEM, "out of memory");
+                              "type", "TemplateProcessing", "single", "SpecialToken", "id", bos, "type_id", 0, "Sequence",
+                              "id", "A", "type_id", 0, "pair", "SpecialToken", "id", bos, "type_id", 0, "Sequence", "id",
+                              "A", "type_id", 0, "SpecialToken", "id", bos, "type_id", 1, "Sequence", "id", "B", "type_id",
+                              1, "special_tokens", bos, "id", bos, "ids", v->bos_id, "tokens", bos);
+        if (!t->j_post) st = lm_error(LM_ERR_NOMEM, "out of memory");
     }
     if (st == LM_OK) st = lm_norm_parse(t->j_norm, "normalizer", &t->norm);
     if (st == LM_OK) st = lm_dec_parse(t->j_dec, "decoder", &t->dec);
-    if (st == LM_OK) st = lm_post_parse(t, t->j_post, "post_processor");
+    if (st == LM_OK && t->j_post) st = lm_post_parse(t, t->j_post, "post_processor");
     if (st == LM_OK) st = lm_tok_finish(t);
+    if (st == LM_OK) {
+        if (v->bos_id >= 0) t->bos_id = v->bos_id;
+        if (v->eos_id >= 0) t->eos_id = v->eos_id;
+    }
     if (st != LM_OK) {
         lm_tokenizer_free(t);
         return st;
     }
     *out = t;
     return LM_OK;
+}
+
+void lm_spm_vocab_free(lm_spm_vocab *v) {
+    for (size_t i = 0; i < v->n; i++) free(v->piece[i]);
+    free(v->piece);
+    free(v->len);
+    free(v->score);
+    free(v->kind);
+    memset(v, 0, sizeof *v);
+}
+
+/* Room for one more token in v. */
+static lm_status spm_grow(lm_spm_vocab *v, size_t *cap) {
+    if (v->n < *cap) return LM_OK;
+    size_t c = *cap ? *cap * 2 : 1024;
+    char **p = realloc(v->piece, c * sizeof *p);
+    if (p) v->piece = p;
+    uint32_t *l = p ? realloc(v->len, c * sizeof *l) : NULL;
+    if (l) v->len = l;
+    double *s = l ? realloc(v->score, c * sizeof *s) : NULL;
+    if (s) v->score = s;
+    uint8_t *k = s ? realloc(v->kind, c * sizeof *k) : NULL;
+    if (k) v->kind = k;
+    if (!k) return lm_error(LM_ERR_NOMEM, "out of memory");
+    *cap = c;
+    return LM_OK;
+}
+
+lm_status lm_spm_vocab_add(lm_spm_vocab *v, size_t *cap, const char *p, size_t l, double score, int kind) {
+    LM_TRY(spm_grow(v, cap));
+    size_t k;
+    if (!(v->piece[v->n] = lm_spm_spelling(p, l, &k))) return lm_error(LM_ERR_NOMEM, "out of memory");
+    v->len[v->n] = (uint32_t)k;
+    v->score[v->n] = score;
+    v->kind[v->n] = (uint8_t)kind;
+    v->n++;
+    return LM_OK;
+}
+
+lm_status lm_tok_load_llama2c(const char *path, lm_tokenizer **out) {
+    char *buf;
+    size_t len;
+    LM_TRY(lm_read_file(path, &buf, &len));
+    lm_spm_vocab v = {.unk_id = -1, .bos_id = -1, .eos_id = -1, .add_space_prefix = 1};
+    size_t cap = 0, pos = 4;
+    lm_status st = LM_OK;
+    if (len < 4) st = lm_error(LM_ERR_FORMAT, "%s: too short for a llama2.c tokenizer", path);
+    while (st == LM_OK && pos < len) {
+        float sc;
+        int32_t l;
+        if (pos + 8 > len) {
+            st = lm_error(LM_ERR_FORMAT, "%s: truncated at token %zu (offset %zu)", path, v.n, pos);
+            break;
+        }
+        memcpy(&sc, buf + pos, 4);
+        memcpy(&l, buf + pos + 4, 4);
+        pos += 8;
+        if (l < 0 || (size_t)l > len - pos) {
+            st = lm_error(LM_ERR_FORMAT, "%s: token %zu: bad length %d", path, v.n, l);
+            break;
+        }
+        st = lm_spm_vocab_add(&v, &cap, buf + pos, (size_t)l, sc, LM_SPM_NORMAL);
+        pos += (size_t)l;
+    }
+    free(buf);
+    /* control tokens as HF's LLaMA conversion declares them */
+    static const char *const ctl[] = {"<unk>", "<s>", "</s>"};
+    for (size_t i = 0; i < v.n && st == LM_OK; i++)
+        for (int c = 0; c < 3; c++)
+            if (v.len[i] == strlen(ctl[c]) && !memcmp(v.piece[i], ctl[c], v.len[i])) {
+                v.kind[i] = LM_SPM_CONTROL;
+                if (c == 1 && v.bos_id < 0) v.bos_id = (int32_t)i;
+            }
+    lm_tokenizer *t = NULL;
+    if (st == LM_OK) st = lm_tok_build_spm(&v, path, &t);
+    lm_spm_vocab_free(&v);
+    if (st == LM_OK) *out = t;
+    return st;
 }

@@ -221,6 +221,28 @@ lm_status lm_tok_from_json(json_t *root, const char *what, lm_tokenizer **out);
 lm_status lm_tok_load_gpt2_files(const char *encoder_json, const char *vocab_bpe, lm_tokenizer **out);
 lm_status lm_tok_load_tiktoken(const char *path, lm_tokenizer **out);
 lm_status lm_tok_load_llama2c(const char *path, lm_tokenizer **out);
+lm_status lm_tok_load_gguf(const char *path, lm_tokenizer **out);
+
+/* A SentencePiece BPE vocabulary (llama2.c tokenizer.bin, GGUF "llama"):
+ * pieces with U+2581 for spaces, scores (higher merges first), kinds. */
+enum { LM_SPM_NORMAL, LM_SPM_CONTROL, LM_SPM_USER };
+typedef struct {
+    size_t n;
+    char **piece;
+    uint32_t *len;
+    double *score;
+    uint8_t *kind;
+    int32_t unk_id, bos_id, eos_id; /* -1: by name (<unk>, <s>, </s>) */
+    int add_space_prefix;           /* SentencePiece's dummy leading space */
+} lm_spm_vocab;
+/* Appends a piece (spaces become U+2581); *cap is v's capacity. */
+lm_status lm_spm_vocab_add(lm_spm_vocab *v, size_t *cap, const char *p, size_t len, double score, int kind);
+void lm_spm_vocab_free(lm_spm_vocab *v);
+/* The HF LLaMA tokenizer pipeline of v: BPE merges from the scores, byte
+ * fallback, control tokens special, BOS added by the post-processor. */
+lm_status lm_tok_build_spm(const lm_spm_vocab *v, const char *path, lm_tokenizer **out);
+lm_status lm_tok_merges_from_ranks(lm_tokenizer *t, int32_t n, char **raw, uint32_t *rlen, const uint32_t *rank,
+                                   const char *path);
 lm_status lm_tok_make_bytes(lm_tokenizer **out);
 
 /* Stage parsers (path names the JSON location for errors) */

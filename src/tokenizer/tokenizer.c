@@ -178,8 +178,16 @@ static lm_status load_file(const char *path, lm_tokenizer **out) {
     if (ends_with(path, ".json")) return lm_tok_load_json(path, out);
     if (ends_with(path, ".tiktoken")) return lm_tok_load_tiktoken(path, out);
     if (ends_with(path, ".bin")) return lm_tok_load_llama2c(path, out);
+    if (ends_with(path, ".gguf")) return lm_tok_load_gguf(path, out);
     FILE *f = fopen(path, "rb");
     if (!f) return lm_error(LM_ERR_IO, "%s: cannot open tokenizer", path);
+    char magic[4] = {0};
+    size_t got = fread(magic, 1, 4, f);
+    rewind(f);
+    if (got == 4 && !memcmp(magic, "GGUF", 4)) {
+        fclose(f);
+        return lm_tok_load_gguf(path, out);
+    }
     int c = fgetc(f);
     while (c == ' ' || c == '\n' || c == '\r' || c == '\t') c = fgetc(f);
     fclose(f);

@@ -1,9 +1,14 @@
 /* Parity with HF tokenizers: ids, byte offsets and decoded text for every
  * case in tests/golden/tokenizer/<name>.golden.json (written by
  * ref/tokenizer_golden.py: English, Chinese, code/emoji, adversarial and
- * 150 random Unicode strings with a fixed seed). Match must be exact. */
+ * 150 random Unicode strings with a fixed seed). Match must be exact.
+ * The same goldens are then run on GGUF files that carry those tokenizers
+ * the way llama.cpp's converters write them (tokenizer.ggml.*). */
 #include <jansson.h>
+#include <unistd.h>
 
+#include "lmkit/gguf.h"
+#include "lmkit/llama.h"
 #include "lmkit/tokenizer.h"
 #include "test.h"
 
@@ -18,15 +23,16 @@ static char *unhex(const char *h, size_t *n) {
     return o;
 }
 
-/* file: a golden file path; name: label for messages */
-static void run_file(const char *name, const char *file) {
+/* file: a golden file path; name: label for messages; tok_path: the
+ * tokenizer to test (NULL: the one the golden names) */
+static void run_file(const char *name, const char *file, const char *tok_path) {
     const char *rel = file;
     json_error_t je;
     json_t *g = json_load_file(file, 0, &je);
     CHECK_MSG(g != NULL, "%s: %s", rel, je.text);
     if (!g) return;
     lm_tokenizer *t = NULL;
-    CHECK_OK(lm_tokenizer_load(test_src_path(json_string_value(json_object_get(g, "tokenizer"))), &t));
+    CHECK_OK(lm_tokenizer_load(tok_path ? tok_path : test_src_path(json_string_value(json_object_get(g, "tokenizer"))), &t));
     if (!t) {
         json_decref(g);
         return;
@@ -104,7 +110,139 @@ static void run(const char *name, const char *kind) {
     char rel[256], label[128];
     snprintf(rel, sizeof rel, "tests/golden/tokenizer/%s.%sgolden.json", name, kind);
     snprintf(label, sizeof label, "%s%s%.*s", name, *kind ? "." : "", *kind ? (int)strlen(kind) - 1 : 0, kind);
-    run_file(label, test_src_path(rel));
+    run_file(label, test_src_path(rel), NULL);
+}
+
+/* ---- the same tokenizers inside GGUF files ---- */
+
+static char gguf_dir[] = "/tmp/lmkit_tok_gguf_XXXXXX";
+
+/* Writes a tokenizer-only GGUF of model "gpt2" (byte-level BPE) the way
+ * llama.cpp's convert_hf_to_gguf.py does: tokens by id, token types (3
+ * control for special added tokens, 4 user-defined for the others, 1
+ * normal), merges as "a b", the pre-tokenizer's name and BOS. */
+static void write_bpe_gguf(const char *path, json_t *vocab, json_t *merges, json_t *added, const char *pre, int bos) {
+    size_t n = json_object_size(vocab);
+    const char **toks = calloc(n, sizeof *toks);
+    int32_t *types = calloc(n, sizeof *types);
+    const char *key;
+    json_t *val;
+    json_object_foreach(vocab, key, val) {
+        json_int_t id = json_integer_value(val);
+        if (id >= 0 && (size_t)id < n) toks[id] = key, types[id] = 1;
+    }
+    size_t i;
+    json_t *a;
+    json_array_foreach(added, i, a) {
+        json_int_t id = json_integer_value(json_object_get(a, "id"));
+        if (id >= 0 && (size_t)id < n) types[id] = json_is_true(json_object_get(a, "special")) ? 3 : 4;
+    }
+    size_t nm = json_array_size(merges);
+    char **ms = calloc(nm ? nm : 1, sizeof *ms);
+    json_array_foreach(merges, i, a) {
+        if (json_is_string(a)) ms[i] = strdup(json_string_value(a));
+        else if (asprintf(&ms[i], "%s %s", json_string_value(json_array_get(a, 0)), json_string_value(json_array_get(a, 1))) < 0)
+            ms[i] = NULL;
+    }
+    for (i = 0; i < n; i++) CHECK_MSG(toks[i] != NULL, "%s: no token with id %zu", path, i);
+    lm_gguf_writer *w = lm_gguf_writer_new();
+    CHECK_OK(lm_gguf_writer_set_str(w, "general.architecture", "llama"));
+    CHECK_OK(lm_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2"));
+    CHECK_OK(lm_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre));
+    CHECK_OK(lm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, n));
+    CHECK_OK(lm_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", LM_GGUF_I32, types, n));
+    CHECK_OK(lm_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)ms, nm));
+    if (bos >= 0) {
+        CHECK_OK(lm_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos));
+        CHECK_OK(lm_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", 1));
+    }
+    CHECK_OK(lm_gguf_writer_write(w, path));
+    lm_gguf_writer_free(w);
+    for (i = 0; i < nm; i++) free(ms[i]);
+    free(ms);
+    free(toks);
+    free(types);
+}
+
+/* A tokenizer.json's byte-level BPE as a GGUF. */
+static void bpe_json_gguf(const char *json_rel, const char *pre, int bos, const char *out) {
+    json_error_t je;
+    json_t *t = json_load_file(test_src_path(json_rel), 0, &je);
+    CHECK_MSG(t != NULL, "%s: %s", json_rel, je.text);
+    if (!t) return;
+    json_t *m = json_object_get(t, "model");
+    write_bpe_gguf(out, json_object_get(m, "vocab"), json_object_get(m, "merges"), json_object_get(t, "added_tokens"), pre, bos);
+    json_decref(t);
+}
+
+/* GPT-2's encoder.json + vocab.bpe as a GGUF (pre "gpt-2"; no BOS). */
+static void gpt2_files_gguf(const char *out) {
+    json_error_t je;
+    json_t *enc = json_load_file(test_src_path("data/tokenizers/gpt2/encoder.json"), 0, &je);
+    char *bpe = NULL;
+    size_t len = 0;
+    CHECK_OK(lm_read_file(test_src_path("data/tokenizers/gpt2/vocab.bpe"), &bpe, &len));
+    if (!enc || !bpe) return;
+    json_t *merges = json_array();
+    for (char *line = strtok(bpe, "\n"); line; line = strtok(NULL, "\n"))
+        if (line[0] != '#' && strchr(line, ' ')) json_array_append_new(merges, json_string(line));
+    json_t *added = json_pack("[{s:i, s:b}]", "id", 50256, "special", 1); /* <|endoftext|> */
+    write_bpe_gguf(out, enc, merges, added, "gpt-2", -1);
+    json_decref(added);
+    json_decref(merges);
+    json_decref(enc);
+    free(bpe);
+}
+
+/* LLaMA 2's SentencePiece vocabulary (llama2.c's tokenizer.bin) as the GGUF
+ * of model "llama" llama.cpp writes: pieces with U+2581 for spaces, scores,
+ * types 2 unknown / 3 control / 6 byte / 1 normal, BOS 1 added, EOS 2. */
+static void spm_gguf(const char *out) {
+    lm_llama2c_vocab v;
+    CHECK_OK(lm_llama2c_vocab_load(test_src_path("data/tokenizers/llama2/tokenizer.bin"), 32000, &v));
+    char **pieces = calloc((size_t)v.n, sizeof *pieces);
+    int32_t *types = calloc((size_t)v.n, sizeof *types);
+    for (int i = 0; i < v.n; i++) {
+        char *s = lm_spm_spelling(v.pieces[i], strlen(v.pieces[i]), NULL);
+        pieces[i] = s;
+        unsigned x;
+        types[i] = i == 0 ? 2 : i <= 2 ? 3 : strlen(s) == 6 && sscanf(s, "<0x%02X>", &x) == 1 ? 6 : 1;
+    }
+    lm_gguf_writer *w = lm_gguf_writer_new();
+    CHECK_OK(lm_gguf_writer_set_str(w, "general.architecture", "llama"));
+    CHECK_OK(lm_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama"));
+    CHECK_OK(lm_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default"));
+    CHECK_OK(lm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)pieces, (uint64_t)v.n));
+    CHECK_OK(lm_gguf_writer_set_arr(w, "tokenizer.ggml.scores", LM_GGUF_F32, v.scores, (uint64_t)v.n));
+    CHECK_OK(lm_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", LM_GGUF_I32, types, (uint64_t)v.n));
+    CHECK_OK(lm_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1));
+    CHECK_OK(lm_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2));
+    CHECK_OK(lm_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0));
+    CHECK_OK(lm_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", 1));
+    CHECK_OK(lm_gguf_writer_write(w, out));
+    lm_gguf_writer_free(w);
+    for (int i = 0; i < v.n; i++) free(pieces[i]);
+    free(pieces);
+    free(types);
+    lm_llama2c_vocab_free(&v);
+}
+
+static void run_gguf(const char *name) {
+    char path[512], rel[256], label[128];
+    snprintf(path, sizeof path, "%s/%s.gguf", gguf_dir, name);
+    if (!strcmp(name, "hf_gpt2")) gpt2_files_gguf(path);
+    else if (!strcmp(name, "hf_llama2")) spm_gguf(path);
+    else if (!strcmp(name, "llama3_style")) bpe_json_gguf("tests/golden/tokenizer/llama3_style.json", "llama-bpe", 0, path);
+    else bpe_json_gguf("tests/golden/tokenizer/qwen2_style.json", "qwen2", -1, path);
+    snprintf(label, sizeof label, "%s.gguf", name);
+    snprintf(rel, sizeof rel, "tests/golden/tokenizer/%s.golden.json", name);
+    run_file(label, test_src_path(rel), path);
+    if (strcmp(name, "hf_gpt2") && strcmp(name, "hf_llama2")) {
+        snprintf(label, sizeof label, "%s.stress.gguf", name);
+        snprintf(rel, sizeof rel, "tests/golden/tokenizer/%s.stress.golden.json", name);
+        run_file(label, test_src_path(rel), path);
+    }
+    unlink(path);
 }
 
 /* The stress goldens (ref/tokenizer_stress_golden.py) hammer combining
@@ -114,7 +252,7 @@ int main(int argc, char **argv) {
     static const char *const names[] = {"hf_gpt2", "llama3_style", "qwen2_style", "hf_llama2", "llama2_style",
                                         "metaspace_style", "bert_uncased", "bert_cased", "wordpiece_misc", "unigram",
                                         NULL};
-    if (argc > 1 && strchr(argv[1], '/')) run_file(argv[1], argv[1]);
+    if (argc > 1 && strchr(argv[1], '/')) run_file(argv[1], argv[1], NULL);
     else if (argc > 1) {
         run(argv[1], "");
         if (strcmp(argv[1], "hf_gpt2") && strcmp(argv[1], "hf_llama2")) run(argv[1], "stress.");
@@ -123,5 +261,10 @@ int main(int argc, char **argv) {
             run(names[i], "");
             if (strcmp(names[i], "hf_gpt2") && strcmp(names[i], "hf_llama2")) run(names[i], "stress.");
         }
+    if (argc == 1 && mkdtemp(gguf_dir)) {
+        static const char *const in_gguf[] = {"hf_gpt2", "hf_llama2", "llama3_style", "qwen2_style", NULL};
+        for (int i = 0; in_gguf[i]; i++) run_gguf(in_gguf[i]);
+        rmdir(gguf_dir);
+    }
     TEST_MAIN_END();
 }
