@@ -66,6 +66,9 @@ lm_status lm_shard_open(const char *path, lm_shard *s) {
         st = lm_error(LM_ERR_FORMAT, "%s: token width %u must be 2 or 4", path, lm_get_u32(p + 8));
     else if (lm_get_u32(p + 12) < 1 || lm_get_u32(p + 12) > (1u << 24))
         st = lm_error(LM_ERR_FORMAT, "%s: vocab size %u out of range", path, lm_get_u32(p + 12));
+    else if (lm_get_u64(p + 24) != 0) /* reserved for a future field: refuse what this reader would misread */
+        st = lm_error(LM_ERR_FORMAT, "%s: reserved header field (offset 24) is %llu, must be 0", path,
+                      (unsigned long long)lm_get_u64(p + 24));
     if (st == LM_OK) {
         s->width = (int)lm_get_u32(p + 8);
         s->vocab_size = (int)lm_get_u32(p + 12);
