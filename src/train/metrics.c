@@ -176,3 +176,17 @@ void lm_metrics_close(lm_metrics *mt) {
     free(mt->svg_path);
     memset(mt, 0, sizeof *mt);
 }
+
+lm_status lm_metrics_move(lm_metrics *mt, const char *run_dir) {
+    char *jsonl = lm_path_join(run_dir, "metrics.jsonl"), *svg = lm_path_join(run_dir, "loss.svg");
+    if (!jsonl || !svg) {
+        free(jsonl);
+        free(svg);
+        return lm_error(LM_ERR_NOMEM, "out of memory");
+    }
+    free(mt->jsonl_path);
+    free(mt->svg_path);
+    mt->jsonl_path = jsonl;
+    mt->svg_path = svg;
+    return LM_OK;
+}

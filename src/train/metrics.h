@@ -21,6 +21,9 @@ lm_status lm_metrics_log(lm_metrics *mt, long step, float loss, float lr, double
                          double elapsed_s, int has_val, float val_loss);
 /* Writes RUN/loss.svg (train and validation loss against step), atomically. */
 lm_status lm_metrics_plot(const lm_metrics *mt);
+/* The log's files were moved into run_dir (a new run committed from its
+ * staging directory): write there from now on. */
+lm_status lm_metrics_move(lm_metrics *mt, const char *run_dir);
 void lm_metrics_close(lm_metrics *mt);
 
 #endif
