@@ -117,9 +117,17 @@ typedef struct {
     int data_parallel;
     int resume;
     long stop_at_step; /* > 0: stop after this step (checkpointed); the schedule still spans `steps` */
+    /* A new run's out_dir must be absent or empty; overwrite: it may hold a
+     * run, which is replaced (only once the new run has a checkpoint). */
+    int overwrite;
 } lm_train_options;
 
 void lm_train_options_default(lm_train_options *o);
+/* Checks every option's range (lm_train_run does, before it writes
+ * anything). origin NULL: errors name the command-line flag (--beta1 1 must
+ * be in [0, 1)); else errors read "<origin>: options.beta1 1 ...", for
+ * options loaded from that file. */
+lm_status lm_train_options_check(const lm_train_options *o, const char *origin);
 
 typedef struct {
     long step, total_steps;
@@ -135,8 +143,11 @@ typedef struct {
 /* Called after every optimizer step (for progress bars / logs). */
 typedef void (*lm_train_callback)(const lm_train_event *ev, void *user);
 
-/* Runs (or, with opts->resume, continues) a training run. On resume the
- * options stored in the run are used, except `steps`, which may extend it;
+/* Runs (or, with opts->resume, continues) a training run. Every option and
+ * input is checked before anything is written; a new run's directory
+ * appears (whole) only with its first checkpoint, so a run that fails
+ * before that leaves out_dir as it was. On resume the options stored in
+ * the run are used, except `steps`, which may extend it, and stop_at_step;
  * data order and RNG streams depend only on (seed, step), so the losses
  * equal those of an uninterrupted run bit for bit. */
 lm_status lm_train_run(const lm_train_options *opts, lm_train_callback cb, void *user);

@@ -9,6 +9,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -118,9 +120,71 @@ lm_status lm_checkpoint_save(const char *run_dir, const lm_gpt2 *m, const lm_ada
     return s;
 }
 
-static double lm_jnum(json_t *o, const char *k, double def) {
-    json_t *v = json_object_get(o, k);
-    return v && json_is_number(v) ? json_number_value(v) : def;
+/* trainer_state.json is read strictly: a field of the wrong type or range
+ * is an error naming the file and key, never a silent default (a resumed
+ * run must continue exactly what was saved). */
+static lm_status lm_state_int(json_t *obj, const char *path, const char *key, long long lo, long long hi, long long *out) {
+    json_t *v = json_object_get(obj, key);
+    if (!v) return lm_error(LM_ERR_FORMAT, "%s: missing '%s'", path, key);
+    if (!json_is_integer(v)) return lm_error(LM_ERR_FORMAT, "%s: '%s' must be an integer", path, key);
+    long long x = (long long)json_integer_value(v);
+    if (x < lo || x > hi) return lm_error(LM_ERR_FORMAT, "%s: '%s' is %lld, must be in [%lld, %lld]", path, key, x, lo, hi);
+    *out = x;
+    return LM_OK;
+}
+
+static lm_status lm_state_float(json_t *obj, const char *path, const char *key, float *out) {
+    json_t *v = json_object_get(obj, key);
+    if (!v) return lm_error(LM_ERR_FORMAT, "%s: missing '%s'", path, key);
+    if (!json_is_number(v)) return lm_error(LM_ERR_FORMAT, "%s: '%s' must be a number", path, key);
+    *out = (float)json_number_value(v);
+    return LM_OK;
+}
+
+/* The options object; ranges are checked afterwards by lm_train_options_check. */
+static lm_status lm_state_options(json_t *opts, const char *path, lm_train_options *o) {
+    static const struct {
+        const char *key;
+        size_t off;
+        int is_long;
+    } ints[] = {
+        {"batch", offsetof(lm_train_options, batch), 0},
+        {"seq_len", offsetof(lm_train_options, seq_len), 0},
+        {"grad_accum", offsetof(lm_train_options, grad_accum), 0},
+        {"steps", offsetof(lm_train_options, steps), 1},
+        {"warmup", offsetof(lm_train_options, lr.warmup), 1},
+        {"lr_total", offsetof(lm_train_options, lr.total), 1},
+        {"eval_every", offsetof(lm_train_options, eval_every), 1},
+        {"save_every", offsetof(lm_train_options, save_every), 1},
+        {"log_every", offsetof(lm_train_options, log_every), 1},
+        {"eval_batches", offsetof(lm_train_options, eval_batches), 0},
+    };
+    static const struct {
+        const char *key;
+        size_t off;
+    } floats[] = {
+        {"max_lr", offsetof(lm_train_options, lr.max_lr)}, {"min_lr", offsetof(lm_train_options, lr.min_lr)},
+        {"weight_decay", offsetof(lm_train_options, weight_decay)}, {"beta1", offsetof(lm_train_options, beta1)},
+        {"beta2", offsetof(lm_train_options, beta2)}, {"eps", offsetof(lm_train_options, eps)},
+        {"clip", offsetof(lm_train_options, clip)},
+    };
+    char *base = (char *)o;
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
+        long long x = 0;
+        LM_TRY(lm_state_int(opts, path, ints[i].key, ints[i].is_long ? LONG_MIN : INT_MIN, ints[i].is_long ? LONG_MAX : INT_MAX, &x));
+        if (ints[i].is_long) *(long *)(base + ints[i].off) = (long)x;
+        else *(int *)(base + ints[i].off) = (int)x;
+    }
+    for (size_t i = 0; i < sizeof floats / sizeof *floats; i++) LM_TRY(lm_state_float(opts, path, floats[i].key, (float *)(base + floats[i].off)));
+    long long seed = 0, parts = 1;
+    LM_TRY(lm_state_int(opts, path, "seed", 0, LLONG_MAX, &seed)); /* exact: a double would round seeds past 2^53 */
+    o->seed = (uint64_t)seed;
+    /* runs saved before data parallelism ran whole batches */
+    if (json_object_get(opts, "data_parallel")) LM_TRY(lm_state_int(opts, path, "data_parallel", INT_MIN, INT_MAX, &parts));
+    o->data_parallel = (int)parts;
+    lm_train_options stored = *o;
+    stored.stop_at_step = 0; /* the caller's, not the file's: checked with the flags */
+    return lm_train_options_check(&stored, path);
 }
 
 lm_status lm_checkpoint_read_state(const char *run_dir, lm_train_options *o, long *step, char **ckpt_dir) {
@@ -146,33 +210,19 @@ lm_status lm_checkpoint_read_state(const char *run_dir, lm_train_options *o, lon
         free(dir);
         return s;
     }
-    json_t *opts = json_object_get(st, "options"), *jstep = json_object_get(st, "step");
-    json_t *jdata = opts ? json_object_get(opts, "data_dir") : NULL;
-    if (!json_is_object(opts) || !json_is_integer(jstep) || !json_is_string(jdata)) {
-        s = lm_error(LM_ERR_FORMAT, "%s: missing 'step' or 'options'", state_path);
-    } else {
-        *step = (long)json_integer_value(jstep);
+    json_t *opts = json_object_get(st, "options");
+    json_t *jdata = json_is_object(opts) ? json_object_get(opts, "data_dir") : NULL;
+    long long at = 0;
+    if (!json_is_object(opts)) s = lm_error(LM_ERR_FORMAT, "%s: missing object 'options'", state_path);
+    else if (!json_is_string(jdata) || !*json_string_value(jdata))
+        s = lm_error(LM_ERR_FORMAT, "%s: 'options.data_dir' must be a non-empty string", state_path);
+    if (s == LM_OK) s = lm_state_options(opts, state_path, o);
+    /* a checkpoint is saved after a step, never past the budget it ran under */
+    if (s == LM_OK) s = lm_state_int(st, state_path, "step", 1, o->steps, &at);
+    if (s == LM_OK) {
+        *step = (long)at;
         o->data_dir = strdup(json_string_value(jdata)); /* the caller frees it */
-        o->batch = (int)lm_jnum(opts, "batch", o->batch);
-        o->seq_len = (int)lm_jnum(opts, "seq_len", o->seq_len);
-        o->grad_accum = (int)lm_jnum(opts, "grad_accum", o->grad_accum);
-        o->steps = (long)lm_jnum(opts, "steps", (double)o->steps);
-        o->lr.max_lr = (float)lm_jnum(opts, "max_lr", o->lr.max_lr);
-        o->lr.min_lr = (float)lm_jnum(opts, "min_lr", o->lr.min_lr);
-        o->lr.warmup = (long)lm_jnum(opts, "warmup", (double)o->lr.warmup);
-        o->lr.total = (long)lm_jnum(opts, "lr_total", (double)o->lr.total);
-        o->weight_decay = (float)lm_jnum(opts, "weight_decay", o->weight_decay);
-        o->beta1 = (float)lm_jnum(opts, "beta1", o->beta1);
-        o->beta2 = (float)lm_jnum(opts, "beta2", o->beta2);
-        o->eps = (float)lm_jnum(opts, "eps", o->eps);
-        o->clip = (float)lm_jnum(opts, "clip", o->clip);
-        o->eval_every = (long)lm_jnum(opts, "eval_every", (double)o->eval_every);
-        o->save_every = (long)lm_jnum(opts, "save_every", (double)o->save_every);
-        o->log_every = (long)lm_jnum(opts, "log_every", (double)o->log_every);
-        o->eval_batches = (int)lm_jnum(opts, "eval_batches", o->eval_batches);
-        o->seed = (uint64_t)lm_jnum(opts, "seed", (double)o->seed);
-        /* runs saved before data parallelism ran whole batches */
-        o->data_parallel = (int)lm_jnum(opts, "data_parallel", 1);
+        if (!o->data_dir) s = lm_error(LM_ERR_NOMEM, "out of memory");
     }
     json_decref(st);
     free(state_path);
@@ -193,7 +243,13 @@ lm_status lm_checkpoint_load(const char *ckpt_dir, lm_gpt2 *m, lm_adamw *opt) {
         if (s == LM_OK) s = lm_st_tensor_to_f32(tv, opt->v, (int64_t)opt->n);
         const char *meta = st.metadata_json ? strstr(st.metadata_json, "\"adamw_t\":\"") : NULL;
         if (s == LM_OK && !meta) s = lm_error(LM_ERR_FORMAT, "%s: missing adamw_t metadata", opt_path);
-        if (s == LM_OK) opt->t = strtol(meta + 11, NULL, 10);
+        if (s == LM_OK) {
+            char *end = NULL;
+            long t = strtol(meta + 11, &end, 10);
+            if (end == meta + 11 || *end != '"' || t < 1)
+                s = lm_error(LM_ERR_FORMAT, "%s: adamw_t metadata must be an integer >= 1", opt_path);
+            else opt->t = t;
+        }
         if (s != LM_OK && s != LM_ERR_NOMEM) s = lm_error(s, "%s", lm_last_error());
         lm_safetensors_close(&st);
     }
