@@ -29,11 +29,13 @@ typedef struct {
     const char *data_dir, *out_dir;
     int hidden, n_layer, n_head, intermediate; /* intermediate 0: 4 * hidden */
     int batch, seq_len;
-    long steps, warmup, eval_every;
+    long steps, warmup, eval_every, log_every; /* eval_every 0: only at the end */
     int eval_batches;
     float lr, min_lr, weight_decay, clip, mask_prob;
+    float beta1, beta2, eps; /* AdamW (0.9, 0.999, 1e-6: HF's BERT pretraining) */
     int whole_word;
     uint64_t seed;
+    int overwrite; /* out_dir may hold a run, replaced once the new one saves (else: absent or empty) */
 } lm_mlm_options;
 
 void lm_mlm_options_default(lm_mlm_options *o);
@@ -50,7 +52,9 @@ typedef struct {
  * tokens wrapped in [CLS] ... [SEP], masked afresh each step (RNG stream
  * = step), AdamW with warmup + cosine; validation loss on fixed masked
  * batches of val.bin; the run directory is an HF checkpoint (config.json,
- * model.safetensors, tokenizer.json) rewritten at each evaluation. */
+ * model.safetensors, tokenizer.json) rewritten at each evaluation. Every
+ * option and input is checked before anything is written, and the
+ * directory appears whole at the first evaluation (see lm_train_run). */
 lm_status lm_mlm_train_run(const lm_mlm_options *o, void (*cb)(const lm_mlm_event *ev, void *user), void *user);
 
 #endif

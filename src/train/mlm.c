@@ -5,6 +5,7 @@
 #include "lmkit/kernels.h"
 #include "lmkit/train.h"
 #include "train/metrics.h"
+#include "train/run_dir.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -78,7 +79,44 @@ void lm_mlm_options_default(lm_mlm_options *o) {
     o->weight_decay = 0.01f;
     o->clip = 1.0f;
     o->mask_prob = 0.15f;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.999f;
+    o->eps = 1e-6f;
+    o->log_every = 1;
     o->seed = 1337;
+}
+
+/* Every option, checked before anything is read or written; errors name the flag. */
+static lm_status lm_mlm_check_options(const lm_mlm_options *o) {
+#define LM_BAD(...) return lm_error(LM_ERR_ARG, __VA_ARGS__)
+    if (o->seq_len < 3 || o->seq_len > (1 << 16)) LM_BAD("mlm: --seq-len %d must be in [3, 65536] ([CLS] and [SEP] take two)", o->seq_len);
+    if (o->batch < 1 || o->batch > (1 << 20)) LM_BAD("mlm: --batch %d must be in [1, 1048576]", o->batch);
+    if ((long long)o->batch * o->seq_len > (1 << 30)) LM_BAD("mlm: --batch %d x --seq-len %d is more than 2^30 tokens", o->batch, o->seq_len);
+    if (o->steps < 1) LM_BAD("mlm: --steps %ld must be >= 1", o->steps);
+    if (!(o->lr > 0) || !isfinite(o->lr)) LM_BAD("mlm: --lr %g must be finite and > 0", o->lr);
+    if (!(o->min_lr >= 0 && o->min_lr <= o->lr)) LM_BAD("mlm: --min-lr %g must be in [0, --lr %g]", o->min_lr, o->lr);
+    if (o->warmup < 0 || o->warmup > o->steps) LM_BAD("mlm: --warmup %ld must be in [0, --steps %ld]", o->warmup, o->steps);
+    if (!(o->weight_decay >= 0) || !isfinite(o->weight_decay)) LM_BAD("mlm: --weight-decay %g must be finite and >= 0", o->weight_decay);
+    if (!(o->beta1 >= 0 && o->beta1 < 1)) LM_BAD("mlm: --beta1 %g must be in [0, 1)", o->beta1);
+    if (!(o->beta2 >= 0 && o->beta2 < 1)) LM_BAD("mlm: --beta2 %g must be in [0, 1)", o->beta2);
+    if (!(o->eps > 0) || !isfinite(o->eps)) LM_BAD("mlm: --eps %g must be finite and > 0", o->eps);
+    if (!(o->clip >= 0) || !isfinite(o->clip)) LM_BAD("mlm: --clip %g must be finite and >= 0 (0 disables)", o->clip);
+    if (!(o->mask_prob > 0 && o->mask_prob < 1)) LM_BAD("mlm: --mask-prob %g must be in (0, 1)", o->mask_prob);
+    if (o->eval_every < 0) LM_BAD("mlm: --eval-every %ld must be >= 0 (0: only at the end)", o->eval_every);
+    if (o->eval_batches < 1 || o->eval_batches > (1 << 20)) LM_BAD("mlm: --eval-batches %d must be in [1, 1048576]", o->eval_batches);
+    if (o->log_every < 1) LM_BAD("mlm: --log-every %ld must be >= 1", o->log_every);
+#undef LM_BAD
+    return LM_OK;
+}
+
+/* The model, tokenizer and plot of the run in `dir` (its staging
+ * directory until the first save commits it). */
+static lm_status lm_mlm_save(const lm_bert *m, const lm_tokenizer *tok, const char *dir) {
+    LM_TRY(lm_bert_save_dir(m, dir));
+    char *dst = lm_path_join(dir, "tokenizer.json");
+    lm_status s = dst ? lm_tokenizer_save(tok, dst) : lm_error(LM_ERR_NOMEM, "out of memory");
+    free(dst);
+    return s;
 }
 
 /* B windows of T - 2 shard tokens, wrapped in [CLS] ... [SEP], masked. */
@@ -115,8 +153,8 @@ static lm_status lm_mlm_val_loss(lm_bert *m, const lm_shard *val, const lm_mlm_m
 }
 
 lm_status lm_mlm_train_run(const lm_mlm_options *o, void (*cb)(const lm_mlm_event *ev, void *user), void *user) {
-    if (o->seq_len < 3) return lm_error(LM_ERR_ARG, "mlm: --seq-len %d must be at least 3", o->seq_len);
-    if (o->batch < 1 || o->steps < 1) return lm_error(LM_ERR_ARG, "mlm: batch %d and steps %ld must be >= 1", o->batch, o->steps);
+    LM_TRY(lm_mlm_check_options(o));
+    LM_TRY(lm_run_stage_check(o->out_dir, o->overwrite));
     char *tr_path = lm_path_join(o->data_dir, "train.bin"), *va_path = lm_path_join(o->data_dir, "val.bin");
     char *tok_path = lm_path_join(o->data_dir, "tokenizer.json");
     lm_shard tr, va;
@@ -132,6 +170,9 @@ lm_status lm_mlm_train_run(const lm_mlm_options *o, void (*cb)(const lm_mlm_even
     memset(&mt, 0, sizeof mt);
     int32_t *ids = NULL, *labels = NULL;
     int have_val = 0;
+    lm_run_stage stage;
+    memset(&stage, 0, sizeof stage);
+    const char *dir = o->out_dir; /* the staging directory until the first save */
     lm_status s = lm_shard_open(tr_path, &tr);
     if (s == LM_OK && lm_file_exists(va_path)) {
         s = lm_shard_open(va_path, &va);
@@ -161,14 +202,15 @@ lm_status lm_mlm_train_run(const lm_mlm_options *o, void (*cb)(const lm_mlm_even
         c.num_labels = 2;
         s = lm_bert_create(&c, 1, o->seed, &m);
     }
-    if (s == LM_OK) s = lm_adamw_init(&opt, lm_bert_params(m)->total, 0.9f, 0.999f, 1e-6f, o->weight_decay);
+    if (s == LM_OK) s = lm_adamw_init(&opt, lm_bert_params(m)->total, o->beta1, o->beta2, o->eps, o->weight_decay);
     if (s == LM_OK) {
         ids = malloc((size_t)o->batch * o->seq_len * sizeof *ids);
         labels = malloc((size_t)o->batch * o->seq_len * sizeof *labels);
         if (!ids || !labels) s = lm_error(LM_ERR_NOMEM, "out of memory");
     }
-    if (s == LM_OK) s = lm_mkdir_p(o->out_dir);
-    if (s == LM_OK) s = lm_metrics_open(&mt, o->out_dir, -1);
+    if (s == LM_OK) s = lm_run_stage_begin(&stage, o->out_dir, o->overwrite);
+    if (s == LM_OK) dir = stage.stage;
+    if (s == LM_OK) s = lm_metrics_open(&mt, dir, -1);
     lm_lr_schedule sched = {o->lr, o->min_lr, o->warmup, o->steps};
     double t0 = lm_now_seconds();
     for (long step = 0; step < o->steps && s == LM_OK; step++) {
@@ -180,6 +222,10 @@ lm_status lm_mlm_train_run(const lm_mlm_options *o, void (*cb)(const lm_mlm_even
         s = lm_bert_encode(m, &in);
         if (s == LM_OK) s = lm_bert_mlm_forward(m, labels, &loss);
         if (s != LM_OK) break;
+        if (!isfinite(loss)) {
+            s = lm_error(LM_ERR_RANGE, "loss became %g at step %ld; lower --lr or raise --warmup", loss, step + 1);
+            break;
+        }
         lm_bert_zero_grad(m);
         s = lm_bert_backward(m, 1.0f);
         if (s != LM_OK) break;
@@ -202,18 +248,20 @@ lm_status lm_mlm_train_run(const lm_mlm_options *o, void (*cb)(const lm_mlm_even
                 s = lm_mlm_val_loss(m, &va, &mk, o, cls, sep, ids, labels, &ev.val_loss);
                 ev.has_val = s == LM_OK;
             }
-            if (s == LM_OK) s = lm_bert_save_dir(m, o->out_dir);
-            if (s == LM_OK) {
-                char *dst = lm_path_join(o->out_dir, "tokenizer.json");
-                s = lm_tokenizer_save(tok, dst);
-                free(dst);
-            }
         }
-        if (s == LM_OK) s = lm_metrics_log(&mt, ev.step, loss, lr, gnorm, ev.tokens_per_sec, ev.elapsed_s, ev.has_val, ev.val_loss);
+        int log = eval || ev.step % o->log_every == 0;
+        if (s == LM_OK && log) s = lm_metrics_log(&mt, ev.step, loss, lr, gnorm, ev.tokens_per_sec, ev.elapsed_s, ev.has_val, ev.val_loss);
+        if (s == LM_OK && eval) s = lm_mlm_save(m, tok, dir);
+        if (s == LM_OK && eval && !stage.committed) { /* the first save: the run directory appears whole */
+            s = lm_run_stage_commit(&stage);
+            dir = o->out_dir;
+            if (s == LM_OK) s = lm_metrics_move(&mt, dir);
+        }
         if (s == LM_OK && eval) s = lm_metrics_plot(&mt);
         if (cb && s == LM_OK) cb(&ev, user);
     }
     lm_metrics_close(&mt);
+    lm_run_stage_end(&stage); /* a run that never saved leaves nothing */
     free(ids);
     free(labels);
     lm_adamw_free(&opt);
