@@ -29,9 +29,11 @@ static int lm_dir_holds(const char *dir, const char *name) {
     return yes;
 }
 
-/* What a run directory always holds once it has a checkpoint. */
+/* A directory lmkit trained: a GPT-2 run has its latest_checkpoint, an MLM
+ * run its metrics.jsonl. A downloaded model (config.json alone) is not
+ * one, so --overwrite never deletes it. */
 static int lm_is_run_dir(const char *dir) {
-    return lm_dir_holds(dir, "config.json") || lm_dir_holds(dir, "latest_checkpoint");
+    return lm_dir_holds(dir, "latest_checkpoint") || (lm_dir_holds(dir, "config.json") && lm_dir_holds(dir, "metrics.jsonl"));
 }
 
 lm_status lm_remove_tree(const char *path) {

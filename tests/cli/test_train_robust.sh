@@ -46,6 +46,9 @@ expect_ok "overwrite" "$LMKIT" train "${TINY[@]}" --steps 3 --out "$TMP/run" --o
     bad "overwrite did not replace the run: $(ls "$TMP/run")"
 mkdir "$TMP/mine" && echo keep > "$TMP/mine/notes.txt"
 expect_error "not a run" "holds no lmkit run" "$LMKIT" train "${TINY[@]}" --steps 2 --out "$TMP/mine" --overwrite
+cp "$TMP/run/config.json" "$TMP/mine/" # a model directory, not a training run
+expect_error "a model dir" "holds no lmkit run" "$LMKIT" train "${TINY[@]}" --steps 2 --out "$TMP/mine" --overwrite
+[ -s "$TMP/mine/notes.txt" ] && ok || bad "--overwrite touched a directory that holds no run"
 # A killed run's staging directory is cleaned up; someone else's is not.
 mkdir "$TMP/r5.partial" && : > "$TMP/r5.partial/.lmkit-partial" && : > "$TMP/r5.partial/metrics.jsonl"
 expect_ok "stale stage" "$LMKIT" train "${TINY[@]}" --steps 2 --out "$TMP/r5"
