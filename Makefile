@@ -44,7 +44,7 @@ build-asan: deps
 run: build pydeps
 	$(LMKIT) prepare data/tinyshakespeare/input.txt --tokenizer bytes --val-fraction 0.1 --out $(RUN_DIR)/data
 	$(LMKIT) train --data $(RUN_DIR)/data --arch gpt2 --n-layer 4 --n-head 4 --n-embd 128 --seq-len 64 \
-	  --batch 12 --steps 300 --lr 1e-3 --min-lr 1e-4 --warmup 30 --eval-every 100 --out $(RUN_DIR)/model
+	  --batch 12 --steps 300 --lr 1e-3 --min-lr 1e-4 --warmup 30 --eval-every 100 --out $(RUN_DIR)/model --overwrite
 	$(LMKIT) generate --model $(RUN_DIR)/model --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --seed 1
 
 test-release: build pydeps
