@@ -147,7 +147,19 @@ static lm_status write_all(const lm_llama_model *m, lm_gguf_writer *gw, buflist 
     if (c->sliding_window) LM_TRY(lm_gguf_writer_set_u32(gw, K("attention.sliding_window"), (uint32_t)c->sliding_window));
     if (type >= 0) LM_TRY(lm_gguf_writer_set_u32(gw, "general.file_type", llama_ftype((lm_qtype)type)));
 #undef K
-    if (vocab && n_vocab > 0) {
+    int has_bos = 0, has_eos = 0;
+    if (m->gguf && vocab && vocab == m->vocab) {
+        /* The source GGUF's own tokenizer goes on whole, key for key: a
+         * byte-level BPE one ("gpt2") keeps its merges and pre-tokenizer,
+         * and the chat template and special-token flags stay. */
+        for (size_t i = 0; i < m->gguf->n_kv; i++) {
+            const lm_gguf_kv *kv = &m->gguf->kv[i];
+            if (strncmp(kv->key, "tokenizer.", 10)) continue;
+            LM_TRY(lm_gguf_writer_copy_kv(gw, m->gguf, kv));
+            has_bos |= !strcmp(kv->key, "tokenizer.ggml.bos_token_id");
+            has_eos |= !strcmp(kv->key, "tokenizer.ggml.eos_token_id");
+        }
+    } else if (vocab && n_vocab > 0) {
         int32_t *tt = malloc(sizeof(int32_t) * (size_t)n_vocab);
         if (!tt) return lm_error(LM_ERR_NOMEM, "out of memory");
         LM_TRY(keep(b, tt));
@@ -171,8 +183,8 @@ static lm_status write_all(const lm_llama_model *m, lm_gguf_writer *gw, buflist 
         if (s == LM_OK) s = lm_gguf_writer_set_arr(gw, "tokenizer.ggml.token_type", LM_GGUF_I32, tt, (uint64_t)n_vocab);
         LM_TRY(s);
     }
-    if (c->bos_id >= 0) LM_TRY(lm_gguf_writer_set_u32(gw, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_id));
-    if (c->eos_id >= 0) LM_TRY(lm_gguf_writer_set_u32(gw, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_id));
+    if (c->bos_id >= 0 && !has_bos) LM_TRY(lm_gguf_writer_set_u32(gw, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_id));
+    if (c->eos_id >= 0 && !has_eos) LM_TRY(lm_gguf_writer_set_u32(gw, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_id));
     LM_TRY(add_mat(gw, b, "token_embd.weight", &m->tok_emb, type, 0, m->random_seed));
     LM_TRY(add_vec(gw, "output_norm.weight", m->out_norm, c->dim));
     if (m->output.data != m->tok_emb.data || !m->tok_emb.data) LM_TRY(add_mat(gw, b, "output.weight", &m->output, type, 0, m->random_seed));

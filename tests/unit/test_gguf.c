@@ -221,13 +221,62 @@ static void test_stories_gguf(void) {
     lm_llama_free(&src);
 }
 
+/* A model GGUF carrying a byte-level BPE tokenizer ("gpt2": merges,
+ * pre-tokenizer, chat template) keeps it key for key through a re-save
+ * (quantize, convert): rebuilt from the token strings alone it would have
+ * become a SentencePiece vocabulary without merges. */
+static void test_tokenizer_kept(void) {
+    lm_gguf src;
+    CHECK_OK(lm_gguf_open(tmp("s.gguf"), &src));
+    lm_gguf_writer *w = lm_gguf_writer_new();
+    for (size_t i = 0; i < src.n_kv; i++)
+        if (strncmp(src.kv[i].key, "tokenizer.", 10)) CHECK_OK(lm_gguf_writer_copy_kv(w, &src, &src.kv[i]));
+    char toks[512][8], *tokp[512], *merges[2] = {"a b", "ab c"};
+    for (int i = 0; i < 512; i++) {
+        snprintf(toks[i], sizeof toks[i], i == 0 ? "ab" : i == 1 ? "abc" : "t%d", i);
+        tokp[i] = toks[i];
+    }
+    CHECK_OK(lm_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2"));
+    CHECK_OK(lm_gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen2"));
+    CHECK_OK(lm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tokp, 512));
+    CHECK_OK(lm_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, 2));
+    CHECK_OK(lm_gguf_writer_set_str(w, "tokenizer.chat_template", "{{ messages }}"));
+    for (size_t i = 0; i < src.n_tensors; i++) {
+        const lm_gguf_tensor *t = &src.tensors[i];
+        CHECK_OK(lm_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->dims, t->data));
+    }
+    CHECK_OK(lm_gguf_writer_write(w, tmp("bpe.gguf")));
+    lm_gguf_writer_free(w);
+    lm_gguf_close(&src);
+
+    lm_llama_model m;
+    CHECK_OK(lm_llama_load(tmp("bpe.gguf"), &m));
+    CHECK_OK(lm_llama_save_gguf(&m, tmp("bpe_q8.gguf"), LM_QT_Q8_0, m.vocab, m.vocab_scores, m.n_vocab_strings));
+    lm_llama_free(&m);
+    lm_gguf out;
+    CHECK_OK(lm_gguf_open(tmp("bpe_q8.gguf"), &out));
+    char *model = NULL, *pre = NULL, *tmpl = NULL;
+    CHECK_OK(lm_gguf_get_str(&out, "tokenizer.ggml.model", &model));
+    CHECK_OK(lm_gguf_get_str(&out, "tokenizer.ggml.pre", &pre));
+    CHECK_OK(lm_gguf_get_str(&out, "tokenizer.chat_template", &tmpl));
+    CHECK(model && !strcmp(model, "gpt2") && pre && !strcmp(pre, "qwen2") && tmpl && !strcmp(tmpl, "{{ messages }}"));
+    const lm_gguf_kv *mk = lm_gguf_find(&out, "tokenizer.ggml.merges");
+    CHECK(mk && mk->type == LM_GGUF_ARRAY && mk->arr_n == 2);
+    CHECK(lm_gguf_find(&out, "tokenizer.ggml.bos_token_id") != NULL); /* from the config, once */
+    free(model);
+    free(pre);
+    free(tmpl);
+    lm_gguf_close(&out);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/lmkit_test_gguf_%d", (int)getpid());
     CHECK_OK(lm_mkdir_p(tmpdir));
     test_tiny();
     test_stories_gguf();
-    const char *names[] = {"tiny.gguf", "s.gguf", "s_q8.gguf", "bad.gguf"};
-    for (int i = 0; i < 4; i++) unlink(tmp(names[i]));
+    test_tokenizer_kept();
+    const char *names[] = {"tiny.gguf", "s.gguf", "s_q8.gguf", "bad.gguf", "cut.gguf", "bpe.gguf", "bpe_q8.gguf"};
+    for (int i = 0; i < 7; i++) unlink(tmp(names[i]));
     rmdir(tmpdir);
     TEST_MAIN_END();
 }
