@@ -4,12 +4,14 @@
 #ifndef LMKIT_ARGS_H
 #define LMKIT_ARGS_H
 
-typedef enum { LM_ARG_INT, LM_ARG_LONG, LM_ARG_FLOAT, LM_ARG_STR, LM_ARG_FLAG, LM_ARG_STRS } lm_arg_type;
+/* LM_ARG_DOUBLE keeps a value exactly as written where it is recorded
+ * (e.g. in meta.json); float flags round 0.1 to 0.10000000149. */
+typedef enum { LM_ARG_INT, LM_ARG_LONG, LM_ARG_FLOAT, LM_ARG_STR, LM_ARG_FLAG, LM_ARG_STRS, LM_ARG_DOUBLE } lm_arg_type;
 
 typedef struct {
     const char *name; /* "--steps" */
     lm_arg_type type;
-    void *ptr; /* int*, long*, float*, const char**, int* (flag), lm_strs* */
+    void *ptr; /* int*, long*, float*, const char**, int* (flag), lm_strs*, double* */
     const char *help;
 } lm_arg;
 

@@ -3,27 +3,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "cli.h"
 #include "lmkit/llama.h"
 
 static int convert_main(int argc, char **argv, int need_type) {
     const char *type_name = NULL, *vocab_path = NULL, *in = NULL, *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--type") && i + 1 < argc) type_name = argv[++i];
-        else if (!strcmp(argv[i], "--vocab") && i + 1 < argc) vocab_path = argv[++i];
-        else if (!strcmp(argv[i], "--help")) {
-            printf("usage: lmkit %s %sIN OUT.gguf [--vocab tokenizer.bin]\n", argv[0], need_type ? "--type {q8_0|q4_0|q4_k|q6_k|f16|bf16|f32} " : "[--type T] ");
-            return 0;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "lmkit: error: unknown option '%s' for %s\n", argv[i], argv[0]);
-            return 2;
-        } else if (!in) in = argv[i];
-        else if (!out) out = argv[i];
-        else {
-            fprintf(stderr, "lmkit: error: unexpected argument '%s'\n", argv[i]);
-            return 2;
-        }
+    const lm_arg specs[] = {
+        {"--type", LM_ARG_STR, &type_name, "q8_0, q4_0, q4_k, q6_k, f16, bf16 or f32 (convert: default keeps each tensor's type)"},
+        {"--vocab", LM_ARG_STR, &vocab_path, "llama2.c tokenizer.bin to embed instead of the model's own"},
+        {NULL, 0, NULL, NULL},
+    };
+    char usage[160];
+    snprintf(usage, sizeof usage, "lmkit %s %sIN OUT.gguf [--vocab tokenizer.bin]", argv[0],
+             need_type ? "--type {q8_0|q4_0|q4_k|q6_k|f16|bf16|f32} " : "[--type T] ");
+    char **pos = NULL;
+    int npos = 0;
+    int r = lm_args_parse(usage, specs, argc, argv, &pos, &npos);
+    if (!r && npos > 2) {
+        lm_fail("%s: unexpected argument '%s'", argv[0], pos[2]);
+        r = 2;
     }
+    if (!r) in = npos > 0 ? pos[0] : NULL, out = npos > 1 ? pos[1] : NULL;
+    free(pos);
+    if (r) return r == 1 ? 0 : 2;
     if (!in || !out || (need_type && !type_name)) {
         fprintf(stderr, "lmkit: error: %s needs %sIN and OUT (see --help)\n", argv[0], need_type ? "--type, " : "");
         return 2;
@@ -74,21 +77,20 @@ int lm_cmd_convert(int argc, char **argv) { return convert_main(argc, argv, 0); 
 
 int lm_cmd_init(int argc, char **argv) {
     const char *arch = "llama", *preset = NULL, *out = NULL, *type_name = "f32";
-    unsigned long long seed = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--arch") && i + 1 < argc) arch = argv[++i];
-        else if (!strcmp(argv[i], "--preset") && i + 1 < argc) preset = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--type") && i + 1 < argc) type_name = argv[++i];
-        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--help")) {
-            printf("usage: lmkit init --arch llama --preset {stories260K-shape|1B|7B} --out M.gguf [--type T] [--seed N]\n");
-            return 0;
-        } else {
-            fprintf(stderr, "lmkit: error: unknown option '%s' for init\n", argv[i]);
-            return 2;
-        }
-    }
+    long seed_arg = 1;
+    const lm_arg specs[] = {
+        {"--arch", LM_ARG_STR, &arch, "architecture (llama)"},
+        {"--preset", LM_ARG_STR, &preset, "shape: stories260K-shape, 1B or 7B"},
+        {"--out", LM_ARG_STR, &out, "output .gguf"},
+        {"--type", LM_ARG_STR, &type_name, "weight type: f32 (default), f16, bf16, q8_0, q4_0, q4_k, q6_k"},
+        {"--seed", LM_ARG_LONG, &seed_arg, "random seed (1)"},
+        {NULL, 0, NULL, NULL},
+    };
+    int r = lm_args_parse("lmkit init --arch llama --preset {stories260K-shape|1B|7B} --out M.gguf [--type T] [--seed N]", specs, argc,
+                          argv, NULL, NULL);
+    if (r) return r == 1 ? 0 : 2;
+    if (seed_arg < 0) return lm_fail("init: --seed %ld must be >= 0", seed_arg), 2;
+    unsigned long long seed = (unsigned long long)seed_arg;
     if (strcmp(arch, "llama")) {
         fprintf(stderr, "lmkit: error: --arch '%s': only llama is supported here\n", arch);
         return 2;

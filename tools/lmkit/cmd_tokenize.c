@@ -4,40 +4,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "cli.h"
 #include "lmkit/tokenizer.h"
 
-static void usage(FILE *o) {
-    fprintf(o, "usage: lmkit tokenize --tokenizer PATH [--ids|--tokens|--decode] [--no-special] [FILE]\n"
-               "  PATH: tokenizer.json, a checkpoint dir, *.tiktoken, tokenizer.bin, or builtin gpt2|bytes\n"
-               "  --ids     (default) one line of space-separated ids per input line\n"
-               "  --tokens  the token strings instead of ids\n"
-               "  --decode  read lines of ids, print the decoded text\n"
-               "  --no-special  no BOS/CLS/SEP added; special-token text is encoded as plain text\n"
-               "  Reads stdin when FILE is not given.\n");
-}
-
 int lm_cmd_tokenize(int argc, char **argv) {
     const char *tok_path = NULL, *file = NULL;
-    int mode = 0, special = 1; /* 0 ids, 1 tokens, 2 decode */
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok_path = argv[++i];
-        else if (!strcmp(argv[i], "--ids")) mode = 0;
-        else if (!strcmp(argv[i], "--tokens")) mode = 1;
-        else if (!strcmp(argv[i], "--decode")) mode = 2;
-        else if (!strcmp(argv[i], "--no-special")) special = 0;
-        else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "lmkit: error: tokenize: unknown option '%s' (see --help)\n", argv[i]);
-            return 2;
-        } else if (!file) file = argv[i];
-        else {
-            fprintf(stderr, "lmkit: error: tokenize: more than one input file ('%s')\n", argv[i]);
-            return 2;
-        }
+    int ids_flag = 0, tokens_flag = 0, decode_flag = 0, no_special = 0;
+    const lm_arg specs[] = {
+        {"--tokenizer", LM_ARG_STR, &tok_path, "tokenizer.json, a checkpoint dir, *.tiktoken, tokenizer.bin, or builtin gpt2|bytes"},
+        {"--ids", LM_ARG_FLAG, &ids_flag, "(default) one line of space-separated ids per input line"},
+        {"--tokens", LM_ARG_FLAG, &tokens_flag, "the token strings instead of ids"},
+        {"--decode", LM_ARG_FLAG, &decode_flag, "read lines of ids, print the decoded text"},
+        {"--no-special", LM_ARG_FLAG, &no_special, "no BOS/CLS/SEP added; special-token text is encoded as plain text"},
+        {NULL, 0, NULL, NULL},
+    };
+    char **pos = NULL;
+    int npos = 0;
+    int r = lm_args_parse("lmkit tokenize --tokenizer PATH [--ids|--tokens|--decode] [--no-special] [FILE]  (stdin without FILE)",
+                          specs, argc, argv, &pos, &npos);
+    if (!r && npos > 1) {
+        lm_fail("tokenize: more than one input file ('%s')", pos[1]);
+        r = 2;
     }
+    file = !r && npos == 1 && strcmp(pos[0], "-") ? pos[0] : NULL; /* "-" is stdin */
+    free(pos);
+    if (r) return r == 1 ? 0 : 2;
+    /* The modes say what the input lines are (text or ids) and what to
+     * print; two of them at once has no meaning, so neither wins. */
+    if (ids_flag + tokens_flag + decode_flag > 1)
+        return lm_fail("tokenize: --ids, --tokens and --decode are mutually exclusive; give one"), 2;
+    int mode = tokens_flag ? 1 : decode_flag ? 2 : 0; /* 0 ids, 1 tokens, 2 decode */
+    int special = !no_special;
     if (!tok_path) {
         fprintf(stderr, "lmkit: error: tokenize: --tokenizer PATH is required\n");
         return 2;

@@ -1,0 +1,32 @@
+#!/bin/bash
+# Robustness of the inference-side commands (generate, eval, chat,
+# tokenize, prepare, init/convert/quantize): flags are checked before any
+# work with messages that name them, text the model's vocabulary cannot
+# encode is refused instead of silently shortened, and status lines go to
+# stderr while stdout carries only the product.
+. "$LMKIT_SOURCE_DIR/tests/cli/lib.sh"
+M="$SRC/data/models/stories260K/stories260K.bin"
+V="$SRC/data/models/stories260K/tok512.bin"
+
+# A character-level GPT-2 (vocabulary: the characters of 60 kB of
+# Shakespeare), trained 10 steps: enough to run, fast to build.
+head -c 60000 "$SRC/data/tinyshakespeare/input.txt" >"$TMP/corpus.txt"
+"$LMKIT" prepare "$TMP/corpus.txt" --tokenizer chars --out "$TMP/chars" 2>/dev/null || bad "prepare chars fixture"
+"$LMKIT" train --data "$TMP/chars" --n-layer 2 --n-head 2 --n-embd 32 --seq-len 64 --batch 4 --steps 10 --threads 2 \
+    --out "$TMP/run" >/dev/null 2>&1 || bad "train fixture"
+R="$TMP/run"
+
+# --- flag parsing: a missing value, out-of-range numbers, exclusive modes
+expect_error "init --preset without value" "init: --preset needs a value" "$LMKIT" init --preset
+expect_error "quantize --type without value" "quantize: --type needs a value" "$LMKIT" quantize --type
+expect_error "convert --vocab without value" "convert: --vocab needs a value" "$LMKIT" convert --vocab
+expect_error "tokenize --tokenizer without value" "tokenize: --tokenizer needs a value" "$LMKIT" tokenize --tokenizer
+expect_error "value missing before the next flag" "--temperature needs a value" "$LMKIT" generate --model "$R" --prompt hi --temperature --top-k 3
+expect_error "int out of range" "--max-tokens: 2147483648 is out of range (-2147483648..2147483647)" \
+    "$LMKIT" generate --model "$R" --prompt hi --max-tokens 2147483648
+expect_error "not an integer" "--max-tokens: '12x' is not an integer" "$LMKIT" generate --model "$R" --prompt hi --max-tokens 12x
+expect_error "float out of range" "--temperature: 1e40 is out of range" "$LMKIT" generate --model "$R" --prompt hi --temperature 1e40
+expect_error "nan" "--temperature: 'nan' is not a finite number" "$LMKIT" generate --model "$R" --prompt hi --temperature nan
+expect_error "tokenize --ids --decode" "mutually exclusive" "$LMKIT" tokenize --tokenizer gpt2 --ids --decode
+
+finish
