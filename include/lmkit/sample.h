@@ -20,6 +20,26 @@ typedef struct {
 
 lm_sample_params lm_sample_defaults(void);
 
+/* A field of lm_sample_params, as lm_sample_params_check reports it. */
+typedef enum {
+    LM_SAMPLE_VALID = 0,
+    LM_SAMPLE_TEMPERATURE,
+    LM_SAMPLE_TOP_K,
+    LM_SAMPLE_TOP_P,
+    LM_SAMPLE_MIN_P,
+    LM_SAMPLE_REPETITION_PENALTY,
+    LM_SAMPLE_FREQUENCY_PENALTY,
+    LM_SAMPLE_PRESENCE_PENALTY,
+    LM_SAMPLE_PENALTY_LAST_N,
+} lm_sample_field;
+
+/* The first field of p out of its range (LM_SAMPLE_VALID if none) and,
+ * when rule is non-NULL, the rule it breaks as text ("in (0, 1]").
+ * Allocates nothing, so a program can check its options before loading
+ * a model and report them under its own names (lm_sampler_init applies
+ * the same rules and names the struct's fields). */
+lm_sample_field lm_sample_params_check(const lm_sample_params *p, const char **rule);
+
 typedef struct {
     lm_sample_params p;
     lm_rng rng;

@@ -13,14 +13,35 @@ lm_sample_params lm_sample_defaults(void) {
     return p;
 }
 
+/* Comparisons are written so NaN fails them: NaN passes `x < 0`. */
+lm_sample_field lm_sample_params_check(const lm_sample_params *p, const char **rule) {
+    static const char *const rules[] = {"", ">= 0", ">= 0", "in (0, 1]", "in [0, 1)", "> 0 and finite", "finite", "finite", ">= 0"};
+    lm_sample_field f = LM_SAMPLE_VALID;
+    if (!(p->temperature >= 0 && isfinite(p->temperature))) f = LM_SAMPLE_TEMPERATURE;
+    else if (p->top_k < 0) f = LM_SAMPLE_TOP_K;
+    else if (!(p->top_p > 0 && p->top_p <= 1)) f = LM_SAMPLE_TOP_P;
+    else if (!(p->min_p >= 0 && p->min_p < 1)) f = LM_SAMPLE_MIN_P;
+    else if (!(p->repetition_penalty > 0 && isfinite(p->repetition_penalty))) f = LM_SAMPLE_REPETITION_PENALTY;
+    else if (!isfinite(p->frequency_penalty)) f = LM_SAMPLE_FREQUENCY_PENALTY;
+    else if (!isfinite(p->presence_penalty)) f = LM_SAMPLE_PRESENCE_PENALTY;
+    else if (p->penalty_last_n < 0) f = LM_SAMPLE_PENALTY_LAST_N;
+    if (rule) *rule = rules[f];
+    return f;
+}
+
 lm_status lm_sampler_init(lm_sampler *s, const lm_sample_params *p, int vocab) {
     memset(s, 0, sizeof *s);
     if (vocab < 1) return lm_error(LM_ERR_ARG, "sampler: vocabulary size %d", vocab);
-    if (p->temperature < 0) return lm_error(LM_ERR_ARG, "sampler: temperature %g must be >= 0", p->temperature);
-    if (p->top_k < 0) return lm_error(LM_ERR_ARG, "sampler: top_k %d must be >= 0", p->top_k);
-    if (!(p->top_p > 0 && p->top_p <= 1)) return lm_error(LM_ERR_ARG, "sampler: top_p %g must be in (0, 1]", p->top_p);
-    if (!(p->min_p >= 0 && p->min_p < 1)) return lm_error(LM_ERR_ARG, "sampler: min_p %g must be in [0, 1)", p->min_p);
-    if (!(p->repetition_penalty > 0)) return lm_error(LM_ERR_ARG, "sampler: repetition penalty %g must be > 0", p->repetition_penalty);
+    static const char *const names[] = {"",         "temperature",       "top_k",            "top_p",         "min_p",
+                                        "repetition_penalty", "frequency_penalty", "presence_penalty", "penalty_last_n"};
+    const char *rule;
+    lm_sample_field f = lm_sample_params_check(p, &rule);
+    if (f == LM_SAMPLE_TOP_K || f == LM_SAMPLE_PENALTY_LAST_N)
+        return lm_error(LM_ERR_ARG, "sampler: %s %d must be %s", names[f], f == LM_SAMPLE_TOP_K ? p->top_k : p->penalty_last_n, rule);
+    if (f != LM_SAMPLE_VALID) {
+        const float v[] = {0, p->temperature, 0, p->top_p, p->min_p, p->repetition_penalty, p->frequency_penalty, p->presence_penalty};
+        return lm_error(LM_ERR_ARG, "sampler: %s %g must be %s", names[f], (double)v[f], rule);
+    }
     s->p = *p;
     s->vocab = vocab;
     lm_rng_seed(&s->rng, p->seed, 0x5a3b1e);

@@ -29,4 +29,22 @@ expect_error "float out of range" "--temperature: 1e40 is out of range" "$LMKIT"
 expect_error "nan" "--temperature: 'nan' is not a finite number" "$LMKIT" generate --model "$R" --prompt hi --temperature nan
 expect_error "tokenize --ids --decode" "mutually exclusive" "$LMKIT" tokenize --tokenizer gpt2 --ids --decode
 
+# --- sampling flags are checked before the model loads or anything is
+# printed, and the message names the flag as typed
+gen_bad() { # FLAGS... NEEDLE is the last argument
+    local needle="${@: -1}"
+    expect_error "generate ${*:1:$#-1}" "$needle" "$LMKIT" generate --model "$R" --prompt "ROMEO:" --max-tokens 4 "${@:1:$#-1}"
+    [ -s "$TMP/out" ] && bad "generate ${*:1:$#-1} printed to stdout before failing: $(cat "$TMP/out")" || ok
+}
+gen_bad --top-p 0 "generate: --top-p 0 must be in (0, 1]"
+gen_bad --top-p 1.5 "--top-p 1.5 must be in (0, 1]"
+gen_bad --top-k -1 "--top-k -1 must be >= 0"
+gen_bad --temperature -1 "--temperature -1 must be >= 0"
+gen_bad --min-p 2 "--min-p 2 must be in \[0, 1)"
+gen_bad --repeat-penalty 0 "--repeat-penalty 0 must be > 0"
+# chat refuses before reading a line (stdin would block a terminal) and
+# prints nothing on stdout
+printf 'hi\n' | expect_error "chat --top-p 0" "chat: --top-p 0 must be in (0, 1]" "$LMKIT" chat --model "$R" --template chatml --top-p 0
+[ -s "$TMP/out" ] && bad "chat --top-p 0 wrote to stdout" || ok
+
 finish

@@ -80,5 +80,27 @@ int main(void) {
     CHECK(lm_sampler_init(a, &p, 4) == LM_ERR_ARG && strstr(lm_last_error(), "top_p"));
     p.top_p = 1, p.temperature = -1;
     CHECK(lm_sampler_init(a, &p, 4) == LM_ERR_ARG && strstr(lm_last_error(), "temperature"));
+    /* The same rules without a sampler, for checking options up front;
+     * NaN fails every range (it used to pass `temperature < 0`). */
+    const char *rule = NULL;
+    p = lm_sample_defaults();
+    CHECK(lm_sample_params_check(&p, &rule) == LM_SAMPLE_VALID);
+    p.temperature = NAN;
+    CHECK(lm_sample_params_check(&p, &rule) == LM_SAMPLE_TEMPERATURE);
+    CHECK(lm_sampler_init(a, &p, 4) == LM_ERR_ARG);
+    p = lm_sample_defaults(), p.top_p = 1.5f;
+    CHECK(lm_sample_params_check(&p, &rule) == LM_SAMPLE_TOP_P && !strcmp(rule, "in (0, 1]"));
+    p = lm_sample_defaults(), p.top_k = -1;
+    CHECK(lm_sample_params_check(&p, NULL) == LM_SAMPLE_TOP_K);
+    CHECK(lm_sampler_init(a, &p, 4) == LM_ERR_ARG && strstr(lm_last_error(), "top_k -1 must be >= 0"));
+    p = lm_sample_defaults(), p.min_p = 1;
+    CHECK(lm_sample_params_check(&p, NULL) == LM_SAMPLE_MIN_P);
+    p = lm_sample_defaults(), p.repetition_penalty = 0;
+    CHECK(lm_sample_params_check(&p, &rule) == LM_SAMPLE_REPETITION_PENALTY);
+    CHECK(lm_sampler_init(a, &p, 4) == LM_ERR_ARG && strstr(lm_last_error(), "repetition_penalty 0 must be > 0"));
+    p = lm_sample_defaults(), p.frequency_penalty = INFINITY;
+    CHECK(lm_sample_params_check(&p, NULL) == LM_SAMPLE_FREQUENCY_PENALTY);
+    p = lm_sample_defaults(), p.penalty_last_n = -2;
+    CHECK(lm_sample_params_check(&p, NULL) == LM_SAMPLE_PENALTY_LAST_N);
     TEST_MAIN_END();
 }

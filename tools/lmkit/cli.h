@@ -18,4 +18,12 @@ int lm_cmd_classify(int argc, char **argv);
 int lm_cmd_embed(int argc, char **argv);
 int lm_cmd_fill_mask(int argc, char **argv);
 
+/* Shared by the commands that generate or score text (cmd_generate.c). */
+#include "lmkit/sample.h"
+
+/* Checks the sampling flags before any work (no model loaded, nothing
+ * printed yet); an invalid one is an error naming the flag as typed:
+ * "generate: --top-p 0 must be in (0, 1]". Returns 0 or lm_fail's 1. */
+int lm_cli_check_sampling(const char *cmd, const lm_sample_params *sp);
+
 #endif

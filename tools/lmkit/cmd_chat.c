@@ -236,6 +236,7 @@ int lm_cmd_chat(int argc, char **argv) {
     if (r) return r == 1 ? 0 : 2;
     if (!model) return lm_fail("chat: --model is required");
     if (max_tokens < 1) return lm_fail("chat: --max-tokens %d must be >= 1", max_tokens);
+    if (lm_cli_check_sampling("chat", &sp)) return 2;
     lm_set_threads(threads);
     sp.seed = (uint64_t)seed;
 

@@ -15,6 +15,23 @@ static int lm_print_chunk(const char *text, size_t n, void *user) {
     return 0;
 }
 
+int lm_cli_check_sampling(const char *cmd, const lm_sample_params *sp) {
+    const char *rule;
+    switch (lm_sample_params_check(sp, &rule)) {
+    case LM_SAMPLE_VALID: return 0;
+    case LM_SAMPLE_TEMPERATURE: return lm_fail("%s: --temperature %g must be %s", cmd, (double)sp->temperature, rule);
+    case LM_SAMPLE_TOP_K: return lm_fail("%s: --top-k %d must be %s", cmd, sp->top_k, rule);
+    case LM_SAMPLE_TOP_P: return lm_fail("%s: --top-p %g must be %s", cmd, (double)sp->top_p, rule);
+    case LM_SAMPLE_MIN_P: return lm_fail("%s: --min-p %g must be %s", cmd, (double)sp->min_p, rule);
+    case LM_SAMPLE_REPETITION_PENALTY: return lm_fail("%s: --repeat-penalty %g must be %s", cmd, (double)sp->repetition_penalty, rule);
+    case LM_SAMPLE_FREQUENCY_PENALTY:
+        return lm_fail("%s: --frequency-penalty %g must be %s", cmd, (double)sp->frequency_penalty, rule);
+    case LM_SAMPLE_PRESENCE_PENALTY: return lm_fail("%s: --presence-penalty %g must be %s", cmd, (double)sp->presence_penalty, rule);
+    case LM_SAMPLE_PENALTY_LAST_N: return lm_fail("%s: penalty window %d must be %s", cmd, sp->penalty_last_n, rule);
+    }
+    return 0;
+}
+
 int lm_cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *prompt = NULL, *tok_spec = NULL;
     int max_tokens = 256, threads = 0, show_stats = 0, no_shift = 0;
@@ -45,6 +62,7 @@ int lm_cmd_generate(int argc, char **argv) {
     if (!model_dir) return lm_fail("generate: --model DIR is required");
     if (!prompt) return lm_fail("generate: --prompt TEXT is required");
     if (max_tokens < 0) return lm_fail("generate: --max-tokens %d must be >= 0", max_tokens);
+    if (lm_cli_check_sampling("generate", &sp)) return 2;
     lm_set_threads(threads);
     sp.seed = (uint64_t)seed;
     lm_causal_lm lm;
