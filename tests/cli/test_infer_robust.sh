@@ -47,4 +47,32 @@ gen_bad --repeat-penalty 0 "--repeat-penalty 0 must be > 0"
 printf 'hi\n' | expect_error "chat --top-p 0" "chat: --top-p 0 must be in (0, 1]" "$LMKIT" chat --model "$R" --template chatml --top-p 0
 [ -s "$TMP/out" ] && bad "chat --top-p 0 wrote to stdout" || ok
 
+# --- eval scores the whole file: a NUL byte no longer ends the text
+# (bits_per_byte divided by bytes never scored). stories260K has byte
+# fallback, so the NUL is one more token.
+printf 'hello world\0 and more text after the nul byte here' >"$TMP/nul.txt"
+printf 'hello world and more text after the nul byte here' >"$TMP/nonul.txt"
+ev() { "$LMKIT" eval --model "$M" --tokenizer "$V" --perplexity "$1" --json; }
+a=$(ev "$TMP/nul.txt") && b=$(ev "$TMP/nonul.txt") || bad "eval of a file with NUL failed"
+python3 - "$a" "$b" <<'P' && ok || bad "eval with NUL: $a vs $b"
+import json, sys
+a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+sys.exit(not (a["bytes"] == 50 and a["tokens"] == b["tokens"] + 1))
+P
+
+# --- a character the vocabulary lacks is an error naming it and where,
+# not silently dropped (the chars model knows only Shakespeare's characters)
+expect_error "eval: NUL unknown to a chars vocabulary" "eval: $TMP/nul.txt: line 1, column 12: control character U+0000 is not in the model's vocabulary" \
+    "$LMKIT" eval --model "$R" --perplexity "$TMP/nul.txt"
+printf 'ROMEO:\nWhat \xff is this' >"$TMP/badutf.txt"
+expect_error "eval: invalid UTF-8" "line 2, column 6: invalid UTF-8 byte 0xFF" "$LMKIT" eval --model "$R" --perplexity "$TMP/badutf.txt" --json
+[ -s "$TMP/out" ] && bad "eval printed a result for text it could not encode" || ok
+expect_error "generate: unknown character" "generate: --prompt: line 1, column 5: character 'Ω' (U+03A9) is not in the model's vocabulary" \
+    "$LMKIT" generate --model "$R" --prompt "ROMEΩO:" --max-tokens 4
+[ -s "$TMP/out" ] && bad "generate echoed a prompt it could not encode" || ok
+expect_error "generate: only unknown characters" "column 1: character 'Ω'" "$LMKIT" generate --model "$R" --prompt "Ωé" --max-tokens 4
+# Byte-level and byte-fallback vocabularies encode anything: no error.
+expect_ok "generate: byte fallback" "$LMKIT" generate --model "$M" --tokenizer "$V" --prompt "ROMEΩO:" --max-tokens 2
+expect_ok "generate: known characters" "$LMKIT" generate --model "$R" --prompt "ROMEO:" --max-tokens 2
+
 finish

@@ -26,4 +26,18 @@ int lm_cmd_fill_mask(int argc, char **argv);
  * "generate: --top-p 0 must be in (0, 1]". Returns 0 or lm_fail's 1. */
 int lm_cli_check_sampling(const char *cmd, const lm_sample_params *sp);
 
+#include "lmkit/tokenizer.h"
+#include <stddef.h>
+
+/* Refuses text with a character the tokenizer would silently drop (a
+ * character-level vocabulary has no fallback for characters its corpus
+ * lacked): "eval: in.txt: line 3, column 5: character 'Ω' (U+03A9) is
+ * not in the model's vocabulary". source names the text ("--prompt", a
+ * file). Returns 0, or 1 after printing the error. */
+int lm_cli_check_encodable(const char *cmd, const char *source, const lm_tokenizer *tok, const char *text, size_t len);
+/* The same test, for callers that go on (chat skips the message): 1 and
+ * "line 1, column 5: character ..." in msg when a character would be
+ * dropped, 0 when none is, -1 on an error (its text in msg). */
+int lm_cli_find_unencodable(const lm_tokenizer *tok, const char *text, size_t len, char *msg, size_t cap);
+
 #endif

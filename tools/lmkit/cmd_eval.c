@@ -10,6 +10,29 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* lm_causal_lm_encode for a text of known length: a file may hold NUL
+ * bytes, where the NUL-terminated API would stop reading (and the
+ * bits-per-byte figure would divide by bytes never scored). The BOS the
+ * model wants first is whatever that API puts before the empty text. */
+static lm_status lm_eval_encode(const lm_causal_lm *lm, const char *text, size_t len, int32_t **ids, size_t *n) {
+    int32_t *bos = NULL, *raw = NULL;
+    size_t nb = 0, k = 0;
+    LM_TRY(lm_causal_lm_encode(lm, "", &bos, &nb));
+    lm_status s = lm_tokenizer_encode(lm->tok, text, len, 0, &raw, &k);
+    int32_t *all = s == LM_OK ? malloc((nb + k + 1) * sizeof *all) : NULL;
+    if (s == LM_OK && !all) s = lm_error(LM_ERR_NOMEM, "out of memory");
+    if (s == LM_OK) {
+        memcpy(all, bos, nb * sizeof *all);
+        memcpy(all + nb, raw, k * sizeof *all);
+        *ids = all;
+        *n = nb + k;
+    }
+    free(bos);
+    free(raw);
+    return s;
+}
 
 int lm_cmd_eval(int argc, char **argv) {
     const char *model_dir = NULL, *ppl_file = NULL, *tok_spec = NULL, *data = NULL, *text_column = NULL, *label_column = NULL;
@@ -44,9 +67,17 @@ int lm_cmd_eval(int argc, char **argv) {
     size_t n = 0;
     int rc = 0;
     double t0 = lm_now_seconds();
-    if (lm_causal_lm_open(model_dir, tok_spec, &lm) != LM_OK || lm_read_file(ppl_file, &text, &len) != LM_OK ||
-        lm_causal_lm_encode(&lm, text, &ids, &n) != LM_OK) {
+    if (lm_causal_lm_open(model_dir, tok_spec, &lm) != LM_OK || lm_read_file(ppl_file, &text, &len) != LM_OK) {
         rc = lm_fail_status();
+        goto done;
+    }
+    /* Every byte counted in bits_per_byte must reach the model. */
+    if (lm_cli_check_encodable("eval", ppl_file, lm.tok, text, len)) {
+        rc = 1;
+        goto done;
+    }
+    if (lm_eval_encode(&lm, text, len, &ids, &n) != LM_OK) {
+        rc = lm_fail("eval: %s: %s", ppl_file, lm_last_error());
         goto done;
     }
     if (n < 2) {

@@ -32,6 +32,72 @@ int lm_cli_check_sampling(const char *cmd, const lm_sample_params *sp) {
     return 0;
 }
 
+/* Length of the valid UTF-8 character at s and its code point, or 0 for
+ * an invalid byte (overlong forms, surrogates and values past U+10FFFF
+ * included): the tokenizer reads those as U+FFFD. */
+static size_t lm_utf8_char(const unsigned char *s, size_t left, uint32_t *cp) {
+    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    size_t n = s[0] < 0x80 ? 1 : (s[0] >> 5) == 6 ? 2 : (s[0] >> 4) == 14 ? 3 : (s[0] >> 3) == 30 ? 4 : 0;
+    if (n == 0 || n > left) return 0;
+    uint32_t c = n == 1 ? s[0] : s[0] & (0x7F >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        c = c << 6 | (s[i] & 0x3F);
+    }
+    if (c < min[n] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
+    *cp = c;
+    return n;
+}
+
+/* Whitespace a tokenizer may legitimately drop: a pre-tokenizer that
+ * splits on it (BERT style) keeps it only as a word boundary. */
+static int lm_is_ascii_space(uint32_t c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+/* Each distinct character is encoded alone once: one that gives no token
+ * at all is what the tokenizer drops inside a text too (unknown
+ * characters of a vocabulary without <unk> or byte fallback). Byte-level
+ * and byte-fallback vocabularies encode everything and pass. */
+int lm_cli_find_unencodable(const lm_tokenizer *tok, const char *text, size_t len, char *msg, size_t cap) {
+    const uint32_t invalid = 0x110000; /* stands for any invalid byte: all read as U+FFFD */
+    unsigned char *seen = calloc((invalid + 1) / 8 + 1, 1);
+    if (!seen) return snprintf(msg, cap, "out of memory"), -1;
+    const unsigned char *s = (const unsigned char *)text;
+    size_t line = 1, col = 1;
+    int found = 0;
+    for (size_t i = 0; i < len && !found;) {
+        uint32_t c;
+        size_t k = lm_utf8_char(s + i, len - i, &c);
+        if (k == 0) c = invalid, k = 1;
+        if (!(seen[c / 8] & (1u << (c % 8))) && !lm_is_ascii_space(c)) {
+            seen[c / 8] |= (unsigned char)(1u << (c % 8));
+            int32_t *ids = NULL;
+            size_t n = 0;
+            if (lm_tokenizer_encode(tok, text + i, k, 0, &ids, &n) != LM_OK)
+                found = -1, snprintf(msg, cap, "%s", lm_last_error());
+            else if (n == 0 && c == invalid)
+                found = 1, snprintf(msg, cap, "line %zu, column %zu: invalid UTF-8 byte 0x%02X (read as U+FFFD, which is not in the "
+                                              "model's vocabulary)", line, col, s[i]);
+            else if (n == 0 && (c < 0x20 || (c >= 0x7F && c < 0xA0)))
+                found = 1, snprintf(msg, cap, "line %zu, column %zu: control character U+%04X is not in the model's vocabulary", line,
+                                    col, (unsigned)c);
+            else if (n == 0)
+                found = 1, snprintf(msg, cap, "line %zu, column %zu: character '%.*s' (U+%04X) is not in the model's vocabulary", line,
+                                    col, (int)k, text + i, (unsigned)c);
+            free(ids);
+        }
+        if (c == '\n') line++, col = 1;
+        else col++;
+        i += k;
+    }
+    free(seen);
+    return found;
+}
+
+int lm_cli_check_encodable(const char *cmd, const char *source, const lm_tokenizer *tok, const char *text, size_t len) {
+    char msg[256];
+    return lm_cli_find_unencodable(tok, text, len, msg, sizeof msg) ? lm_fail("%s: %s: %s", cmd, source, msg) : 0;
+}
+
 int lm_cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *prompt = NULL, *tok_spec = NULL;
     int max_tokens = 256, threads = 0, show_stats = 0, no_shift = 0;
@@ -70,7 +136,9 @@ int lm_cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t n = 0;
     int rc = 0;
-    if (lm_causal_lm_encode(&lm, prompt, &ids, &n) != LM_OK) {
+    if (lm_cli_check_encodable("generate", "--prompt", lm.tok, prompt, strlen(prompt))) {
+        rc = 1;
+    } else if (lm_causal_lm_encode(&lm, prompt, &ids, &n) != LM_OK) {
         rc = lm_fail_status();
     } else if (n == 0) {
         rc = lm_fail("generate: --prompt is empty");
