@@ -1,7 +1,7 @@
 #!/bin/bash
 # lmkit chat end to end on stories260K: piped stdin, history, /reset,
-# /exit, --system, determinism, context trimming, template sources, and
-# clean errors for bad input.
+# /exit, other commands, --system, determinism, context trimming, template
+# sources, and clean errors for bad input.
 . "$LMKIT_SOURCE_DIR/tests/cli/lib.sh"
 M="$SRC/data/models/stories260K/stories260K.bin"
 V="$SRC/data/models/stories260K/tok512.bin"
@@ -54,10 +54,44 @@ P
 printf 'Hello\n' | chat --template "$TMP/tokenizer_config.json" >"$TMP/g" 2>/dev/null
 cmp -s "$TMP/g" "$TMP/a" && ok || bad "tokenizer_config.json template renders differently"
 
-# A template that raises spoils the turn, not the session.
-echo "{{ raise_exception('no chatting today') }}" >"$TMP/raise.jinja"
-printf 'Hello\nHello\n' | chat --template "$TMP/raise.jinja" >"$TMP/h" 2>"$TMP/h.err"
-[ $? -eq 0 ] && [ "$(grep -c 'no chatting today' "$TMP/h.err")" -eq 2 ] && ok || bad "raise_exception turn handling: $(cat "$TMP/h.err")"
+# A template that raises on one message spoils that turn, not the session.
+cat >"$TMP/raise.jinja" <<'T'
+{% if messages[-1]['content'] == 'Boom' %}{{ raise_exception('no booms') }}{% endif %}{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}
+T
+printf 'Boom\nHello\n' | chat --template "$TMP/raise.jinja" >"$TMP/h" 2>"$TMP/h.err"
+[ $? -eq 0 ] && [ "$(grep -c 'no booms' "$TMP/h.err")" -eq 1 ] && cmp -s "$TMP/h" "$TMP/a" && ok ||
+    bad "raise_exception turn handling: $(cat "$TMP/h.err")"
+# One that always raises could answer nothing: an error before any input.
+echo "{{ raise_exception('no chatting today') }}" >"$TMP/always.jinja"
+printf 'Hello\n' | expect_error "template that always raises" "chat template fails on a one-message conversation.*no chatting today" \
+    chat --template "$TMP/always.jinja"
+[ -s "$TMP/out" ] && bad "always-raising template wrote to stdout" || ok
+# A template without a system role is refused up front when --system is given.
+cat >"$TMP/nosys.jinja" <<'T'
+{% for message in messages %}{% if message['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{{ message['content'] }}{% endfor %}
+T
+expect_error "--system with a template without system role" "--system: the chat template refuses a system message: .*System role not supported" \
+    chat --template "$TMP/nosys.jinja" --system "Be brief."
+
+# A system prompt longer than the context can never be answered: an error
+# naming --system and the counts, not a per-message note.
+long=$(python3 -c 'print(" ".join("word%d" % i for i in range(600)))')
+printf 'Hello\n' | expect_error "--system longer than the context" "--system is [0-9]* tokens (.*), which leaves no room in the model's context of 512" \
+    chat --template chatml --system "$long"
+
+# Commands: blanks around them and case do not matter; an unknown /word
+# gets a note and is not sent; // sends a leading slash.
+for c in '/exit ' ' /exit' '/EXIT' '	/Quit'; do
+    printf '%s\nHello\n' "$c" | chat --template chatml >"$TMP/x" 2>"$TMP/x.err"
+    [ $? -eq 0 ] && [ ! -s "$TMP/x" ] && ok || bad "'$c' was not taken as /exit: $(cat "$TMP/x")"
+done
+printf '/foo\nHello\n' | chat --template chatml >"$TMP/u" 2>"$TMP/u.err"
+cmp -s "$TMP/u" "$TMP/a" && ok || bad "/foo was sent to the model"
+grep -q "unknown command '/foo' (known: /reset, /exit, /quit" "$TMP/u.err" && ok || bad "no note for /foo: $(cat "$TMP/u.err")"
+printf '//foo\n' | chat --template chatml >"$TMP/u2" 2>/dev/null
+[ -s "$TMP/u2" ] && ok || bad "//foo was not sent as a message"
+printf ' /reset \nHello\n' | chat --template chatml >"$TMP/u3" 2>"$TMP/u3.err"
+grep -q "history cleared" "$TMP/u3.err" && ok || bad "' /reset ' not taken as /reset"
 
 # Bad input: one clean error line, non-zero exit.
 echo "{% if %}" >"$TMP/bad.jinja"

@@ -1,7 +1,8 @@
 /* lmkit chat: an interactive conversation with a model. Each turn the
  * whole history is rendered with the model's chat template and the reply
  * streams to stdout; it reads stdin line by line, so a pipe works as
- * well as a terminal. /reset clears the history, /exit or EOF ends. */
+ * well as a terminal. /reset clears the history, /exit or EOF ends;
+ * other /words are refused as unknown commands. */
 #include "args.h"
 #include "cli.h"
 
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -110,11 +112,11 @@ typedef struct {
     lm_generate_params gp;
 } lm_chat;
 
-/* Renders and encodes the conversation; BOS written by the template as
- * text becomes the BOS id, so it is one token as in training. */
-static lm_status lm_chat_encode(lm_chat *c, int32_t **ids, size_t *n) {
+/* Renders and encodes messages; BOS written by the template as text
+ * becomes the BOS id, so it is one token as in training. */
+static lm_status lm_chat_encode_msgs(lm_chat *c, const lm_chat_message *msgs, int n_msgs, int32_t **ids, size_t *n) {
     char *text = NULL;
-    LM_TRY(lm_chat_template_apply(c->tpl, c->h.v, c->h.n, c->bos, c->eos, 1, &text));
+    LM_TRY(lm_chat_template_apply(c->tpl, msgs, n_msgs, c->bos, c->eos, 1, &text));
     size_t bl = strlen(c->bos);
     lm_status s;
     if (bl && !strncmp(text, c->bos, bl) && lm_causal_lm_bos_id(&c->lm) >= 0)
@@ -125,9 +127,86 @@ static lm_status lm_chat_encode(lm_chat *c, int32_t **ids, size_t *n) {
     return s;
 }
 
+static lm_status lm_chat_encode(lm_chat *c, int32_t **ids, size_t *n) { return lm_chat_encode_msgs(c, c->h.v, c->h.n, ids, n); }
+
+/* Before the first line is read: the template must render a one-message
+ * conversation (one that always raises would drop every message), and
+ * the system prompt, sent with every turn, must leave room in the context
+ * for a message and a reply. Either failure is the user's setup, not a
+ * message, so it ends the command with an error. */
+static int lm_chat_check_setup(lm_chat *c, const char *system) {
+    int has_sys = system && system[0];
+    const lm_chat_message probe[2] = {{"system", has_sys ? system : ""}, {"user", "Hello"}};
+    if (has_sys && lm_cli_check_encodable("chat", "--system", c->lm.tok, system, strlen(system))) return 1;
+    char *text = NULL;
+    if (lm_chat_template_apply(c->tpl, probe + !has_sys, 1 + has_sys, c->bos, c->eos, 1, &text) != LM_OK) {
+        char err[512];
+        snprintf(err, sizeof err, "%s", lm_last_error());
+        if (has_sys && lm_chat_template_apply(c->tpl, probe + 1, 1, c->bos, c->eos, 1, &text) == LM_OK) {
+            free(text);
+            return lm_fail("chat: --system: the chat template refuses a system message: %s", err);
+        }
+        return lm_fail("chat: the chat template fails on a one-message conversation, so no message could be answered: %s", err);
+    }
+    /* Characters the template itself writes (role markers) that the
+     * vocabulary lacks are dropped from every prompt: worth knowing, but
+     * the model still sees the messages, so it is a note. */
+    char msg[256];
+    if (lm_cli_find_unencodable(c->lm.tok, text, strlen(text), msg, sizeof msg) == 1)
+        fprintf(stderr, "lmkit: note: the chat template writes text the model's vocabulary cannot encode (rendered prompt %s); "
+                        "the model will not see it\n", msg);
+    free(text);
+    if (!has_sys) return 0;
+    int32_t *ids = NULL;
+    size_t n = 0, n_sys = 0;
+    if (lm_chat_encode_msgs(c, probe, 2, &ids, &n) != LM_OK) return lm_fail("chat: --system: %s", lm_last_error());
+    free(ids);
+    ids = NULL;
+    int n_ctx = c->lm.decoder.n_ctx;
+    if ((int)n < n_ctx) return 0;
+    if (lm_causal_lm_encode_ex(&c->lm, system, 0, &ids, &n_sys) != LM_OK) return lm_fail("chat: --system: %s", lm_last_error());
+    free(ids);
+    return lm_fail("chat: --system is %zu tokens (%zu with the chat template and a one-word message), which leaves no room in the "
+                   "model's context of %d tokens; shorten it",
+                   n_sys, n, n_ctx);
+}
+
+/* What a line of input asks for. A line whose first non-blank character
+ * is '/' is a command and never reaches the model (a mistyped /exit
+ * would otherwise become a message); "//text" sends "/text". */
+typedef enum { LM_CHAT_MESSAGE, LM_CHAT_SKIP, LM_CHAT_RESET, LM_CHAT_EXIT } lm_chat_action;
+
+static lm_chat_action lm_chat_classify(const char *line, const char **msg) {
+    *msg = line;
+    size_t b = strspn(line, " \t"), e = strlen(line);
+    while (e > b && (line[e - 1] == ' ' || line[e - 1] == '\t')) e--;
+    if (e == b) return LM_CHAT_SKIP;
+    if (line[b] != '/') return LM_CHAT_MESSAGE;
+    if (line[b + 1] == '/') {
+        *msg = line + b + 1;
+        return LM_CHAT_MESSAGE;
+    }
+    const char *cmd = line + b;
+    size_t n = e - b;
+    if ((n == 5 && !strncasecmp(cmd, "/exit", 5)) || (n == 5 && !strncasecmp(cmd, "/quit", 5))) return LM_CHAT_EXIT;
+    if (n == 6 && !strncasecmp(cmd, "/reset", 6)) return LM_CHAT_RESET;
+    fprintf(stderr, "lmkit: note: unknown command '%.*s' (known: /reset, /exit, /quit; start a message with // to send a /); "
+                    "not sent to the model\n", (int)(n > 40 ? 40 : n), cmd);
+    return LM_CHAT_SKIP;
+}
+
 /* One user turn: trims old turns to fit, generates, records the reply.
  * Returns nonzero only for errors that end the session. */
 static int lm_chat_turn(lm_chat *c, const char *line) {
+    char why[256];
+    int bad = lm_cli_find_unencodable(c->lm.tok, line, strlen(line), why, sizeof why);
+    if (bad < 0) return lm_fail("chat: %s", why);
+    if (bad) {
+        /* A dropped character would change the message unseen; the
+         * user can retype it, so the session goes on. */
+        fprintf(stderr, "lmkit: note: message not sent: %s\n", why);
+        return 0;
+    }
     if (lm_history_add(&c->h, "user", line, strlen(line))) return lm_fail("out of memory");
     int n_ctx = c->lm.decoder.n_ctx;
     int reserve = c->gp.max_tokens < n_ctx / 2 ? c->gp.max_tokens : n_ctx / 2;
@@ -146,7 +225,8 @@ static int lm_chat_turn(lm_chat *c, const char *line) {
         int old = c->h.n - c->n_system - 1; /* messages before this one */
         if (old <= 0) {
             if ((int)n < n_ctx) break; /* fits, with less room for the reply */
-            fprintf(stderr, "lmkit: note: this message alone is %zu tokens, more than the context of %d; dropped\n", n, n_ctx);
+            fprintf(stderr, "lmkit: note: this message is %zu tokens%s, more than the context of %d; dropped\n", n,
+                    c->n_system ? " with the system prompt" : "", n_ctx);
             free(ids);
             lm_history_drop(&c->h, c->h.n - 1, 1);
             return 0;
@@ -247,6 +327,7 @@ int lm_cmd_chat(int argc, char **argv) {
     const char *stops[8];
     int n_stops = rc ? 0 : lm_chat_template_stop_strings(c.src, c.eos, stops, 8);
     c.gp = (lm_generate_params){max_tokens, sp, stops, n_stops, 0};
+    if (!rc) rc = lm_chat_check_setup(&c, system);
     if (!rc && system && system[0]) {
         if (lm_history_add(&c.h, "system", system, strlen(system))) rc = lm_fail("out of memory");
         c.n_system = 1;
@@ -259,14 +340,19 @@ int lm_cmd_chat(int argc, char **argv) {
         ssize_t len = getline(&line, &cap, stdin);
         if (len < 0) break;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (!len) continue;
-        if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) break;
-        if (!strcmp(line, "/reset")) {
-            lm_history_drop(&c.h, c.n_system, c.h.n - c.n_system);
-            fputs("lmkit: note: history cleared\n", stderr);
+        if (memchr(line, 0, (size_t)len)) {
+            /* the message would be cut at the NUL unseen */
+            fputs("lmkit: note: message not sent: it contains a NUL byte\n", stderr);
             continue;
         }
-        rc = lm_chat_turn(&c, line);
+        const char *msg;
+        lm_chat_action act = lm_chat_classify(line, &msg);
+        if (act == LM_CHAT_EXIT) break;
+        if (act == LM_CHAT_RESET) {
+            lm_history_drop(&c.h, c.n_system, c.h.n - c.n_system);
+            fputs("lmkit: note: history cleared\n", stderr);
+        }
+        if (act == LM_CHAT_MESSAGE) rc = lm_chat_turn(&c, msg);
     }
     free(line);
     lm_history_drop(&c.h, 0, c.h.n);
