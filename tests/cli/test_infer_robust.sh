@@ -75,4 +75,19 @@ expect_error "generate: only unknown characters" "column 1: character 'Ω'" "$LM
 expect_ok "generate: byte fallback" "$LMKIT" generate --model "$M" --tokenizer "$V" --prompt "ROMEΩO:" --max-tokens 2
 expect_ok "generate: known characters" "$LMKIT" generate --model "$R" --prompt "ROMEO:" --max-tokens 2
 
+# --- prepare: which side of the split a fraction starves, the file with
+# invalid UTF-8 for the chars tokenizer, and the fraction as given
+head -c 20000 "$TMP/corpus.txt" >"$TMP/c20k.txt"
+expect_error "prepare: tiny --val-fraction" "--val-fraction 1e-09 leaves 1 of the 20000 tokens for validation; at least 2 are needed (a fraction of at least 0.0001)" \
+    "$LMKIT" prepare "$TMP/c20k.txt" --tokenizer chars --val-fraction 1e-9 --out "$TMP/p1"
+expect_error "prepare: huge --val-fraction" "leaves 1 of the 20000 tokens for training" \
+    "$LMKIT" prepare "$TMP/c20k.txt" --tokenizer chars --val-fraction 0.99995 --out "$TMP/p1"
+[ -e "$TMP/p1" ] && bad "a failed prepare left $TMP/p1 behind" || ok
+printf 'ab\ncd\xffx' >"$TMP/bad.txt"
+expect_error "prepare chars: invalid UTF-8 names the file" "prepare: $TMP/bad.txt: line 2: invalid UTF-8 byte 0xFF at byte offset 5" \
+    "$LMKIT" prepare "$TMP/c20k.txt" "$TMP/bad.txt" --tokenizer chars --out "$TMP/p1"
+expect_ok "prepare --val-fraction 0.1" "$LMKIT" prepare "$TMP/c20k.txt" --tokenizer chars --val-fraction 0.1 --out "$TMP/p2"
+grep -q '"val_fraction": 0.1,' "$TMP/p2/meta.json" && ok || bad "meta.json val_fraction: $(grep val_fraction "$TMP/p2/meta.json")"
+grep -q '"val_tokens": 2000,' "$TMP/p2/meta.json" && ok || bad "0.1 of 20000 tokens should be 2000: $(grep val_tokens "$TMP/p2/meta.json")"
+
 finish

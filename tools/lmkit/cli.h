@@ -28,6 +28,7 @@ int lm_cli_check_sampling(const char *cmd, const lm_sample_params *sp);
 
 #include "lmkit/tokenizer.h"
 #include <stddef.h>
+#include <stdint.h>
 
 /* Refuses text with a character the tokenizer would silently drop (a
  * character-level vocabulary has no fallback for characters its corpus
@@ -38,6 +39,9 @@ int lm_cli_check_encodable(const char *cmd, const char *source, const lm_tokeniz
 /* The same test, for callers that go on (chat skips the message): 1 and
  * "line 1, column 5: character ..." in msg when a character would be
  * dropped, 0 when none is, -1 on an error (its text in msg). */
+/* Length of the valid UTF-8 character at s (code point in *cp), or 0 for
+ * an invalid byte (overlong forms and surrogates included). */
+size_t lm_cli_utf8_char(const unsigned char *s, size_t left, uint32_t *cp);
 int lm_cli_find_unencodable(const lm_tokenizer *tok, const char *text, size_t len, char *msg, size_t cap);
 
 #endif

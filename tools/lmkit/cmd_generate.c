@@ -35,7 +35,7 @@ int lm_cli_check_sampling(const char *cmd, const lm_sample_params *sp) {
 /* Length of the valid UTF-8 character at s and its code point, or 0 for
  * an invalid byte (overlong forms, surrogates and values past U+10FFFF
  * included): the tokenizer reads those as U+FFFD. */
-static size_t lm_utf8_char(const unsigned char *s, size_t left, uint32_t *cp) {
+size_t lm_cli_utf8_char(const unsigned char *s, size_t left, uint32_t *cp) {
     static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
     size_t n = s[0] < 0x80 ? 1 : (s[0] >> 5) == 6 ? 2 : (s[0] >> 4) == 14 ? 3 : (s[0] >> 3) == 30 ? 4 : 0;
     if (n == 0 || n > left) return 0;
@@ -66,7 +66,7 @@ int lm_cli_find_unencodable(const lm_tokenizer *tok, const char *text, size_t le
     int found = 0;
     for (size_t i = 0; i < len && !found;) {
         uint32_t c;
-        size_t k = lm_utf8_char(s + i, len - i, &c);
+        size_t k = lm_cli_utf8_char(s + i, len - i, &c);
         if (k == 0) c = invalid, k = 1;
         if (!(seen[c / 8] & (1u << (c % 8))) && !lm_is_ascii_space(c)) {
             seen[c / 8] |= (unsigned char)(1u << (c % 8));

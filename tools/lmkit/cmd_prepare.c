@@ -5,21 +5,62 @@
 #include "lmkit/tokenizer.h"
 #include "lmkit/train.h"
 
-#include "base/json_field.h"
-
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The character tokenizer needs UTF-8; its own error counts inputs, not
+ * files, so the file, line and byte are named here. */
+static int lm_prepare_check_utf8(const char *file, const char *text, size_t len) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t line = 1;
+    for (size_t i = 0; i < len;) {
+        uint32_t c;
+        size_t k = lm_cli_utf8_char(s + i, len - i, &c);
+        if (k == 0)
+            return lm_fail("prepare: %s: line %zu: invalid UTF-8 byte 0x%02X at byte offset %zu (--tokenizer chars needs UTF-8 text)", file,
+                           line, s[i], i);
+        line += s[i] == '\n';
+        i += k;
+    }
+    return 0;
+}
+
+/* Splits n tokens by the fraction, or says which side it leaves under the
+ * 2 tokens a shard needs, and the fraction that would do. */
+static int lm_prepare_split(size_t n, double fraction, size_t *n_train, size_t *n_val) {
+    if (n < 4) return lm_fail("prepare: %zu tokens is too few to split into train and validation (at least 4 are needed)", n);
+    *n_val = (size_t)ceil((double)n * fraction);
+    *n_train = n - *n_val;
+    if (*n_val < 2)
+        return lm_fail("prepare: --val-fraction %g leaves %zu of the %zu tokens for validation; at least 2 are needed (a fraction of at "
+                       "least %.3g)", fraction, *n_val, n, 2.0 / (double)n);
+    if (*n_train < 2)
+        return lm_fail("prepare: --val-fraction %g leaves %zu of the %zu tokens for training; at least 2 are needed (a fraction of at "
+                       "most %.6g)", fraction, *n_train, n, (double)(n - 2) / (double)n);
+    return 0;
+}
+
+/* Shortest %.*g precision that reads back as x, so 0.1 is written "0.1"
+ * and not 0.10000000000000001 (jansson prints 17 digits by default). */
+static int lm_shortest_precision(double x) {
+    char buf[40];
+    for (int p = 1; p < 17; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, x);
+        if (strtod(buf, NULL) == x) return p;
+    }
+    return 17;
+}
+
 int lm_cmd_prepare(int argc, char **argv) {
     const char *tok_spec = "gpt2", *out = NULL;
-    float val_fraction = 0.1f;
+    double val_fraction = 0.1; /* double: meta.json records it as given */
     int threads = 0;
     const lm_arg specs[] = {
         {"--tokenizer", LM_ARG_STR, &tok_spec, "bytes | chars (one id per character of the corpus) | gpt2 | PATH (gpt2)"},
-        {"--val-fraction", LM_ARG_FLOAT, &val_fraction, "share of tokens held out for validation, from the end (0.1)"},
+        {"--val-fraction", LM_ARG_DOUBLE, &val_fraction, "share of tokens held out for validation, from the end (0.1)"},
         {"--out", LM_ARG_STR, &out, "output directory for train.bin, val.bin, meta.json, tokenizer.json"},
         {"--threads", LM_ARG_INT, &threads, "CPU threads (default: all cores)"},
         {NULL, 0, NULL, NULL},
@@ -64,6 +105,7 @@ int lm_cmd_prepare(int argc, char **argv) {
             goto done;
         }
         total_bytes += lens[i];
+        if (!strcmp(tok_spec, "chars") && lm_prepare_check_utf8(files[i], texts[i], lens[i])) goto done;
     }
     lm_status ts = !strcmp(tok_spec, "chars") ? lm_tokenizer_chars((const char *const *)texts, lens, (size_t)nfiles, &tok)
                                               : lm_tokenizer_load(tok_spec, &tok);
@@ -105,12 +147,8 @@ int lm_cmd_prepare(int argc, char **argv) {
         rc = lm_fail("prepare: the corpus is empty (%d file%s, %zu bytes)", nfiles, nfiles == 1 ? "" : "s", total_bytes);
         goto done;
     }
-    size_t n_val = (size_t)ceil((double)n_all * val_fraction);
-    size_t n_train = n_all - n_val;
-    if (n_train < 2 || n_val < 2) {
-        rc = lm_fail("prepare: %zu tokens is too few to split into train and validation", n_all);
-        goto done;
-    }
+    size_t n_val = 0, n_train = 0;
+    if (lm_prepare_split(n_all, val_fraction, &n_train, &n_val)) goto done;
     int vocab = lm_tokenizer_vocab_size(tok);
     char *train_path = lm_path_join(out, "train.bin"), *val_path = lm_path_join(out, "val.bin");
     char *tok_path = lm_path_join(out, "tokenizer.json"), *meta_path = lm_path_join(out, "meta.json");
@@ -126,8 +164,12 @@ int lm_cmd_prepare(int argc, char **argv) {
         for (int i = 0; i < nfiles; i++) json_array_append_new(jf, json_string(files[i]));
         json_t *meta = json_pack("{s:s, s:i, s:I, s:I, s:I, s:f, s:o}", "tokenizer", tok_spec, "vocab_size", vocab, "train_tokens",
                                  (json_int_t)n_train, "val_tokens", (json_int_t)n_val, "bytes", (json_int_t)total_bytes,
-                                 "val_fraction", (double)val_fraction, "files", jf);
-        s = lm_json_save(meta, meta_path);
+                                 "val_fraction", val_fraction, "files", jf);
+        char *text = meta ? json_dumps(meta, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(lm_shortest_precision(val_fraction)))
+                          : NULL;
+        json_decref(meta);
+        s = text ? lm_write_file_atomic(meta_path, text, strlen(text)) : lm_error(LM_ERR_NOMEM, "%s: cannot serialize JSON", meta_path);
+        free(text);
     }
     free(train_path);
     free(val_path);
