@@ -9,6 +9,13 @@ for t in q8_0 q4_0 q4_k q6_k f16 bf16; do
   out=$("$B" bench generate --model "$T/m_$t.gguf" --prompt-tokens 20 --gen-tokens 8 --parallel 2) || fail "bench $t"
   echo "$out" | grep -q "decode:  2 x 8 tokens" || fail "bench output $t: $out"
 done
+# The summary says what was stored: on this shape no row length is a
+# multiple of 256, so q4_k writes no q4_k tensor at all.
+out=$("$B" quantize --type q4_k "$M" "$T/k.gguf" 2>&1) || fail "quantize q4_k"
+echo "$out" | grep -q "q4_k requested: 0 matrices q4_k, 31 q8_0 fallback (row length not a multiple of 256), 5 f16 fallback (row length not a multiple of 32), 11 f32 vectors kept" ||
+  fail "q4_k summary: $out"
+out=$("$B" quantize --type q8_0 "$M" "$T/q.gguf" 2>&1) || fail "quantize q8_0"
+echo "$out" | grep -q "q8_0 requested: 31 matrices q8_0, 5 f16 fallback" || fail "q8_0 summary: $out"
 "$B" convert "$M" "$T/m.gguf" >/dev/null || fail convert
 "$B" convert "$T/m.gguf" "$T/m2.gguf" >/dev/null || fail "convert gguf->gguf"
 cmp -s "$T/m.gguf" "$T/m2.gguf" || fail "gguf -> gguf conversion is not byte-identical"

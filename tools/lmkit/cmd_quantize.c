@@ -5,7 +5,46 @@
 
 #include "args.h"
 #include "cli.h"
+#include "lmkit/gguf.h"
 #include "lmkit/llama.h"
+
+/* Counts of each tensor type in a GGUF file just written, so the summary
+ * says what was stored and not only what was asked for: matrices whose
+ * row length does not fit the requested type's blocks fall back to Q8_0
+ * or F16 (lm_llama_save_gguf), which on small shapes can be all of them. */
+static void lm_type_summary(const char *path, int want, char *buf, size_t cap) {
+    lm_gguf g;
+    size_t at = 0;
+    if (lm_gguf_open(path, &g) != LM_OK) {
+        snprintf(buf, cap, "%s", want >= 0 ? lm_qtype_name((lm_qtype)want) : "types kept");
+        return;
+    }
+    /* [type][is matrix] counts; GGUF type ids are below 64 */
+    int n[64][2] = {{0}};
+    for (size_t i = 0; i < g.n_tensors; i++)
+        if ((unsigned)g.tensors[i].type < 64) n[g.tensors[i].type][g.tensors[i].n_dims >= 2]++;
+    lm_gguf_close(&g);
+#define PUT(...) (at += (size_t)snprintf(buf + at, at < cap ? cap - at : 0, __VA_ARGS__))
+    if (want < 0) {
+        PUT("types kept:");
+        for (int t = 0, first = 1; t < 64; t++)
+            if (n[t][0] + n[t][1]) PUT("%s %d %s", first ? "" : ",", n[t][0] + n[t][1], lm_qtype_name((lm_qtype)t)), first = 0;
+    } else {
+        PUT("%s requested: %d matri%s %s", lm_qtype_name((lm_qtype)want), n[want][1], n[want][1] == 1 ? "x" : "ces",
+            lm_qtype_name((lm_qtype)want));
+        /* Q8_0 is the first fallback, F16 the second (rows not a multiple of 32 either). */
+        for (int i = -1; i < 64; i++) {
+            int t = i < 0 ? LM_QT_Q8_0 : i;
+            if (t != want && n[t][1] && (i < 0 || t != LM_QT_Q8_0))
+                PUT(", %d %s fallback (row length not a multiple of %d)", n[t][1], lm_qtype_name((lm_qtype)t),
+                    t == LM_QT_Q8_0 ? lm_qtype_block_elems((lm_qtype)want) : lm_qtype_block_elems(LM_QT_Q8_0));
+        }
+        int vec = 0;
+        for (int t = 0; t < 64; t++) vec += n[t][0];
+        if (vec) PUT(", %d f32 vector%s kept", vec, vec == 1 ? "" : "s");
+    }
+#undef PUT
+}
 
 static int convert_main(int argc, char **argv, int need_type) {
     const char *type_name = NULL, *vocab_path = NULL, *in = NULL, *out = NULL;
@@ -65,8 +104,11 @@ static int convert_main(int argc, char **argv, int need_type) {
     double t0 = lm_now_seconds();
     lm_status s = lm_llama_save_gguf(&m, out, type, pieces, scores, nv);
     if (s != LM_OK) fprintf(stderr, "lmkit: error: %s: %s\n", out, lm_last_error());
-    else
-        printf("wrote %s (%s, %.2f s)\n", out, type >= 0 ? lm_qtype_name((lm_qtype)type) : "types kept", lm_now_seconds() - t0);
+    else {
+        char types[512];
+        lm_type_summary(out, type, types, sizeof types);
+        printf("wrote %s (%s; %.2f s)\n", out, types, lm_now_seconds() - t0);
+    }
     lm_llama2c_vocab_free(&v);
     lm_llama_free(&m);
     return s == LM_OK ? 0 : 1;
@@ -113,7 +155,11 @@ int lm_cmd_init(int argc, char **argv) {
     lm_status s = lm_llama_vocab_synthetic(c.vocab_size, &pieces, &scores);
     if (s == LM_OK) s = lm_llama_save_gguf(&m, out, (int)t, pieces, scores, c.vocab_size);
     if (s != LM_OK) fprintf(stderr, "lmkit: error: %s: %s\n", out, lm_last_error());
-    else printf("wrote %s (%s, %s, %.1f s)\n", out, preset, lm_qtype_name(t), lm_now_seconds() - t0);
+    else {
+        char types[512];
+        lm_type_summary(out, (int)t, types, sizeof types);
+        printf("wrote %s (%s, %s; %.1f s)\n", out, preset, types, lm_now_seconds() - t0);
+    }
     lm_llama_vocab_synthetic_free(pieces, scores, c.vocab_size);
     lm_llama_free(&m);
     return s == LM_OK ? 0 : 1;
