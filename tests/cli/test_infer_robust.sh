@@ -90,4 +90,16 @@ expect_ok "prepare --val-fraction 0.1" "$LMKIT" prepare "$TMP/c20k.txt" --tokeni
 grep -q '"val_fraction": 0.1,' "$TMP/p2/meta.json" && ok || bad "meta.json val_fraction: $(grep val_fraction "$TMP/p2/meta.json")"
 grep -q '"val_tokens": 2000,' "$TMP/p2/meta.json" && ok || bad "0.1 of 20000 tokens should be 2000: $(grep val_tokens "$TMP/p2/meta.json")"
 
+# --- status lines go to stderr; stdout is only for a command's product
+quiet_stdout() { # DESCRIPTION NEEDLE CMD...: exit 0, nothing on stdout, NEEDLE on stderr
+    local what="$1" needle="$2"; shift 2
+    "$@" >"$TMP/out" 2>"$TMP/err" || { bad "$what failed: $(cat "$TMP/err")"; return; }
+    [ -s "$TMP/out" ] && { bad "$what wrote to stdout: $(cat "$TMP/out")"; return; }
+    grep -q "$needle" "$TMP/err" && ok || bad "$what: no '$needle' on stderr: $(cat "$TMP/err")"
+}
+quiet_stdout "init" "^wrote $TMP/i.gguf" "$LMKIT" init --preset stories260K-shape --type f32 --out "$TMP/i.gguf"
+quiet_stdout "convert" "^wrote $TMP/c.gguf (types kept" "$LMKIT" convert "$M" "$TMP/c.gguf"
+quiet_stdout "quantize" "^wrote $TMP/q.gguf (q8_0 requested" "$LMKIT" quantize --type q8_0 "$M" "$TMP/q.gguf"
+quiet_stdout "prepare" "^prepared $TMP/p3" "$LMKIT" prepare "$TMP/c20k.txt" --tokenizer chars --out "$TMP/p3"
+
 finish

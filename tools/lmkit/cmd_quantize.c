@@ -1,4 +1,6 @@
-/* lmkit quantize / convert: rewrite a LLaMA-family model as GGUF. */
+/* lmkit quantize / convert / init: write a LLaMA-family model as GGUF.
+ * The "wrote ..." summary goes to stderr, as every command's status does:
+ * stdout carries only a command's product (text, ids, JSON). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +109,7 @@ static int convert_main(int argc, char **argv, int need_type) {
     else {
         char types[512];
         lm_type_summary(out, type, types, sizeof types);
-        printf("wrote %s (%s; %.2f s)\n", out, types, lm_now_seconds() - t0);
+        fprintf(stderr, "wrote %s (%s; %.2f s)\n", out, types, lm_now_seconds() - t0);
     }
     lm_llama2c_vocab_free(&v);
     lm_llama_free(&m);
@@ -158,7 +160,7 @@ int lm_cmd_init(int argc, char **argv) {
     else {
         char types[512];
         lm_type_summary(out, (int)t, types, sizeof types);
-        printf("wrote %s (%s, %s; %.1f s)\n", out, preset, types, lm_now_seconds() - t0);
+        fprintf(stderr, "wrote %s (%s, %s; %.1f s)\n", out, preset, types, lm_now_seconds() - t0);
     }
     lm_llama_vocab_synthetic_free(pieces, scores, c.vocab_size);
     lm_llama_free(&m);
