@@ -67,6 +67,10 @@ expect_error "eval: NUL unknown to a chars vocabulary" "eval: $TMP/nul.txt: line
 printf 'ROMEO:\nWhat \xff is this' >"$TMP/badutf.txt"
 expect_error "eval: invalid UTF-8" "line 2, column 6: invalid UTF-8 byte 0xFF" "$LMKIT" eval --model "$R" --perplexity "$TMP/badutf.txt" --json
 [ -s "$TMP/out" ] && bad "eval printed a result for text it could not encode" || ok
+# Any tokenizer reads invalid UTF-8 as U+FFFD: the bytes scored would not
+# be the file's, so a byte-fallback vocabulary refuses it too.
+expect_error "eval: invalid UTF-8, byte fallback" "eval: $TMP/badutf.txt: line 2, column 6: invalid UTF-8 byte 0xFF" \
+    "$LMKIT" eval --model "$M" --tokenizer "$V" --perplexity "$TMP/badutf.txt"
 expect_error "generate: unknown character" "generate: --prompt: line 1, column 5: character 'Ω' (U+03A9) is not in the model's vocabulary" \
     "$LMKIT" generate --model "$R" --prompt "ROMEΩO:" --max-tokens 4
 [ -s "$TMP/out" ] && bad "generate echoed a prompt it could not encode" || ok

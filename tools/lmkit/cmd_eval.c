@@ -34,6 +34,26 @@ static lm_status lm_eval_encode(const lm_causal_lm *lm, const char *text, size_t
     return s;
 }
 
+/* Tokenizers read invalid UTF-8 as U+FFFD (as HF does), so the model
+ * would score three other bytes in place of each bad sequence and
+ * bits_per_byte would be per byte of a text that was never scored:
+ * refused, naming the first one. */
+static int lm_eval_check_utf8(const char *file, const char *text, size_t len) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < len;) {
+        uint32_t c;
+        size_t k = lm_cli_utf8_char(s + i, len - i, &c);
+        if (k == 0)
+            return lm_fail("eval: %s: line %zu, column %zu: invalid UTF-8 byte 0x%02X (perplexity is scored on UTF-8 text)", file, line,
+                           col, s[i]);
+        if (c == '\n') line++, col = 1;
+        else col++;
+        i += k;
+    }
+    return 0;
+}
+
 int lm_cmd_eval(int argc, char **argv) {
     const char *model_dir = NULL, *ppl_file = NULL, *tok_spec = NULL, *data = NULL, *text_column = NULL, *label_column = NULL;
     int stride = 0, threads = 0, json = 0, no_header = 0, max_len = 512, batch = 32;
@@ -72,7 +92,7 @@ int lm_cmd_eval(int argc, char **argv) {
         goto done;
     }
     /* Every byte counted in bits_per_byte must reach the model. */
-    if (lm_cli_check_encodable("eval", ppl_file, lm.tok, text, len)) {
+    if (lm_eval_check_utf8(ppl_file, text, len) || lm_cli_check_encodable("eval", ppl_file, lm.tok, text, len)) {
         rc = 1;
         goto done;
     }
