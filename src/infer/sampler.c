@@ -15,7 +15,7 @@ lm_sample_params lm_sample_defaults(void) {
 
 /* Comparisons are written so NaN fails them: NaN passes `x < 0`. */
 lm_sample_field lm_sample_params_check(const lm_sample_params *p, const char **rule) {
-    static const char *const rules[] = {"", ">= 0", ">= 0", "in (0, 1]", "in [0, 1)", "> 0 and finite", "finite", "finite", ">= 0"};
+    static const char *const rules[] = {"", "finite and >= 0", ">= 0", "in (0, 1]", "in [0, 1)", "> 0 and finite", "finite", "finite", ">= 0"};
     lm_sample_field f = LM_SAMPLE_VALID;
     if (!(p->temperature >= 0 && isfinite(p->temperature))) f = LM_SAMPLE_TEMPERATURE;
     else if (p->top_k < 0) f = LM_SAMPLE_TOP_K;

@@ -26,7 +26,9 @@ expect_error "int out of range" "--max-tokens: 2147483648 is out of range (-2147
     "$LMKIT" generate --model "$R" --prompt hi --max-tokens 2147483648
 expect_error "not an integer" "--max-tokens: '12x' is not an integer" "$LMKIT" generate --model "$R" --prompt hi --max-tokens 12x
 expect_error "float out of range" "--temperature: 1e40 is out of range" "$LMKIT" generate --model "$R" --prompt hi --temperature 1e40
-expect_error "nan" "--temperature: 'nan' is not a finite number" "$LMKIT" generate --model "$R" --prompt hi --temperature nan
+# inf/nan parse (each command range-checks its values) and are refused there.
+expect_error "nan" "generate: --temperature nan must be finite and >= 0" "$LMKIT" generate --model "$R" --prompt hi --temperature nan
+expect_error "inf" "generate: --temperature inf must be finite and >= 0" "$LMKIT" generate --model "$R" --prompt hi --temperature inf
 expect_error "tokenize --ids --decode" "mutually exclusive" "$LMKIT" tokenize --tokenizer gpt2 --ids --decode
 
 # --- sampling flags are checked before the model loads or anything is
@@ -39,7 +41,7 @@ gen_bad() { # FLAGS... NEEDLE is the last argument
 gen_bad --top-p 0 "generate: --top-p 0 must be in (0, 1]"
 gen_bad --top-p 1.5 "--top-p 1.5 must be in (0, 1]"
 gen_bad --top-k -1 "--top-k -1 must be >= 0"
-gen_bad --temperature -1 "--temperature -1 must be >= 0"
+gen_bad --temperature -1 "--temperature -1 must be finite and >= 0"
 gen_bad --min-p 2 "--min-p 2 must be in \[0, 1)"
 gen_bad --repeat-penalty 0 "--repeat-penalty 0 must be > 0"
 # chat refuses before reading a line (stdin would block a terminal) and

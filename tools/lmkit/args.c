@@ -49,17 +49,19 @@ static int lm_args_integer(const char *cmd, const lm_arg *a, const char *v, long
 
 /* Real flags: parsed as double, then checked against the destination's
  * range (max = FLT_MAX or DBL_MAX, tiny = its smallest normal), so 1e40
- * for a float is "out of range", and inf/nan are refused: no option
- * means anything with them and they poison arithmetic downstream. */
+ * for a float is "out of range", not "not a number". A literal inf or
+ * nan passes, as strtof always let it: each command range-checks its
+ * values and names the flag (train: "--lr inf must be finite"). */
 static int lm_args_real(const char *cmd, const lm_arg *a, const char *v, double max, double tiny, double *out) {
     char *end = NULL;
     errno = 0;
     double x = strtod(v, &end);
     if (!*v || *end) return lm_fail("%s: %s: '%s' is not a number", cmd, a->name, v), 2;
-    if (isnan(x) || (isinf(x) && errno != ERANGE)) return lm_fail("%s: %s: '%s' is not a finite number", cmd, a->name, v), 2;
-    if (fabs(x) > max) return lm_fail("%s: %s: %s is out of range (magnitude at most %g)", cmd, a->name, v, max), 2;
-    if ((x != 0 || errno == ERANGE) && fabs(x) < tiny)
-        return lm_fail("%s: %s: %s is out of range (nonzero magnitude at least %g)", cmd, a->name, v, tiny), 2;
+    if (isfinite(x) || errno == ERANGE) {
+        if (fabs(x) > max) return lm_fail("%s: %s: %s is out of range (magnitude at most %g)", cmd, a->name, v, max), 2;
+        if ((x != 0 || errno == ERANGE) && fabs(x) < tiny)
+            return lm_fail("%s: %s: %s is out of range (nonzero magnitude at least %g)", cmd, a->name, v, tiny), 2;
+    }
     *out = x;
     return 0;
 }
