@@ -23,7 +23,8 @@ typedef struct {
 
 /* path: a directory with config.json (model_type gpt2), a .gguf file or a
  * llama2.c .bin. tokenizer: NULL to use the model's own (the directory's
- * tokenizer.json, or tokenizer.bin / tokenizer.json beside the file),
+ * tokenizer.json, a GGUF's tokenizer.ggml.*, or tokenizer.bin /
+ * tokenizer.json beside the file),
  * else any spec lm_tokenizer_load accepts. Free with lm_causal_lm_close. */
 lm_status lm_causal_lm_open(const char *path, const char *tokenizer, lm_causal_lm *lm);
 void lm_causal_lm_close(lm_causal_lm *lm);
@@ -33,6 +34,8 @@ lm_status lm_causal_lm_encode(const lm_causal_lm *lm, const char *text, int32_t 
  * the model or tokenizer has one), 0 never, -1 as lm_causal_lm_encode.
  * Chat prompts need this: the template writes BOS itself, as text. */
 lm_status lm_causal_lm_encode_ex(const lm_causal_lm *lm, const char *text, int add_bos, int32_t **ids, size_t *n);
+/* The same for len bytes of text, which may hold NUL bytes (a file). */
+lm_status lm_causal_lm_encode_n(const lm_causal_lm *lm, const char *text, size_t len, int add_bos, int32_t **ids, size_t *n);
 /* The BOS id prompts start with, or -1. */
 int32_t lm_causal_lm_bos_id(const lm_causal_lm *lm);
 

@@ -110,9 +110,13 @@ lm_status lm_causal_lm_encode(const lm_causal_lm *lm, const char *text, int32_t 
 }
 
 lm_status lm_causal_lm_encode_ex(const lm_causal_lm *lm, const char *text, int add_bos, int32_t **ids, size_t *n) {
+    return lm_causal_lm_encode_n(lm, text, strlen(text), add_bos, ids, n);
+}
+
+lm_status lm_causal_lm_encode_n(const lm_causal_lm *lm, const char *text, size_t len, int add_bos, int32_t **ids, size_t *n) {
     int32_t *raw = NULL;
     size_t k = 0;
-    LM_TRY(lm_tokenizer_encode(lm->tok, text, strlen(text), 0, &raw, &k));
+    LM_TRY(lm_tokenizer_encode(lm->tok, text, len, 0, &raw, &k));
     int bos = add_bos < 0 ? (lm->add_bos && lm->llama ? lm->llama->cfg.bos_id : -1) : add_bos ? lm_causal_lm_bos_id(lm) : -1;
     if (bos < 0) {
         *ids = raw;

@@ -12,28 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* lm_causal_lm_encode for a text of known length: a file may hold NUL
- * bytes, where the NUL-terminated API would stop reading (and the
- * bits-per-byte figure would divide by bytes never scored). The BOS the
- * model wants first is whatever that API puts before the empty text. */
-static lm_status lm_eval_encode(const lm_causal_lm *lm, const char *text, size_t len, int32_t **ids, size_t *n) {
-    int32_t *bos = NULL, *raw = NULL;
-    size_t nb = 0, k = 0;
-    LM_TRY(lm_causal_lm_encode(lm, "", &bos, &nb));
-    lm_status s = lm_tokenizer_encode(lm->tok, text, len, 0, &raw, &k);
-    int32_t *all = s == LM_OK ? malloc((nb + k + 1) * sizeof *all) : NULL;
-    if (s == LM_OK && !all) s = lm_error(LM_ERR_NOMEM, "out of memory");
-    if (s == LM_OK) {
-        memcpy(all, bos, nb * sizeof *all);
-        memcpy(all + nb, raw, k * sizeof *all);
-        *ids = all;
-        *n = nb + k;
-    }
-    free(bos);
-    free(raw);
-    return s;
-}
-
 /* Tokenizers read invalid UTF-8 as U+FFFD (as HF does), so the model
  * would score three other bytes in place of each bad sequence and
  * bits_per_byte would be per byte of a text that was never scored:
@@ -96,7 +74,8 @@ int lm_cmd_eval(int argc, char **argv) {
         rc = 1;
         goto done;
     }
-    if (lm_eval_encode(&lm, text, len, &ids, &n) != LM_OK) {
+    /* by length: a file may hold NUL bytes, which must be scored too */
+    if (lm_causal_lm_encode_n(&lm, text, len, -1, &ids, &n) != LM_OK) {
         rc = lm_fail("eval: %s: %s", ppl_file, lm_last_error());
         goto done;
     }
