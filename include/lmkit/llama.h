@@ -54,6 +54,7 @@ typedef struct {
     lm_mmap map;
     lm_gguf *gguf;
     lm_safetensors *st; /* HF directory: the mapped weight files */
+    char *source_dir;   /* HF directory: where it was loaded from (its tokenizer goes into a GGUF) */
     void **owned;
     int n_owned;
     uint64_t random_seed; /* nonzero: NULL matrices are drawn at save (lm_llama_init_random) */

@@ -33,6 +33,16 @@ int lm_gguf_has_tokenizer(const char *path);
  * "<s>". Pieces already in that form come back unchanged. malloc'd;
  * *out_len (if not NULL) gets its length. */
 char *lm_spm_spelling(const char *piece, size_t len, size_t *out_len);
+/* Adds the tokenizer of the Hugging Face directory dir (tokenizer.json and
+ * tokenizer_config.json) to a GGUF as llama.cpp's converter writes it:
+ * tokenizer.ggml.* (padded to vocab_size with unused tokens) and
+ * tokenizer.chat_template; bos_id/eos_id (config.json's, -1: none) serve
+ * where the tokenizer names none. *wrote_bos / *wrote_eos say whether it
+ * wrote those ids. LM_ERR_UNSUPPORTED (nothing written) when there is no
+ * tokenizer.json or GGUF has no form for it. */
+typedef struct lm_gguf_writer lm_gguf_writer;
+lm_status lm_gguf_add_hf_tokenizer(lm_gguf_writer *w, const char *dir, int vocab_size, int32_t bos_id, int32_t eos_id,
+                                   int *wrote_bos, int *wrote_eos);
 void lm_tokenizer_free(lm_tokenizer *t);
 
 /* Encodes len bytes of text (need not be NUL-terminated; invalid UTF-8 is

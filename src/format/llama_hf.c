@@ -225,6 +225,10 @@ lm_status lm_llama_load_hf(const char *dir, lm_llama_model *m) {
         lm_llama_free(m);
         return lm_error(s, "%s: %s", dir, msg);
     }
+    if (!(m->source_dir = strdup(dir))) {
+        lm_llama_free(m);
+        return lm_error(LM_ERR_NOMEM, "out of memory");
+    }
     m->load_seconds = lm_now_seconds() - t0;
     return LM_OK;
 }

@@ -53,6 +53,7 @@ void lm_llama_free(lm_llama_model *m) {
         free(m->st);
     }
     if (m->map.data) lm_mmap_close(&m->map);
+    free(m->source_dir);
     memset(m, 0, sizeof *m);
 }
 

@@ -159,6 +159,11 @@ static lm_status write_all(const lm_llama_model *m, lm_gguf_writer *gw, buflist 
             has_bos |= !strcmp(kv->key, "tokenizer.ggml.bos_token_id");
             has_eos |= !strcmp(kv->key, "tokenizer.ggml.eos_token_id");
         }
+    } else if (m->source_dir && !vocab) {
+        /* An HF directory's tokenizer.json; a GGUF without a tokenizer is
+         * still written when GGUF has no form for it (the caller says so). */
+        lm_status ts = lm_gguf_add_hf_tokenizer(gw, m->source_dir, c->vocab_size, c->bos_id, c->eos_id, &has_bos, &has_eos);
+        if (ts != LM_OK && ts != LM_ERR_UNSUPPORTED) return ts;
     } else if (vocab && n_vocab > 0) {
         int32_t *tt = malloc(sizeof(int32_t) * (size_t)n_vocab);
         if (!tt) return lm_error(LM_ERR_NOMEM, "out of memory");

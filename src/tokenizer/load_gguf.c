@@ -125,6 +125,20 @@ static json_t *bpe_pre_tokenizer(const char *pre, int *ignore_merges, int *nfc) 
                      "add_prefix_space", 0, "trim_offsets", 1, "use_regex", 0);
 }
 
+const char *lm_tok_gguf_pre_name(json_t *pre) {
+    const char *ty = json_string_value(json_object_get(pre, "type"));
+    if (ty && !strcmp(ty, "ByteLevel")) return json_is_false(json_object_get(pre, "use_regex")) ? NULL : "gpt-2";
+    json_t *list = json_object_get(pre, "pretokenizers");
+    if (!ty || strcmp(ty, "Sequence") || json_array_size(list) != 2) return NULL;
+    json_t *split = json_array_get(list, 0), *bl = json_array_get(list, 1);
+    const char *re = json_string_value(json_object_get(json_object_get(split, "pattern"), "Regex"));
+    const char *bt = json_string_value(json_object_get(bl, "type"));
+    if (!re || !bt || strcmp(bt, "ByteLevel") || json_is_true(json_object_get(bl, "use_regex"))) return NULL;
+    if (!strcmp(re, LLAMA3_SPLIT)) return "llama-bpe";
+    if (!strcmp(re, QWEN2_SPLIT)) return "qwen2";
+    return NULL;
+}
+
 static lm_status load_bpe(const lm_gguf *g, const lm_gguf_kv *toks, const char *path, lm_tokenizer **out) {
     const lm_gguf_kv *types, *merges = lm_gguf_find(g, "tokenizer.ggml.merges");
     LM_TRY(num_array(g, "tokenizer.ggml.token_type", toks->arr_n, path, &types));

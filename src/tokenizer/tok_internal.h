@@ -222,6 +222,9 @@ lm_status lm_tok_load_gpt2_files(const char *encoder_json, const char *vocab_bpe
 lm_status lm_tok_load_tiktoken(const char *path, lm_tokenizer **out);
 lm_status lm_tok_load_llama2c(const char *path, lm_tokenizer **out);
 lm_status lm_tok_load_gguf(const char *path, lm_tokenizer **out);
+/* The tokenizer.ggml.pre name of a tokenizer.json pre_tokenizer: "gpt-2",
+ * "llama-bpe", "qwen2", or NULL when GGUF has none for it. */
+const char *lm_tok_gguf_pre_name(json_t *pre);
 
 /* A SentencePiece BPE vocabulary (llama2.c tokenizer.bin, GGUF "llama"):
  * pieces with U+2581 for spaces, scores (higher merges first), kinds. */

@@ -33,4 +33,35 @@ expect_error "GGUF without a tokenizer" "no tokenizer found" "$LMKIT" generate -
 expect_error "tokenize with a tokenizer-less GGUF" "carries no tokenizer" "$LMKIT" tokenize --tokenizer "$TMP/alone/m.gguf" \
     --ids "$TMP/text.txt"
 
+# An HF directory converted to GGUF carries its tokenizer.json (as
+# tokenizer.ggml.*, padded to the model's 97 rows) and chat template.
+hf="$TMP/hf" && mkdir -p "$hf" && cp "$SRC/tests/golden/llama_tiny/model/"*.json "$SRC/tests/golden/llama_tiny/model/model.safetensors" "$hf/"
+{
+    # a byte-level BPE of letters, digits, a little punctuation and "Ġ" (the space)
+    printf '{"version":"1.0","added_tokens":[{"id":74,"content":"<|endoftext|>","single_word":false,"lstrip":false,'
+    printf '"rstrip":false,"normalized":false,"special":true}],"normalizer":null,'
+    printf '"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true},'
+    printf '"post_processor":null,"decoder":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true},'
+    printf '"model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,"end_of_word_suffix":null,'
+    printf '"fuse_unk":false,"byte_fallback":false,"ignore_merges":false,"vocab":{'
+    id=0
+    for c in a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N O P Q R S T U V W X Y Z \
+        0 1 2 3 4 5 6 7 8 9 . , '!' '?' "'" 'Ġ' 'Ġt' he 'Ġa' 'Ġthe' in; do
+        printf '"%s":%d,' "$c" $id; id=$((id + 1))
+    done
+    printf '"ed":%d},"merges":["Ġ t","h e","Ġ a","Ġt he","i n","e d"]}}' $id
+} >"$hf/tokenizer.json"
+printf '{"bos_token":null,"eos_token":"<|endoftext|>","chat_template":"{%% for m in messages %%}<{{ m.role }}>{{ m.content }}{%% endfor %%}<assistant>"}' \
+    >"$hf/tokenizer_config.json"
+expect_ok "convert an HF directory" "$LMKIT" convert "$hf" "$TMP/hf.gguf"
+printf 'the cat sat in the hat, and he nodded!\n' >"$TMP/hf.txt"
+expect_ok "tokenize with the HF tokenizer.json" "$LMKIT" tokenize --tokenizer "$hf/tokenizer.json" --ids "$TMP/hf.txt"
+cp "$TMP/out" "$TMP/ids_hf"
+expect_ok "tokenize with the converted GGUF" "$LMKIT" tokenize --tokenizer "$TMP/hf.gguf" --ids "$TMP/hf.txt"
+if cmp -s "$TMP/out" "$TMP/ids_hf" && grep -q ' 71 ' "$TMP/out"; then ok; else
+    bad "converted GGUF ids differ: $(cat "$TMP/out") vs $(cat "$TMP/ids_hf")"; fi
+expect_ok "generate from the converted GGUF alone" "$LMKIT" generate --model "$TMP/hf.gguf" --prompt "the cat" --max-tokens 4 --temperature 0
+printf 'hi\n' | "$LMKIT" chat --model "$TMP/hf.gguf" --max-tokens 2 >"$TMP/out" 2>"$TMP/err"
+if [ $? -eq 0 ] && ! grep -q "no chat template" "$TMP/err"; then ok; else bad "chat ignored the GGUF's template: $(cat "$TMP/err")"; fi
+
 finish

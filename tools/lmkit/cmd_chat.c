@@ -8,6 +8,7 @@
 
 #include "lmkit/causal_lm.h"
 #include "lmkit/chat_template.h"
+#include "lmkit/gguf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,19 @@ static char *lm_find_config(const char *model, const char *tok) {
         free(p);
     }
     return NULL;
+}
+
+/* The chat template a GGUF model carries (tokenizer.chat_template, as
+ * llama.cpp's converters copy it from tokenizer_config.json), or NULL. */
+static char *lm_gguf_chat_template(const char *model) {
+    size_t len = strlen(model);
+    if (len < 5 || strcmp(model + len - 5, ".gguf")) return NULL;
+    lm_gguf g;
+    if (lm_gguf_open(model, &g) != LM_OK) return NULL;
+    char *src = NULL;
+    if (lm_gguf_find(&g, "tokenizer.chat_template") && lm_gguf_get_str(&g, "tokenizer.chat_template", &src) != LM_OK) src = NULL;
+    lm_gguf_close(&g);
+    return src;
 }
 
 /* A built-in for a model without a template, from its special tokens. */
@@ -251,7 +265,8 @@ static int lm_chat_turn(lm_chat *c, const char *line) {
 }
 
 /* The template: --template NAME|FILE, else the model's
- * tokenizer_config.json, else a built-in guessed from the vocabulary.
+ * tokenizer_config.json, else the one a GGUF carries, else a built-in
+ * guessed from the vocabulary.
  * bos/eos strings come from tokenizer_config.json when there is one. */
 static int lm_chat_template_pick(lm_chat *c, const char *spec, const char *model, const char *tok_spec) {
     char *src = NULL, *bos = NULL, *eos = NULL;
@@ -260,6 +275,7 @@ static int lm_chat_template_pick(lm_chat *c, const char *spec, const char *model
     char *cfg = lm_find_config(model, tok_spec);
     if (cfg) s = lm_chat_template_load_config(cfg, &src, &bos, &eos);
     free(cfg);
+    if (s == LM_OK && !src && !spec) src = lm_gguf_chat_template(model);
     if (s == LM_OK && spec) {
         free(src);
         src = NULL;

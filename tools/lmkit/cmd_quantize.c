@@ -110,6 +110,10 @@ static int convert_main(int argc, char **argv, int need_type) {
         char types[512];
         lm_type_summary(out, type, types, sizeof types);
         fprintf(stderr, "wrote %s (%s; %.2f s)\n", out, types, lm_now_seconds() - t0);
+        /* llama.cpp refuses a GGUF without a tokenizer: say so now */
+        if (!lm_gguf_has_tokenizer(out))
+            fprintf(stderr, "lmkit: note: %s carries no tokenizer (%s); llama.cpp needs one: add --vocab tokenizer.bin\n", out,
+                    m.source_dir ? "its directory has no tokenizer.json of a kind GGUF names" : "the input has none");
     }
     lm_llama2c_vocab_free(&v);
     lm_llama_free(&m);
