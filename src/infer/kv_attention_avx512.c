@@ -18,7 +18,8 @@
  *
  * A lone query head per K/V head takes another path (solo_attention
  * below) that reads K and V at once. */
-#pragma GCC target("avx512f,avx512bw,avx512vl,fma,f16c")
+#include "kernels/isa_target.h"
+LM_TARGET_BEGIN("avx512f,avx512bw,avx512vl,fma,f16c")
 #define LM_VW 16
 #define LM_SFX(name) name##_avx512
 #include "kernels/vec.h"
@@ -275,3 +276,4 @@ int lm_kv_attention_group_avx512(float *out, const float *q, int G, int hd, cons
     }
     return 1;
 }
+LM_TARGET_END

@@ -21,7 +21,8 @@
 int lm_fgemm_supported(lm_qtype t) { return t == LM_QT_F16 || t == LM_QT_BF16; }
 
 /* From here on AVX-512 code (vec.h's vectors and transpose included). */
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")
+#include "kernels/isa_target.h"
+LM_TARGET_BEGIN("avx512f,avx512bw,avx512vl,avx2,fma,f16c")
 #define LM_VW 16
 #include "kernels/vec.h"
 
@@ -116,3 +117,4 @@ void lm_fgemm_avx512(float *y, const void *W, lm_qtype t, int rows, int K, const
     fgemm_job j = {t, W, (size_t)K * 2, rows, K, n, x, y};
     lm_parallel((rows + FG_ROWS - 1) / FG_ROWS, fgemm_task, &j);
 }
+LM_TARGET_END

@@ -2,7 +2,8 @@
  * extensions of LM_VW floats, plus an accurate vector exp. A file that
  * includes it first selects the ISA for the whole file, e.g.
  *
- *   #pragma GCC target("avx512f,avx512bw,avx512vl,fma")
+ *   #include "kernels/isa_target.h"
+ *   LM_TARGET_BEGIN("avx512f,avx512bw,avx512vl,fma")
  *   #define LM_VW 16
  *   #define LM_SFX(name) name##_avx512
  *   #include "kernels/vec.h"
@@ -67,23 +68,33 @@ static inline vf vmax(vf a, vf b) { return (vf)_mm256_max_ps((__m256)a, (__m256)
 static inline vf vsqrt(vf a) { return (vf)_mm256_sqrt_ps((__m256)a); }
 #endif
 static inline vf vabs(vf a) { return (vf)((vi)a & 0x7fffffff); }
+/* Lane permutes with constant indices: GCC's __builtin_shuffle takes them
+ * as a vector, clang's __builtin_shufflevector as arguments. */
+#if defined(__clang__)
+#define LM_SHUFFLE1(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#define LM_SHUFFLE2(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define LM_SHUFFLE1(v, ...) __builtin_shuffle(v, (vi){__VA_ARGS__})
+#define LM_SHUFFLE2(a, b, ...) __builtin_shuffle(a, b, (vi){__VA_ARGS__})
+#endif
+
 /* Horizontal sum and max by halving (log2(LM_VW) dependent steps instead of
  * LM_VW: a per-row reduction sits on the critical path of softmax-like
  * loops). */
 #if LM_VW == 16
 #define LM_FOLD(v, op)                                                                                        \
     do {                                                                                                      \
-        v = op(v, __builtin_shuffle(v, (vi){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));          \
-        v = op(v, __builtin_shuffle(v, (vi){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11}));          \
-        v = op(v, __builtin_shuffle(v, (vi){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13}));          \
-        v = op(v, __builtin_shuffle(v, (vi){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}));          \
+        v = op(v, LM_SHUFFLE1(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));          \
+        v = op(v, LM_SHUFFLE1(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));          \
+        v = op(v, LM_SHUFFLE1(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));          \
+        v = op(v, LM_SHUFFLE1(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14));          \
     } while (0)
 #else
 #define LM_FOLD(v, op)                                                         \
     do {                                                                       \
-        v = op(v, __builtin_shuffle(v, (vi){4, 5, 6, 7, 0, 1, 2, 3}));          \
-        v = op(v, __builtin_shuffle(v, (vi){2, 3, 0, 1, 6, 7, 4, 5}));          \
-        v = op(v, __builtin_shuffle(v, (vi){1, 0, 3, 2, 5, 4, 7, 6}));          \
+        v = op(v, LM_SHUFFLE1(v, 4, 5, 6, 7, 0, 1, 2, 3));          \
+        v = op(v, LM_SHUFFLE1(v, 2, 3, 0, 1, 6, 7, 4, 5));          \
+        v = op(v, LM_SHUFFLE1(v, 1, 0, 3, 2, 5, 4, 7, 6));          \
     } while (0)
 #endif
 static inline vf vadd_(vf a, vf b) { return a + b; }
@@ -104,17 +115,17 @@ static inline float vhmax(vf v) {
 #define LM_TR_HI(d, l) (((l) & (d)) ? (l) + LM_VW : (l) + (d))
 #if LM_VW == 16
 #define LM_TR_MASK(F, d)                                                                                  \
-    (vi) { F(d, 0), F(d, 1), F(d, 2), F(d, 3), F(d, 4), F(d, 5), F(d, 6), F(d, 7), F(d, 8), F(d, 9), F(d, 10), \
-           F(d, 11), F(d, 12), F(d, 13), F(d, 14), F(d, 15) }
+    F(d, 0), F(d, 1), F(d, 2), F(d, 3), F(d, 4), F(d, 5), F(d, 6), F(d, 7), F(d, 8), F(d, 9), F(d, 10), \
+        F(d, 11), F(d, 12), F(d, 13), F(d, 14), F(d, 15)
 #else
-#define LM_TR_MASK(F, d) (vi){F(d, 0), F(d, 1), F(d, 2), F(d, 3), F(d, 4), F(d, 5), F(d, 6), F(d, 7)}
+#define LM_TR_MASK(F, d) F(d, 0), F(d, 1), F(d, 2), F(d, 3), F(d, 4), F(d, 5), F(d, 6), F(d, 7)
 #endif
 #define LM_TR_STAGE(r, d)                                                              \
     for (int i_ = 0; i_ < LM_VW; i_++)                                                 \
         if (!(i_ & (d))) {                                                             \
             vf a_ = (r)[i_], b_ = (r)[i_ + (d)];                                       \
-            (r)[i_] = __builtin_shuffle(a_, b_, LM_TR_MASK(LM_TR_LO, d));               \
-            (r)[i_ + (d)] = __builtin_shuffle(a_, b_, LM_TR_MASK(LM_TR_HI, d));         \
+            (r)[i_] = LM_SHUFFLE2(a_, b_, LM_TR_MASK(LM_TR_LO, d));                    \
+            (r)[i_ + (d)] = LM_SHUFFLE2(a_, b_, LM_TR_MASK(LM_TR_HI, d));              \
         }
 static inline void vtranspose(vf r[LM_VW]) {
 #if LM_VW == 16
