@@ -50,7 +50,7 @@ typedef struct {
     const void *data;
 } lm_gguf_tensor;
 
-typedef struct {
+typedef struct lm_gguf {
     lm_mmap map;     /* empty when parsed from a caller's buffer */
     const uint8_t *base;
     size_t size;

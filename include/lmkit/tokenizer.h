@@ -28,6 +28,10 @@ lm_status lm_tokenizer_load(const char *spec, lm_tokenizer **out);
 /* Whether the GGUF file at path carries a tokenizer (tokenizer.ggml.model
  * and .tokens); 0 for anything unreadable. */
 int lm_gguf_has_tokenizer(const char *path);
+/* The tokenizer of an open GGUF (what lm_tokenizer_load does for a .gguf
+ * path); name labels errors. */
+typedef struct lm_gguf lm_gguf;
+lm_status lm_tokenizer_from_gguf(const lm_gguf *g, const char *name, lm_tokenizer **out);
 /* A SentencePiece vocabulary piece as SentencePiece (and so GGUF and
  * llama.cpp) spells it: a space is U+2581, and llama2.c's "\n<s>\n" is
  * "<s>". Pieces already in that form come back unchanged. malloc'd;

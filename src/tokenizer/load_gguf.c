@@ -224,20 +224,27 @@ lm_status lm_tok_load_gguf(const char *path, lm_tokenizer **out) {
     *out = NULL;
     lm_gguf g;
     LM_TRY(lm_gguf_open(path, &g));
+    lm_status st = lm_tokenizer_from_gguf(&g, path, out);
+    lm_gguf_close(&g);
+    return st;
+}
+
+lm_status lm_tokenizer_from_gguf(const lm_gguf *gp, const char *path, lm_tokenizer **out) {
+    *out = NULL;
+    const lm_gguf *g = gp;
     char *model = NULL;
     lm_status st = LM_OK;
-    const lm_gguf_kv *toks = lm_gguf_find(&g, "tokenizer.ggml.tokens");
-    if (!lm_gguf_find(&g, "tokenizer.ggml.model") || !toks)
+    const lm_gguf_kv *toks = lm_gguf_find(g, "tokenizer.ggml.tokens");
+    if (!lm_gguf_find(g, "tokenizer.ggml.model") || !toks)
         st = lm_error(LM_ERR_FORMAT, "%s: this GGUF carries no tokenizer (tokenizer.ggml.model and .tokens); pass --tokenizer PATH", path);
     else if (toks->type != LM_GGUF_ARRAY || toks->arr_type != LM_GGUF_STRING || toks->arr_n < 3 || toks->arr_n > (1u << 24))
         st = lm_error(LM_ERR_FORMAT, "%s: tokenizer.ggml.tokens must be an array of 3 to 2^24 strings", path);
-    else st = lm_gguf_get_str(&g, "tokenizer.ggml.model", &model);
+    else st = lm_gguf_get_str(g, "tokenizer.ggml.model", &model);
     if (st == LM_OK) {
-        if (!strcmp(model, "llama")) st = load_spm(&g, toks, path, out);
-        else if (!strcmp(model, "gpt2")) st = load_bpe(&g, toks, path, out);
+        if (!strcmp(model, "llama")) st = load_spm(g, toks, path, out);
+        else if (!strcmp(model, "gpt2")) st = load_bpe(g, toks, path, out);
         else st = lm_error(LM_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model '%s' is not supported (llama, gpt2)", path, model);
     }
     free(model);
-    lm_gguf_close(&g);
     return st;
 }

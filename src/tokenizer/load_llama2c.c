@@ -44,7 +44,10 @@ static lm_status add_added(lm_tokenizer *t, int32_t id, const char *content, siz
     a->id = id;
     a->len = len;
     a->special = special;
-    if (!(a->content = strndup(content, len))) return lm_error(LM_ERR_NOMEM, "out of memory");
+    /* by length: a piece read from a file may hold a NUL byte */
+    if (!(a->content = malloc(len + 1))) return lm_error(LM_ERR_NOMEM, "out of memory");
+    memcpy(a->content, content, len);
+    a->content[len] = 0;
     return LM_OK;
 }
 

@@ -1,4 +1,5 @@
-/* libFuzzer target: GGUF parsing and the LLaMA model mapping on top. Any
+/* libFuzzer target: GGUF parsing, the LLaMA model mapping and the
+ * tokenizer (tokenizer.ggml.*) on top. Any
  * input must give LM_OK or a clean error: no crash, leak or UB. */
 #include <stddef.h>
 #include <stdint.h>
@@ -7,6 +8,7 @@
 
 #include "lmkit/gguf.h"
 #include "lmkit/llama.h"
+#include "lmkit/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -24,6 +26,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                                     !m.tok_emb.data || !m.output.data || !m.out_norm))
             abort();
         lm_llama_free(&m);
+        /* and the tokenizer it may carry (tokenizer.ggml.*) */
+        lm_tokenizer *t = NULL;
+        if (lm_tokenizer_from_gguf(&g, "fuzz", &t) == LM_OK) {
+            int32_t *ids = NULL;
+            size_t n = 0;
+            static const char text[] = "Hello world, 12 h\xC3\xA9llo! <s>";
+            if (lm_tokenizer_encode(t, text, sizeof text - 1, 1, &ids, &n) == LM_OK) free(ids);
+            lm_tokenizer_free(t);
+        }
         lm_gguf_close(&g);
     }
     free(buf);
