@@ -38,6 +38,7 @@ static int lm_history_add(lm_history *h, const char *role, const char *content, 
 
 /* Drops messages [from, from+k). */
 static void lm_history_drop(lm_history *h, int from, int k) {
+    if (k <= 0) return; /* an empty history has no array to move (memmove of NULL is undefined) */
     for (int i = from; i < from + k; i++) free((char *)h->v[i].content);
     memmove(h->v + from, h->v + from + k, (size_t)(h->n - from - k) * sizeof *h->v);
     h->n -= k;
