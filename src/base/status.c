@@ -4,14 +4,20 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char lm_error_text[1024];
 
 lm_status lm_error(lm_status code, const char *fmt, ...) {
+    /* Formatted aside first: callers prefix context to the last error with
+     * lm_error(s, "%s: %s", path, lm_last_error()), an argument that is
+     * the very buffer being written. */
+    char text[sizeof lm_error_text];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(lm_error_text, sizeof lm_error_text, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(lm_error_text, text, sizeof text);
     return code;
 }
 

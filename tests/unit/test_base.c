@@ -5,6 +5,10 @@
 #include <unistd.h>
 
 int main(void) {
+    /* Context prefixed to the last error, the error text itself an argument */
+    lm_error(LM_ERR_FORMAT, "n_embd %d not divisible by n_head %d", 64, 5);
+    lm_error(LM_ERR_FORMAT, "%s: %s", "m/config.json", lm_last_error());
+    CHECK_MSG(!strcmp(lm_last_error(), "m/config.json: n_embd 64 not divisible by n_head 5"), "%s", lm_last_error());
     /* f16/bf16 round trips on exactly representable values */
     float vals[] = {0.0f, 1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f, 0.333251953125f};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
