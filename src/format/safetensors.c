@@ -49,7 +49,8 @@ static lm_status lm_st_parse_file(lm_safetensors *st, int file_index) {
     if (hlen > LM_ST_MAX_HEADER) return lm_error(LM_ERR_FORMAT, "%s: header length %llu exceeds the 100 MB limit", path, (unsigned long long)hlen);
     if (hlen > m->size - 8) return lm_error(LM_ERR_FORMAT, "%s: header length %llu runs past the end of the file (%zu bytes)", path, (unsigned long long)hlen, m->size);
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)base + 8, (size_t)hlen, 0, &jerr);
+    /* a tensor named twice would silently mean the last one */
+    json_t *root = json_loadb((const char *)base + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) return lm_error(LM_ERR_FORMAT, "%s: header is not valid JSON: %s (position %d)", path, jerr.text, jerr.position);
     if (!json_is_object(root)) {
         json_decref(root);
@@ -104,8 +105,12 @@ static lm_status lm_st_parse_file(lm_safetensors *st, int file_index) {
                 break;
             }
             t.shape[d] = json_integer_value(dim);
+            /* checked before the product, which could overflow (2^40 x 2^40) */
+            if (t.shape[d] > 0 && t.numel > ((int64_t)1 << 40) / t.shape[d]) {
+                status = lm_error(LM_ERR_FORMAT, "%s: tensor '%s': shape has more than 2^40 elements", path, key);
+                break;
+            }
             t.numel *= t.shape[d];
-            if (t.numel > ((int64_t)1 << 40)) status = lm_error(LM_ERR_FORMAT, "%s: tensor '%s': too many elements", path, key);
         }
         if (status != LM_OK) break;
         json_t *jb = json_array_get(jo, 0), *je = json_array_get(jo, 1);
@@ -177,7 +182,7 @@ static int lm_ends_with(const char *s, const char *suffix) {
 /* Sharded checkpoints: {"weight_map": {tensor: file}} names each shard. */
 static lm_status lm_st_open_index(lm_safetensors *st, const char *index_path) {
     json_error_t jerr;
-    json_t *root = json_load_file(index_path, 0, &jerr);
+    json_t *root = json_load_file(index_path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) return lm_error(LM_ERR_FORMAT, "%s: invalid JSON: %s (line %d)", index_path, jerr.text, jerr.line);
     json_t *wm = json_object_get(root, "weight_map");
     if (!json_is_object(wm)) {

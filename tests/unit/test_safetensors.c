@@ -97,6 +97,13 @@ int main(void) {
     expect_error(tmp("overlap.st"), "overlaps");
     write_raw(tmp("gap.st"), "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", d, 16);
     expect_error(tmp("gap.st"), "gap");
+    /* a shape whose element count overflows int64 (2^40 x 2^40 x 64) */
+    write_raw(tmp("ovf.st"), "{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776,64],\"data_offsets\":[0,0]}}", NULL, 0);
+    expect_error(tmp("ovf.st"), "more than 2^40 elements");
+    /* a tensor named twice */
+    float two[2] = {1, 2};
+    write_raw(tmp("dup.st"), "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", two, 8);
+    expect_error(tmp("dup.st"), "duplicate");
     write_raw(tmp("dtype.st"), "{\"a\":{\"dtype\":\"Q9\",\"shape\":[2],\"data_offsets\":[0,8]}}", d, 8);
     expect_error(tmp("dtype.st"), "unsupported dtype 'Q9'");
     write_raw(tmp("json.st"), "{\"a\":", d, 0);
@@ -115,7 +122,7 @@ int main(void) {
     /* clean up */
     const char *files[] = {"a.safetensors", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
                            "model.safetensors.index.json", "trunc.st", "shape.st", "overlap.st", "gap.st", "dtype.st",
-                           "json.st", "huge.st", "tiny.st"};
+                           "json.st", "huge.st", "tiny.st", "dup.st", "ovf.st"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) unlink(tmp(files[i]));
     rmdir(tmpdir);
     TEST_MAIN_END();
