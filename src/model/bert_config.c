@@ -23,6 +23,8 @@ lm_status lm_bert_config_validate(const lm_bert_config *c) {
     if (!(c->attn_dropout >= 0 && c->attn_dropout < 1)) return lm_error(LM_ERR_ARG, "config: attention_probs_dropout_prob %g out of range [0, 1)", c->attn_dropout);
     if (!(c->classifier_dropout < 1)) return lm_error(LM_ERR_ARG, "config: classifier_dropout %g out of range [0, 1)", c->classifier_dropout);
     if (c->num_labels < 1 || c->num_labels > 100000) return lm_error(LM_ERR_ARG, "config: num_labels %d out of range", c->num_labels);
+    if (c->pad_token_id >= c->vocab_size)
+        return lm_error(LM_ERR_ARG, "config: pad_token_id %d is not below vocab_size %d", c->pad_token_id, c->vocab_size);
     return LM_OK;
 }
 

@@ -40,7 +40,7 @@ lm_status lm_config_load(const char *path, lm_model_config *c) {
     if (s == LM_OK) s = lm_json_field_int(root, path, "n_layer", &c->n_layer, 1);
     if (s == LM_OK) s = lm_json_field_int(root, path, "n_head", &c->n_head, 1);
     if (s == LM_OK) {
-        c->n_inner = 4 * c->n_embd;
+        c->n_inner = c->n_embd <= (1 << 16) ? 4 * c->n_embd : 0; /* n_embd is range-checked below */
         s = lm_json_field_int(root, path, "n_inner", &c->n_inner, 0);
     }
     c->layer_norm_eps = 1e-5f;
@@ -65,6 +65,10 @@ lm_status lm_config_load(const char *path, lm_model_config *c) {
         s = lm_config_validate(c);
         if (s != LM_OK) s = lm_error(s, "%s: %s", path, lm_last_error());
     }
+    /* an id past the vocabulary would fail only once generation reaches it */
+    if (s == LM_OK && (c->bos_token_id >= c->vocab_size || c->eos_token_id >= c->vocab_size))
+        s = lm_error(LM_ERR_FORMAT, "%s: bos/eos_token_id %d/%d is not below vocab_size %d", path, c->bos_token_id,
+                     c->eos_token_id, c->vocab_size);
     return s;
 }
 

@@ -68,16 +68,40 @@ lm_status lm_gpt2_save_weights(const lm_gpt2 *m, const char *path, long step) {
     return s;
 }
 
+/* The parameters config c declares, against the elements the weights file
+ * holds: checked before the model is allocated, so a config.json that
+ * claims a far larger model than its file fails at once, not after
+ * gigabytes of allocation and random initialization. */
+static lm_status lm_gpt2_check_size(const lm_model_config *c, const char *path) {
+    lm_safetensors st;
+    LM_TRY(lm_safetensors_open(path, &st));
+    double in_file = 0;
+    for (int i = 0; i < st.n_tensors; i++) in_file += (double)st.tensors[i].numel;
+    lm_safetensors_close(&st);
+    double C = c->n_embd, I = c->n_inner;
+    double per_layer = 4 * C + (3 * C * C + 3 * C) + (C * C + C) + (C * I + I) + (I * C + C);
+    double declared = (double)c->vocab_size * C + (double)c->n_ctx * C + c->n_layer * per_layer + 2 * C;
+    /* small mismatches go on to the tensor-by-tensor message, which names
+     * the tensor and both shapes; a config claiming a much larger model
+     * stops here */
+    if (declared > 2 * in_file + (double)(1 << 24))
+        return lm_error(LM_ERR_FORMAT, "%s: config.json declares %.0f parameters (vocab_size %d, n_positions %d, n_embd %d, n_layer %d), the weights hold %.0f",
+                        path, declared, c->vocab_size, c->n_ctx, c->n_embd, c->n_layer, in_file);
+    return LM_OK;
+}
+
 lm_status lm_gpt2_open_dir(const char *dir, int train, lm_gpt2 **out) {
     *out = NULL;
     char *cfg_path = lm_path_join(dir, "config.json");
     char *st_path = lm_path_join(dir, "model.safetensors");
     char *idx_path = lm_path_join(dir, "model.safetensors.index.json");
+    const char *weights = lm_file_exists(st_path) || !lm_file_exists(idx_path) ? st_path : idx_path;
     lm_model_config c;
     lm_status s = lm_config_load(cfg_path, &c);
     lm_gpt2 *m = NULL;
+    if (s == LM_OK) s = lm_gpt2_check_size(&c, weights);
     if (s == LM_OK) s = lm_gpt2_create(&c, train, 0, &m);
-    if (s == LM_OK) s = lm_gpt2_load_weights(m, lm_file_exists(st_path) || !lm_file_exists(idx_path) ? st_path : idx_path);
+    if (s == LM_OK) s = lm_gpt2_load_weights(m, weights);
     free(cfg_path);
     free(st_path);
     free(idx_path);

@@ -103,6 +103,15 @@ expect_error "truncated safetensors" "model.safetensors" "$LMKIT" generate --mod
 sed 's/"n_embd": 32/"n_embd": 64/' "$TMP/runA/config.json" > "$TMP/broken/config.json"
 cp "$TMP/runA/model.safetensors" "$TMP/broken/model.safetensors"
 expect_error "shape mismatch" "has shape" "$LMKIT" generate --model "$TMP/broken" --prompt hi
+# A config claiming a far larger model than its weights fails before any
+# allocation; one whose sizes overflow an int is refused by range; a
+# failed validation reads as one clean message.
+sed 's/"vocab_size": 256/"vocab_size": 2097152/; s/"n_embd": 32/"n_embd": 1024/' "$TMP/runA/config.json" > "$TMP/broken/config.json"
+expect_error "inflated config" "config.json declares [0-9]* parameters" "$LMKIT" generate --model "$TMP/broken" --prompt hi
+sed 's/"n_embd": 32/"n_embd": 1073741824/' "$TMP/runA/config.json" > "$TMP/broken/config.json"
+expect_error "n_embd past int" "n_embd 1073741824 out of range" "$LMKIT" generate --model "$TMP/broken" --prompt hi
+sed 's/"n_head": [0-9]*/"n_head": 5/' "$TMP/runA/config.json" > "$TMP/broken/config.json"
+expect_error "n_head not dividing" "broken/config.json: config: n_embd 32 is not divisible by n_head 5" "$LMKIT" generate --model "$TMP/broken" --prompt hi
 long=$(head -c 200 "$TMP/corpus.txt")
 expect_error "prompt too long" "longer than the model's context" "$LMKIT" generate --model "$TMP/runA" --prompt "$long"
 expect_error "missing model" "config.json" "$LMKIT" eval --model "$TMP/nomodel" --perplexity "$TMP/corpus.txt"
