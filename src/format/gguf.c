@@ -323,6 +323,8 @@ lm_status lm_gguf_get_str(const lm_gguf *g, const char *key, char **out) {
     const lm_gguf_kv *kv = lm_gguf_find(g, key);
     if (!kv) return lm_error(LM_ERR_FORMAT, "gguf: missing key '%s'", key);
     if (kv->type != LM_GGUF_STRING) return lm_error(LM_ERR_FORMAT, "gguf: key '%s' is not a string", key);
+    /* a NUL inside would make "llama\0zz" read as "llama" */
+    if (memchr(kv->str, 0, kv->str_len)) return lm_error(LM_ERR_FORMAT, "gguf: key '%s' holds a NUL byte", key);
     if (!(*out = dup_n(kv->str, kv->str_len))) return lm_error(LM_ERR_NOMEM, "gguf: out of memory");
     return LM_OK;
 }

@@ -63,6 +63,8 @@ static lm_status cfg_rope(json_t *root, lm_llama_config *c) {
     double theta = 10000.0;
     LM_TRY(cfg_num(root, "rope_theta", 10000.0, &theta));
     if (json_is_object(rp)) LM_TRY(cfg_num(rp, "rope_theta", theta, &theta));
+    if (!(theta > 0 && theta < 1e30)) /* a float, and RoPE divides by powers of it */
+        return lm_error(LM_ERR_FORMAT, "config.json: rope_theta %g must be in (0, 1e30)", theta);
     c->rope_theta = (float)theta;
     if (!json_is_object(sc)) return LM_OK;
     json_t *kind = json_object_get(sc, "rope_type");
@@ -76,8 +78,9 @@ static lm_status cfg_rope(json_t *root, lm_llama_config *c) {
     LM_TRY(cfg_num(sc, "low_freq_factor", 1.0, &lo));
     LM_TRY(cfg_num(sc, "high_freq_factor", 4.0, &hi));
     LM_TRY(cfg_num(sc, "original_max_position_embeddings", 8192, &orig));
-    if (!(f > 0 && lo > 0 && hi > lo && orig >= 1))
-        return lm_error(LM_ERR_FORMAT, "config.json: llama3 rope scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0");
+    if (!(f > 0 && f < 1e6 && lo > 0 && hi > lo && hi < 1e6 && orig >= 1 && orig <= (1 << 24)))
+        return lm_error(LM_ERR_FORMAT, "config.json: llama3 rope scaling needs 0 < factor < 1e6, 0 < low_freq_factor < "
+                                       "high_freq_factor < 1e6 and original_max_position_embeddings in [1, 2^24]");
     c->rope_factor = (float)f, c->rope_low_freq_factor = (float)lo, c->rope_high_freq_factor = (float)hi;
     c->rope_orig_ctx = (int)orig;
     return LM_OK;

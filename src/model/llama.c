@@ -25,7 +25,12 @@ lm_status lm_llama_config_check(const lm_llama_config *c) {
         return lm_error(LM_ERR_FORMAT, "model config: n_heads %d not a multiple of n_kv_heads %d", c->n_heads, c->n_kv_heads);
     if (c->head_dim % 2) return lm_error(LM_ERR_FORMAT, "model config: head_dim %d is odd (RoPE needs pairs)", c->head_dim);
     if (!(c->rms_eps > 0 && c->rms_eps < 1)) return lm_error(LM_ERR_FORMAT, "model config: rms_eps %g out of range", c->rms_eps);
-    if (!(c->rope_theta > 0)) return lm_error(LM_ERR_FORMAT, "model config: rope_theta %g must be positive", c->rope_theta);
+    if (!(c->rope_theta > 0 && c->rope_theta < 1e30f))
+        return lm_error(LM_ERR_FORMAT, "model config: rope_theta %g must be positive and finite", c->rope_theta);
+    /* a BOS/EOS past the vocabulary would fail only once generation reaches it */
+    if (c->bos_id >= c->vocab_size || c->eos_id >= c->vocab_size)
+        return lm_error(LM_ERR_FORMAT, "model config: bos/eos token id %d/%d is not below vocab_size %d", c->bos_id, c->eos_id,
+                        c->vocab_size);
     return LM_OK;
 }
 

@@ -194,6 +194,21 @@ static void check_v4_config(void) {
     fclose(f);
     s = lm_llama_load(dir, &m);
     CHECK(s == LM_ERR_UNSUPPORTED && strstr(lm_last_error(), "yarn"));
+    /* Values a float or an int cannot hold, and ids past the vocabulary:
+     * refused by name at load, not met later as inf or a bad token. */
+    static const char *const bad[][2] = {
+        {"\"rope_theta\": 1e300", "rope_theta"},
+        {"\"rope_scaling\": {\"rope_type\": \"llama3\", \"original_max_position_embeddings\": 1e30}", "original_max_position_embeddings"},
+        {"\"bos_token_id\": 100000", "bos/eos token id 100000"},
+    };
+    for (int i = 0; i < 3; i++) {
+        f = fopen(cfg, "w");
+        fprintf(f, "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 96, \"num_hidden_layers\": 3,"
+                   " \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"vocab_size\": 97, %s}", bad[i][0]);
+        fclose(f);
+        s = lm_llama_load(dir, &m);
+        CHECK_MSG(s == LM_ERR_FORMAT && strstr(lm_last_error(), bad[i][1]), "%s: %s", bad[i][0], lm_last_error());
+    }
     unlink(cfg);
     unlink(st);
     rmdir(dir);
