@@ -13,8 +13,12 @@ lm_status lm_generate(const lm_decoder *d, const lm_tokenizer *tok, const int32_
     if (n_prompt < 1) return lm_error(LM_ERR_ARG, "generate: empty prompt");
     if (n_prompt > d->n_ctx)
         return lm_error(LM_ERR_RANGE, "generate: prompt is %d tokens, longer than the model's context of %d", n_prompt, d->n_ctx);
+    /* Rows of the model past the tokenizer's vocabulary (a vocab_size
+     * padded up, or a smaller tokenizer) stand for no text: only ids the
+     * tokenizer can decode are drawn. */
+    int n_valid = tok && lm_tokenizer_vocab_size(tok) < d->vocab_size ? lm_tokenizer_vocab_size(tok) : d->vocab_size;
     lm_sampler sampler;
-    LM_TRY(lm_sampler_init(&sampler, &gp->sample, d->vocab_size));
+    LM_TRY(lm_sampler_init(&sampler, &gp->sample, n_valid));
     lm_status s = LM_OK;
     int max_new = gp->max_tokens > 0 ? gp->max_tokens : 0;
     int32_t *hist = malloc((size_t)(n_prompt + max_new + 1) * sizeof *hist);

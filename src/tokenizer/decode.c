@@ -278,12 +278,12 @@ lm_status lm_tokenizer_decode_piece(const lm_tokenizer *t, int32_t id, int first
     char *whole = NULL, *pre = NULL;
     size_t wl = 0, pl = 0;
     lm_status st;
-    if (first) st = lm_dec_apply(t, &id, 1, 0, &whole, &wl);
+    /* a plain reference token: the first non-special id (none in a
+     * vocabulary of special tokens only: the id is then decoded alone) */
+    int32_t ref = 0;
+    while (ref < t->n_vocab && (!t->tok[ref] || t->is_special[ref] || byte_token(t->tok[ref], t->tok_len[ref]) >= 0)) ref++;
+    if (first || ref == t->n_vocab) st = lm_dec_apply(t, &id, 1, 0, &whole, &wl);
     else {
-        /* a plain reference token: the first non-special id */
-        int32_t ref = 0;
-        while (ref < t->n_vocab && (!t->tok[ref] || t->is_special[ref] || byte_token(t->tok[ref], t->tok_len[ref]) >= 0))
-            ref++;
         int32_t two[2] = {ref, id};
         st = lm_dec_apply(t, two, 2, 0, &whole, &wl);
         if (st == LM_OK) st = lm_dec_apply(t, &ref, 1, 0, &pre, &pl);

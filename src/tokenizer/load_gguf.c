@@ -33,11 +33,14 @@ static int gguf_bool(const lm_gguf *g, const char *key, int def) {
     return kv && kv->type == LM_GGUF_BOOL ? kv->i != 0 : def;
 }
 
-/* An optional token id key: -1 when absent or out of [0, n). */
-static int32_t gguf_token_id(const lm_gguf *g, const char *key, size_t n) {
-    int64_t v;
-    if (!lm_gguf_find(g, key) || lm_gguf_get_int_or(g, key, 0, (int64_t)n - 1, -1, &v) != LM_OK) return -1;
-    return (int32_t)v;
+/* An optional token id key: -1 when absent; an error naming it when it is
+ * not an id of the n tokens. */
+static lm_status gguf_token_id(const lm_gguf *g, const char *key, size_t n, int32_t *id) {
+    int64_t v = -1;
+    *id = -1;
+    if (lm_gguf_find(g, key)) LM_TRY(lm_gguf_get_int_or(g, key, 0, (int64_t)n - 1, -1, &v));
+    *id = (int32_t)v;
+    return LM_OK;
 }
 
 /* Element i of a numeric array (the file's arrays are not aligned). */
@@ -83,9 +86,11 @@ static lm_status load_spm(const lm_gguf *g, const lm_gguf_kv *toks, const char *
     LM_TRY(num_array(g, "tokenizer.ggml.token_type", toks->arr_n, path, &types));
     size_t n = (size_t)toks->arr_n;
     lm_spm_vocab v = {.add_space_prefix = gguf_bool(g, "tokenizer.ggml.add_space_prefix", 1)};
-    v.unk_id = gguf_token_id(g, "tokenizer.ggml.unknown_token_id", n);
-    v.bos_id = gguf_bool(g, "tokenizer.ggml.add_bos_token", 1) ? gguf_token_id(g, "tokenizer.ggml.bos_token_id", n) : -1;
-    v.eos_id = gguf_token_id(g, "tokenizer.ggml.eos_token_id", n);
+    int32_t bos;
+    LM_TRY(gguf_token_id(g, "tokenizer.ggml.unknown_token_id", n, &v.unk_id));
+    LM_TRY(gguf_token_id(g, "tokenizer.ggml.bos_token_id", n, &bos));
+    LM_TRY(gguf_token_id(g, "tokenizer.ggml.eos_token_id", n, &v.eos_id));
+    v.bos_id = gguf_bool(g, "tokenizer.ggml.add_bos_token", 1) ? bos : -1;
     size_t cap = 0;
     lm_status st = LM_OK;
     for (size_t i = 0; i < n && st == LM_OK; i++) {
@@ -144,6 +149,10 @@ static lm_status load_bpe(const lm_gguf *g, const lm_gguf_kv *toks, const char *
     LM_TRY(num_array(g, "tokenizer.ggml.token_type", toks->arr_n, path, &types));
     if (!merges || merges->type != LM_GGUF_ARRAY || merges->arr_type != LM_GGUF_STRING)
         return lm_error(LM_ERR_FORMAT, "%s: a gpt2 tokenizer needs tokenizer.ggml.merges (an array of strings)", path);
+    size_t n = (size_t)toks->arr_n;
+    int32_t bos_id, eos_id;
+    LM_TRY(gguf_token_id(g, "tokenizer.ggml.bos_token_id", n, &bos_id));
+    LM_TRY(gguf_token_id(g, "tokenizer.ggml.eos_token_id", n, &eos_id));
     char *pre = NULL;
     if (lm_gguf_find(g, "tokenizer.ggml.pre")) LM_TRY(lm_gguf_get_str(g, "tokenizer.ggml.pre", &pre));
     int ignore_merges, nfc;
@@ -155,7 +164,6 @@ static lm_status load_bpe(const lm_gguf *g, const lm_gguf_kv *toks, const char *
         return s;
     }
     free(pre);
-    size_t n = (size_t)toks->arr_n;
     json_t *vocab = json_object(), *jmerges = json_array(), *added = json_array();
     for (size_t i = 0; i < n; i++) {
         const char *p;
@@ -178,20 +186,13 @@ static lm_status load_bpe(const lm_gguf *g, const lm_gguf_kv *toks, const char *
         lm_gguf_arr_str(g, merges, i, &p, &len);
         json_array_append_new(jmerges, json_stringn_nocheck(p, (size_t)len));
     }
-    int32_t bos = gguf_bool(g, "tokenizer.ggml.add_bos_token", 0) ? gguf_token_id(g, "tokenizer.ggml.bos_token_id", n) : -1;
+    int32_t bos = gguf_bool(g, "tokenizer.ggml.add_bos_token", 0) ? bos_id : -1;
     json_t *post = json_null();
     if (bos >= 0) {
         const char *b;
         uint64_t bl;
         lm_gguf_arr_str(g, toks, (uint64_t)bos, &b, &bl);
-        char *bs = strndup(b, (size_t)bl);
-        post = json_pack("{s:s, s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}], s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}, "
-                         "{s:{s:s, s:i}}, {s:{s:s, s:i}}], s:{s:{s:s, s:[i], s:[s]}}}",
-                         "type", "TemplateProcessing", "single", "SpecialToken", "id", bs, "type_id", 0, "Sequence", "id",
-                         "A", "type_id", 0, "pair", "SpecialToken", "id", bs, "type_id", 0, "Sequence", "id", "A",
-                         "type_id", 0, "SpecialToken", "id", bs, "type_id", 1, "Sequence", "id", "B", "type_id", 1,
-                         "special_tokens", bs, "id", bs, "ids", (json_int_t)bos, "tokens", bs);
-        free(bs);
+        post = lm_tok_bos_template(b, (size_t)bl, bos);
     }
     json_t *norm = nfc ? json_pack("{s:s}", "type", "NFC") : json_null();
     json_t *root = json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:s, s:b, s:b, s:b}, s:{s:s, s:o, s:o, s:n, s:b, s:b, s:b}}",
@@ -203,9 +204,7 @@ static lm_status load_bpe(const lm_gguf *g, const lm_gguf_kv *toks, const char *
     lm_status st = lm_tok_from_json(root, path, out);
     json_decref(root);
     if (st == LM_OK) {
-        int32_t eos = gguf_token_id(g, "tokenizer.ggml.eos_token_id", n);
-        int32_t bos_id = gguf_token_id(g, "tokenizer.ggml.bos_token_id", n);
-        if (eos >= 0) (*out)->eos_id = eos;
+        if (eos_id >= 0) (*out)->eos_id = eos_id;
         if (bos_id >= 0) (*out)->bos_id = bos_id;
     }
     return st;
@@ -214,8 +213,9 @@ static lm_status load_bpe(const lm_gguf *g, const lm_gguf_kv *toks, const char *
 int lm_gguf_has_tokenizer(const char *path) {
     lm_gguf g;
     if (lm_gguf_open(path, &g) != LM_OK) return 0;
-    const lm_gguf_kv *toks = lm_gguf_find(&g, "tokenizer.ggml.tokens");
-    int has = toks && toks->type == LM_GGUF_ARRAY && toks->arr_type == LM_GGUF_STRING && lm_gguf_find(&g, "tokenizer.ggml.model");
+    /* the keys' presence, not their validity: a broken tokenizer is then
+     * reported as such, not as a missing one */
+    int has = lm_gguf_find(&g, "tokenizer.ggml.tokens") || lm_gguf_find(&g, "tokenizer.ggml.model");
     lm_gguf_close(&g);
     return has;
 }
@@ -246,5 +246,7 @@ lm_status lm_tokenizer_from_gguf(const lm_gguf *gp, const char *path, lm_tokeniz
         else st = lm_error(LM_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model '%s' is not supported (llama, gpt2)", path, model);
     }
     free(model);
+    /* every message names the file, whichever helper wrote it */
+    if (st != LM_OK && strncmp(lm_last_error(), path, strlen(path))) st = lm_error(st, "%s: %s", path, lm_last_error());
     return st;
 }

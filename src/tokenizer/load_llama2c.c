@@ -34,6 +34,25 @@ char *lm_spm_spelling(const char *p, size_t l, size_t *out_len) {
     return s;
 }
 
+json_t *lm_tok_bos_template(const char *bos, size_t len, int32_t id) {
+    /* the token as a JSON string by length and unchecked: a piece from a
+     * file need not be UTF-8 (json_pack's "s" would refuse it) */
+    json_t *b = json_stringn_nocheck(bos, len), *special = json_object();
+    if (!b || !special || json_object_setn_new_nocheck(special, bos, len, json_pack("{s:O, s:[i], s:[O]}", "id", b, "ids", (json_int_t)id, "tokens", b))) {
+        json_decref(b);
+        json_decref(special);
+        return NULL;
+    }
+    json_t *j = json_pack("{s:s, s:[{s:{s:O, s:i}}, {s:{s:s, s:i}}], s:[{s:{s:O, s:i}}, {s:{s:s, s:i}}, "
+                          "{s:{s:O, s:i}}, {s:{s:s, s:i}}], s:o}",
+                          "type", "TemplateProcessing", "single", "SpecialToken", "id", b, "type_id", 0, "Sequence", "id",
+                          "A", "type_id", 0, "pair", "SpecialToken", "id", b, "type_id", 0, "Sequence", "id", "A", "type_id",
+                          0, "SpecialToken", "id", b, "type_id", 1, "Sequence", "id", "B", "type_id", 1, "special_tokens",
+                          special);
+    json_decref(b);
+    return j;
+}
+
 /* Appends an added token (special or not) to t. */
 static lm_status add_added(lm_tokenizer *t, int32_t id, const char *content, size_t len, int special) {
     lm_added *a = realloc(t->added, (size_t)(t->n_added + 1) * sizeof *a);
@@ -99,13 +118,7 @@ lm_status lm_tok_build_spm(const lm_spm_vocab *v, const char *path, lm_tokenizer
         if (!t->j_norm || !t->j_dec) st = lm_error(LM_ERR_NOMEM, "out of memory");
     }
     if (st == LM_OK && v->bos_id >= 0 && (size_t)v->bos_id < n) {
-        const char *bos = v->piece[v->bos_id];
-        t->j_post = json_pack("{s:s, s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}], s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}, "
-                              "{s:{s:s, s:i}}, {s:{s:s, s:i}}], s:{s:{s:s, s:[i], s:[s]}}}",
-                              "type", "TemplateProcessing", "single", "SpecialToken", "id", bos, "type_id", 0, "Sequence",
-                              "id", "A", "type_id", 0, "pair", "SpecialToken", "id", bos, "type_id", 0, "Sequence", "id",
-                              "A", "type_id", 0, "SpecialToken", "id", bos, "type_id", 1, "Sequence", "id", "B", "type_id",
-                              1, "special_tokens", bos, "id", bos, "ids", v->bos_id, "tokens", bos);
+        t->j_post = lm_tok_bos_template(v->piece[v->bos_id], v->len[v->bos_id], v->bos_id);
         if (!t->j_post) st = lm_error(LM_ERR_NOMEM, "out of memory");
     }
     if (st == LM_OK) st = lm_norm_parse(t->j_norm, "normalizer", &t->norm);

@@ -244,6 +244,8 @@ void lm_spm_vocab_free(lm_spm_vocab *v);
 /* The HF LLaMA tokenizer pipeline of v: BPE merges from the scores, byte
  * fallback, control tokens special, BOS added by the post-processor. */
 lm_status lm_tok_build_spm(const lm_spm_vocab *v, const char *path, lm_tokenizer **out);
+/* tokenizer.json's post-processor that puts BOS (len bytes, id) first. */
+json_t *lm_tok_bos_template(const char *bos, size_t len, int32_t id);
 lm_status lm_tok_merges_from_ranks(lm_tokenizer *t, int32_t n, char **raw, uint32_t *rlen, const uint32_t *rank,
                                    const char *path);
 lm_status lm_tok_make_bytes(lm_tokenizer **out);

@@ -6,6 +6,7 @@
 #include "lmkit/engine.h"
 #include "lmkit/gguf.h"
 #include "lmkit/llama.h"
+#include "lmkit/tokenizer.h"
 #include "test.h"
 
 static char tmpdir[256];
@@ -269,14 +270,45 @@ static void test_tokenizer_kept(void) {
     lm_gguf_close(&out);
 }
 
+/* A tokenizer-only GGUF ("llama" model) with BOS id bos. */
+static void write_spm_tokenizer(const char *path, const char *const *toks, int n, uint32_t bos) {
+    lm_gguf_writer *w = lm_gguf_writer_new();
+    CHECK_OK(lm_gguf_writer_set_str(w, "general.architecture", "llama"));
+    CHECK_OK(lm_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama"));
+    CHECK_OK(lm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, (uint64_t)n));
+    CHECK_OK(lm_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", bos));
+    CHECK_OK(lm_gguf_writer_write(w, path));
+    lm_gguf_writer_free(w);
+}
+
+/* The GGUF tokenizer takes the file's bytes as they are (a BOS that is not
+ * UTF-8 was reported as "out of memory") and names an id past its tokens. */
+static void test_tokenizer_ids(void) {
+    const char *toks[] = {"<unk>", "<s\xff>", "</s>", "\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a"};
+    write_spm_tokenizer(tmp("tok.gguf"), toks, 7, 1);
+    lm_tokenizer *t = NULL;
+    CHECK_OK(lm_tokenizer_load(tmp("tok.gguf"), &t));
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (t) CHECK_OK(lm_tokenizer_encode(t, "a b", 3, 1, &ids, &n));
+    CHECK_MSG(n == 4 && ids[0] == 1 && ids[1] == 6 && ids[2] == 3 && ids[3] == 5, "n %zu first %d %d", n, n ? ids[0] : -1,
+              n > 1 ? ids[1] : -1); /* <s> _a _ b */
+    free(ids);
+    lm_tokenizer_free(t);
+    write_spm_tokenizer(tmp("tok.gguf"), toks, 7, 600);
+    CHECK(lm_tokenizer_load(tmp("tok.gguf"), &t) == LM_ERR_FORMAT);
+    CHECK_MSG(strstr(lm_last_error(), "tok.gguf") && strstr(lm_last_error(), "tokenizer.ggml.bos_token_id"), "%s", lm_last_error());
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/lmkit_test_gguf_%d", (int)getpid());
     CHECK_OK(lm_mkdir_p(tmpdir));
     test_tiny();
     test_stories_gguf();
     test_tokenizer_kept();
-    const char *names[] = {"tiny.gguf", "s.gguf", "s_q8.gguf", "bad.gguf", "cut.gguf", "bpe.gguf", "bpe_q8.gguf"};
-    for (int i = 0; i < 7; i++) unlink(tmp(names[i]));
+    test_tokenizer_ids();
+    const char *names[] = {"tiny.gguf", "s.gguf", "s_q8.gguf", "bad.gguf", "cut.gguf", "bpe.gguf", "bpe_q8.gguf", "tok.gguf"};
+    for (int i = 0; i < 8; i++) unlink(tmp(names[i]));
     rmdir(tmpdir);
     TEST_MAIN_END();
 }
