@@ -82,6 +82,8 @@ static int32_t id_of(const hf_vocab *v, const char *s) { return s ? lm_strmap_ge
 /* Token strings by id: the model's vocabulary, then the added tokens. */
 static lm_status collect_tokens(hf_vocab *v, json_t *model, json_t *added, int vocab_size, const char *path) {
     json_t *vocab = json_object_get(model, "vocab");
+    if (!json_is_object(vocab) || json_object_size(vocab) < 3)
+        return lm_error(LM_ERR_FORMAT, "%s: model.vocab must be an object of at least 3 tokens", path);
     int64_t n = 0;
     const char *key;
     json_t *val;
