@@ -32,14 +32,19 @@ static void lm_remove_dir(const char *dir) {
 }
 
 static json_t *lm_options_to_json(const lm_train_options *o) {
-    return json_pack("{s:s, s:i, s:i, s:i, s:I, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:i, s:I, s:i}",
-                     "data_dir", o->data_dir, "batch", o->batch, "seq_len", o->seq_len, "grad_accum", o->grad_accum, "steps",
+    /* the data directory as an absolute path: --resume may run from
+     * another working directory */
+    char *abs = realpath(o->data_dir, NULL);
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:I, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:i, s:I, s:i}",
+                     "data_dir", abs ? abs : o->data_dir, "batch", o->batch, "seq_len", o->seq_len, "grad_accum", o->grad_accum, "steps",
                      (json_int_t)o->steps, "max_lr", (double)o->lr.max_lr, "min_lr", (double)o->lr.min_lr, "warmup",
                      (json_int_t)o->lr.warmup, "lr_total", (json_int_t)o->lr.total, "weight_decay", (double)o->weight_decay,
                      "beta1", (double)o->beta1, "beta2", (double)o->beta2, "eps", (double)o->eps, "clip", (double)o->clip,
                      "eval_every", (json_int_t)o->eval_every, "save_every", (json_int_t)o->save_every, "log_every",
                      (json_int_t)o->log_every, "eval_batches", o->eval_batches, "seed", (json_int_t)o->seed,
                      "data_parallel", o->data_parallel);
+    free(abs);
+    return j;
 }
 
 lm_status lm_checkpoint_save(const char *run_dir, const lm_gpt2 *m, const lm_adamw *opt, long step, const lm_train_options *o) {

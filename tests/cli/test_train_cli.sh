@@ -37,6 +37,11 @@ expect_ok "train stop at 4" "$LMKIT" train "${TRAIN[@]}" --steps 8 --stop-at 4 -
 grep -q '"data_parallel": 2' "$TMP/runB/checkpoint-4/trainer_state.json" && ok || bad "trainer state should record 2 data-parallel parts"
 expect_ok "resume" "$LMKIT" train --resume "$TMP/runB" --threads 1
 strip() { sed 's/"tokens_per_sec": [0-9.]*, "elapsed_s": [0-9.]*//' "$1"; }
+# A run started with a relative --data resumes from another directory: the
+# run stores the data directory's absolute path.
+(cd "$TMP" && "$LMKIT" train --data data --n-layer 1 --n-head 1 --n-embd 16 --seq-len 16 --batch 2 --steps 4 --stop-at 2 \
+    --eval-every 2 --eval-batches 1 --out runR >/dev/null 2>&1) && ok || bad "relative --data run failed"
+(cd / && "$LMKIT" train --resume "$TMP/runR" >/dev/null 2>"$TMP/resR.err") && ok || bad "resume from / with a relative --data: $(cat "$TMP/resR.err")"
 if diff <(strip "$TMP/runA/metrics.jsonl") <(strip "$TMP/runB/metrics.jsonl") >/dev/null; then ok; else bad "resumed losses differ from the uninterrupted run"; fi
 cmp -s "$TMP/runA/model.safetensors" "$TMP/runB/model.safetensors" && ok || bad "resumed weights differ"
 expect_error "resume finished run" "already at step 8" "$LMKIT" train --resume "$TMP/runB"
