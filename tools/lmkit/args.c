@@ -117,6 +117,10 @@ static int lm_args_is_option(const lm_arg *specs, const char *w) {
 }
 
 int lm_args_parse(const char *usage, const lm_arg *specs, int argc, char **argv, char ***pos, int *npos) {
+    return lm_args_parse_given(usage, specs, argc, argv, pos, npos, NULL);
+}
+
+int lm_args_parse_given(const char *usage, const lm_arg *specs, int argc, char **argv, char ***pos, int *npos, int *given) {
     const char *cmd = argv[0];
     if (pos) {
         *pos = calloc((size_t)argc + 1, sizeof **pos);
@@ -141,6 +145,7 @@ int lm_args_parse(const char *usage, const lm_arg *specs, int argc, char **argv,
             size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
             const lm_arg *a = lm_args_find(specs, arg, nlen);
             if (!a) return lm_fail("%s: unknown option '%.*s' (see lmkit %s --help)", cmd, (int)nlen, arg, cmd), 2;
+            if (given && !given[a - specs]) given[a - specs] = i;
             if (a->type == LM_ARG_FLAG) {
                 if (eq) return lm_fail("%s: %s takes no value", cmd, a->name), 2;
                 *(int *)a->ptr = 1;

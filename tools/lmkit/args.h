@@ -26,6 +26,10 @@ typedef struct {
  * otherwise they are an error. Returns 0 to go on, 1 if --help was printed
  * (exit 0), 2 on error (already printed). */
 int lm_args_parse(const char *usage, const lm_arg *specs, int argc, char **argv, char ***pos, int *npos);
+/* The same, also recording where each flag was given: given[k] (one int
+ * per spec, zeroed by the caller) becomes the argv index of spec k's first
+ * occurrence, 0 if it was not given. */
+int lm_args_parse_given(const char *usage, const lm_arg *specs, int argc, char **argv, char ***pos, int *npos, int *given);
 
 /* Prints "lmkit: error: ..." to stderr; returns 1 for `return lm_fail(...)`. */
 int lm_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -22,25 +22,6 @@ static void lm_train_report(const lm_train_event *ev, void *user) {
     lm_progress_show(p, ev->step, ev->total_steps, caption, ev->eta_s, ev->has_val);
 }
 
-/* lm_args_parse stores values, not whether a flag was given, and the
- * defaults can be given too (--warmup 100). This walks argv as it does
- * (it has accepted argv already): pos[k] is the argv index of spec k's
- * first occurrence, 0 when absent. */
-static void lm_train_given(const lm_arg *specs, int argc, char **argv, int *pos) {
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (!strcmp(arg, "--")) break;
-        if (arg[0] != '-' || arg[1] != '-') continue;
-        const char *eq = strchr(arg, '=');
-        size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
-        for (int k = 0; specs[k].name; k++) {
-            if (strlen(specs[k].name) != nlen || strncmp(specs[k].name, arg, nlen) != 0) continue;
-            if (!pos[k]) pos[k] = i;
-            if (specs[k].type != LM_ARG_FLAG && !eq) i++; /* its value */
-        }
-    }
-}
-
 static int lm_spec_index(const lm_arg *specs, const char *name) {
     for (int k = 0; specs[k].name; k++)
         if (!strcmp(specs[k].name, name)) return k;
@@ -125,12 +106,11 @@ int lm_cmd_train(int argc, char **argv) {
          "gpt2: batch slices run side by side, one per thread (default: one per thread for models up to 384 wide)"},
         {NULL, 0, NULL, NULL},
     };
-    int r = lm_args_parse("lmkit train --data DIR --out RUN [options] | lmkit train --resume RUN [--steps N] [--stop-at N] "
-                          "[--threads N]",
-                          specs, argc, argv, NULL, NULL);
+    int pos[sizeof specs / sizeof *specs] = {0}; /* where each flag was given (argv index, 0: not given) */
+    int r = lm_args_parse_given("lmkit train --data DIR --out RUN [options] | lmkit train --resume RUN [--steps N] "
+                                "[--stop-at N] [--threads N]",
+                                specs, argc, argv, NULL, NULL, pos);
     if (r) return r == 1 ? 0 : 2;
-    int pos[sizeof specs / sizeof *specs] = {0};
-    lm_train_given(specs, argc, argv, pos);
 #define LM_GIVEN(name) lm_is_given(specs, pos, name)
     if (threads < 0 || threads > 4096) return lm_fail("train: --threads %d must be in [0, 4096] (0: all cores)", threads);
     if (seed < 0) return lm_fail("train: --seed %ld must be >= 0", seed);
