@@ -11,11 +11,11 @@ typedef struct {
     int windows;
 } lm_perplexity_result;
 
-/* Strided sliding windows (the method of transformers' perplexity guide,
- * with exact per-token totals): windows of up to n_ctx input tokens start
- * every `stride` tokens; each token is scored once, by the first window
- * that predicts it with at least n_ctx - stride tokens of context (all
- * preceding tokens in the first window). Token 0 has no prediction. */
+/* Strided sliding windows, the method of transformers' perplexity guide
+ * with exact per-token totals: windows [b, b + n_ctx) start every `stride`
+ * tokens; each scores the tokens no earlier window reached, predicted from
+ * the window's tokens before them. Token 0 has no prediction (nor, with
+ * stride == n_ctx, the first token of each window). */
 lm_status lm_gpt2_perplexity(lm_gpt2 *m, const int32_t *ids, long n, int stride, lm_perplexity_result *out);
 /* The same windows for a LLaMA-family model, n_ctx = the engine's context
  * length, run through the engine's sequence 0 (reset per window). */

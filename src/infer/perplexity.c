@@ -1,4 +1,7 @@
-/* Perplexity over a long text by strided windows (see eval.h). */
+/* Perplexity over a long text by strided windows, as the transformers
+ * perplexity guide computes it (see eval.h): windows of up to ctx tokens
+ * every `stride`, each token scored once, by the first window that
+ * predicts it. */
 #include "lmkit/eval.h"
 
 #include <math.h>
@@ -15,7 +18,9 @@ lm_status lm_gpt2_perplexity(lm_gpt2 *m, const int32_t *ids, long n, int stride,
     lm_status s = LM_OK;
     long scored_until = 0; /* tokens 1..scored_until already scored */
     for (long b = 0; b < n - 1 && s == LM_OK; b += stride) {
-        long e = b + ctx < n - 1 ? b + ctx : n - 1; /* inputs [b, e) predict tokens b+1..e */
+        /* the guide's window is [b, b + ctx); its last token is no one's
+         * input, so inputs [b, e) predict tokens b+1..e */
+        long e = (b + ctx < n ? b + ctx : n) - 1;
         int T = (int)(e - b);
         for (int i = 0; i < T; i++) {
             long tok = b + 1 + i;
@@ -47,7 +52,7 @@ lm_status lm_engine_perplexity(lm_engine *e, const int32_t *ids, long n, int str
     lm_status s = LM_OK;
     long scored_until = 0;
     for (long b = 0; b < n - 1 && s == LM_OK; b += stride) {
-        long e_ = b + ctx < n - 1 ? b + ctx : n - 1; /* inputs [b, e_) predict tokens b+1..e_ */
+        long e_ = (b + ctx < n ? b + ctx : n) - 1; /* as in lm_gpt2_perplexity */
         lm_engine_reset(e, 0);
         for (long c0 = b; c0 < e_ && s == LM_OK; c0 += LM_PPL_CHUNK) {
             int T = (int)(e_ - c0 < LM_PPL_CHUNK ? e_ - c0 : LM_PPL_CHUNK);

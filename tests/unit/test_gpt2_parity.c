@@ -5,6 +5,7 @@
 #include "lmkit/model.h"
 #include "lmkit/safetensors.h"
 #include "lmkit/train.h"
+#include "lmkit/eval.h"
 #include "test.h"
 
 #include <jansson.h>
@@ -162,6 +163,33 @@ static void check_training(const lm_safetensors *gold, int parts) {
 
 }
 
+/* `eval --perplexity`'s windows against the transformers perplexity
+ * guide's loop run by ref/perplexity_golden.py (per-token sums): scored
+ * tokens and windows exactly, the summed NLL within 1e-5 relative. */
+static void check_perplexity(lm_gpt2 *m) {
+    json_t *g = json_load_file(test_src_path("tests/golden/gpt2_tiny/perplexity.json"), 0, NULL);
+    CHECK(g != NULL);
+    if (!g) return;
+    json_t *jids = json_object_get(g, "ids"), *strides = json_object_get(g, "strides");
+    long n = (long)json_array_size(jids);
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    for (long i = 0; i < n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(jids, (size_t)i));
+    const char *key;
+    json_t *want;
+    json_object_foreach(strides, key, want) {
+        lm_perplexity_result r;
+        CHECK_OK(lm_gpt2_perplexity(m, ids, n, atoi(key), &r));
+        double nll = json_number_value(json_object_get(want, "nll_sum"));
+        long tokens = (long)json_integer_value(json_object_get(want, "tokens"));
+        long windows = (long)json_integer_value(json_object_get(want, "windows"));
+        CHECK_MSG(r.tokens == tokens && r.windows == windows, "stride %s: %ld tokens in %ld windows, guide %ld in %ld", key,
+                  (long)r.tokens, (long)r.windows, tokens, windows);
+        CHECK_MSG(fabs(r.nll_sum - nll) <= 1e-5 * fabs(nll), "stride %s: nll %.6f, guide %.6f", key, r.nll_sum, nll);
+    }
+    free(ids);
+    json_decref(g);
+}
+
 int main(void) {
     lm_set_threads(2);
     lm_gpt2 *m = NULL;
@@ -193,6 +221,7 @@ int main(void) {
 
     /* greedy generation through the KV cache equals transformers' generate */
     CHECK_OK(lm_gpt2_open_dir(test_src_path("tests/golden/gpt2_tiny/model"), 0, &m));
+    if (m) check_perplexity(m);
     json_t *gen = json_load_file(test_src_path("tests/golden/gpt2_tiny/generate.json"), 0, NULL);
     CHECK(gen != NULL);
     if (m && gen) {
