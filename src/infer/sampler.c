@@ -86,7 +86,9 @@ static int lm_prob_desc(const void *a, const void *b, void *probs) {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     float px = ((const float *)probs)[x], py = ((const float *)probs)[y];
     if (px != py) return px > py ? -1 : 1;
-    return x < y ? -1 : 1;
+    /* ties: higher id first, so a cut drops the lower ids, as transformers'
+     * ascending sort does */
+    return x > y ? -1 : 1;
 }
 
 static int32_t lm_argmax(const float *x, int n) {
@@ -107,7 +109,7 @@ int32_t lm_sample(lm_sampler *s, float *logits, const int32_t *history, int n_hi
     const lm_sample_params *p = &s->p;
     int V = s->vocab;
     lm_apply_penalties(s, logits, history, n_history);
-    if (p->temperature == 0 || p->top_k == 1) {
+    if (p->temperature == 0) {
         int32_t id = lm_argmax(logits, V);
         if (logprob) *logprob = (float)lm_log_softmax_at(logits, V, id);
         return id;
@@ -126,12 +128,21 @@ int32_t lm_sample(lm_sampler *s, float *logits, const int32_t *history, int n_hi
     int need_sort = p->top_k > 0 || p->top_p < 1.0f || p->min_p > 0;
     if (need_sort) {
         qsort_r(s->order, (size_t)V, sizeof *s->order, lm_prob_desc, s->probs);
-        if (p->top_k > 0 && p->top_k < n) n = p->top_k;
+        /* Top-k keeps every token tied with the k-th, as transformers does
+         * (it removes only scores below the k-th largest). */
+        if (p->top_k > 0 && p->top_k < n) {
+            float kth = s->probs[s->order[p->top_k - 1]];
+            n = p->top_k;
+            while (n < V && s->probs[s->order[n]] == kth) n++;
+        }
+        /* Top-p over what top-k kept, renormalized (transformers' warpers
+         * each take a fresh softmax of the surviving scores). */
         if (p->top_p < 1.0f) {
-            double cum = 0;
+            double total = 0, cum = 0;
+            for (int i = 0; i < n; i++) total += s->probs[s->order[i]];
             for (int i = 0; i < n; i++) {
                 cum += s->probs[s->order[i]];
-                if (cum >= p->top_p) {
+                if (cum >= p->top_p * total) {
                     n = i + 1;
                     break;
                 }

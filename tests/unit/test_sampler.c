@@ -36,6 +36,26 @@ int main(void) {
     p.top_p = 1, p.min_p = 0.5f; /* keeps p >= 0.25: tokens 0 and 1 */
     freqs(&p, base, 4, 20000, f);
     CHECK(f[2] == 0 && f[3] == 0 && f[1] > 0.3);
+    /* transformers' rules at the edges (its TopK/TopP warpers in
+     * generate's order): top-p after top-k measures the kept tokens
+     * renormalized ({0.5, 0.3} -> 0.625 alone reaches 0.6); top-k keeps
+     * every token tied with the k-th; a top-p cut among ties drops the
+     * lower ids. */
+    p.min_p = 0, p.top_k = 2, p.top_p = 0.6f;
+    freqs(&p, base, 4, 4000, f);
+    CHECK_MSG(f[1] == 0 && f[2] == 0 && f[0] > 0.999, "top-p after top-k: %f %f", f[0], f[1]);
+    const float tied[4] = {1, 1, 1, 0}, flat[5] = {0, 0, 0, 0, -9};
+    p.top_k = 2, p.top_p = 1;
+    freqs(&p, tied, 4, 6000, f);
+    CHECK_MSG(f[0] > 0.25 && f[1] > 0.25 && f[2] > 0.25 && f[3] == 0, "top-k ties: %f %f %f %f", f[0], f[1], f[2], f[3]);
+    p.top_k = 1;
+    freqs(&p, tied, 4, 6000, f);
+    CHECK_MSG(f[0] > 0.25 && f[1] > 0.25 && f[2] > 0.25, "top-k 1 with ties: %f %f %f", f[0], f[1], f[2]);
+    double g[5];
+    p.top_k = 0, p.top_p = 0.3f;
+    freqs(&p, flat, 5, 6000, g);
+    CHECK_MSG(g[0] == 0 && g[1] == 0 && g[2] > 0.4 && g[3] > 0.4 && g[4] == 0, "top-p ties: %f %f %f %f", g[0], g[1], g[2], g[3]);
+    p.top_p = 1;
     /* Seeded: same seed, same sequence; different seed differs. */
     lm_sampler a_, b_, c_, *a = &a_, *b = &b_, *c = &c_;
     p.min_p = 0;
