@@ -38,10 +38,25 @@ typedef struct {
      * recomputes them from position 0 and goes on (context shifting);
      * zero stops with finish "context". */
     int context_shift;
+    /* Called once per generated token when set (see lm_token_callback),
+     * with the top_logprobs (0-20) most likely tokens besides it. */
+    struct lm_token_report *report;
 } lm_generate_params;
 
 /* Called with each chunk of text ready to show. Return nonzero to stop. */
 typedef int (*lm_text_callback)(const char *text, size_t n, void *user);
+
+/* Per generated token: its id and log-probability, and the n_top most
+ * likely ids with theirs (most likely first). The log-probabilities are
+ * the model's own (log-softmax of its logits, before penalties,
+ * temperature and truncation), as an API's logprobs report them. */
+typedef void (*lm_token_callback)(int32_t id, float logprob, const int32_t *top_ids, const float *top_logprobs, int n_top,
+                                  void *user);
+typedef struct lm_token_report {
+    lm_token_callback fn;
+    void *user;
+    int top_logprobs;
+} lm_token_report;
 
 typedef struct {
     int prompt_tokens, generated_tokens;

@@ -62,5 +62,7 @@ int32_t lm_sample(lm_sampler *s, float *logits, const int32_t *history, int n_hi
 /* The k most likely tokens under softmax(logits) with their log
  * probabilities, most likely first. Returns how many were written. */
 int lm_top_logprobs(const float *logits, int vocab, int k, int32_t *ids, float *logprobs);
+/* log-softmax of logits at id (double-precision sum). */
+float lm_logprob_of(const float *logits, int vocab, int32_t id);
 
 #endif

@@ -35,9 +35,22 @@ lm_status lm_generate(const lm_decoder *d, const lm_tokenizer *tok, const int32_
         s = d->feed(d->ctx, hist, n_prompt, 0, logits);
         stats->prefill_s = lm_now_seconds() - t0;
     }
+    /* Reported log-probabilities are the model's own: taken from a copy of
+     * the logits, which the sampler's penalties change in place. */
+    const lm_token_report *rep = gp->report && gp->report->fn ? gp->report : NULL;
+    int want_top = rep ? (rep->top_logprobs < 0 ? 0 : rep->top_logprobs > 20 ? 20 : rep->top_logprobs) : 0;
+    int32_t top_ids[20];
+    float top_lp[20];
+    float *raw = rep ? malloc((size_t)n_valid * sizeof *raw) : NULL;
+    if (rep && !raw && s == LM_OK) s = lm_error(LM_ERR_NOMEM, "out of memory");
     double t_dec = lm_now_seconds();
     while (s == LM_OK && stats->generated_tokens < max_new) {
+        if (rep) memcpy(raw, logits, (size_t)n_valid * sizeof *raw);
         int32_t next = lm_sample(&sampler, logits, hist, n, NULL);
+        if (rep) {
+            int n_top = want_top ? lm_top_logprobs(raw, n_valid, want_top, top_ids, top_lp) : 0;
+            rep->fn(next, lm_logprob_of(raw, n_valid, next), top_ids, top_lp, n_top, rep->user);
+        }
         if (next == d->eos_id) {
             stats->finish = "eos";
             break;
@@ -85,6 +98,7 @@ lm_status lm_generate(const lm_decoder *d, const lm_tokenizer *tok, const int32_
     lm_streamer_free(&st);
     free(hist);
     free(logits);
+    free(raw);
     lm_sampler_free(&sampler);
     return s;
 }

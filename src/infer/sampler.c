@@ -170,6 +170,8 @@ int32_t lm_sample(lm_sampler *s, float *logits, const int32_t *history, int n_hi
     return chosen;
 }
 
+float lm_logprob_of(const float *logits, int vocab, int32_t id) { return (float)lm_log_softmax_at(logits, vocab, id); }
+
 int lm_top_logprobs(const float *logits, int vocab, int k, int32_t *ids, float *logprobs) {
     if (k > vocab) k = vocab;
     /* Insertion into a small sorted list: k is tiny (<= 20). */

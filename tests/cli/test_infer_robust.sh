@@ -108,4 +108,22 @@ quiet_stdout "convert" "^wrote $TMP/c.gguf (types kept" "$LMKIT" convert "$M" "$
 quiet_stdout "quantize" "^wrote $TMP/q.gguf (q8_0 requested" "$LMKIT" quantize --type q8_0 "$M" "$TMP/q.gguf"
 quiet_stdout "prepare" "^prepared $TMP/p3" "$LMKIT" prepare "$TMP/c20k.txt" --tokenizer chars --out "$TMP/p3"
 
+# --logprobs N: one JSON line per generated token on stderr; greedy picks
+# the most likely token, so its log-probability is the first of the top N,
+# and the top N come sorted, each <= 0, their probabilities summing <= 1.
+"$LMKIT" generate --model "$SRC/data/models/stories260K/stories260K.bin" --tokenizer "$SRC/data/models/stories260K/tok512.bin" \
+    --prompt "Once upon a time" --max-tokens 6 --temperature 0 --logprobs 3 >"$TMP/lp.out" 2>"$TMP/lp.err" && ok || bad "generate --logprobs failed: $(cat "$TMP/lp.err")"
+python3 - "$TMP/lp.err" <<'PY' && ok || bad "logprobs lines wrong: $(head -3 "$TMP/lp.err")"
+import json, math, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+assert len(rows) == 6, len(rows)
+for r in rows:
+    top = r["top"]
+    assert len(top) == 3 and r["id"] == top[0]["id"] and abs(r["logprob"] - top[0]["logprob"]) < 1e-6, r
+    assert all(a["logprob"] >= b["logprob"] for a, b in zip(top, top[1:])) and top[0]["logprob"] <= 0, r
+    assert sum(math.exp(t["logprob"]) for t in top) <= 1 + 1e-5, r
+PY
+expect_error "--logprobs out of range" "--logprobs 21 must be in \\[0, 20\\]" "$LMKIT" generate --model "$SRC/data/models/stories260K/stories260K.bin" \
+    --tokenizer "$SRC/data/models/stories260K/tok512.bin" --prompt hi --logprobs 21
+
 finish

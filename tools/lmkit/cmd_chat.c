@@ -343,7 +343,7 @@ int lm_cmd_chat(int argc, char **argv) {
     int rc = lm_chat_template_pick(&c, template_spec, model, tok_spec);
     const char *stops[8];
     int n_stops = rc ? 0 : lm_chat_template_stop_strings(c.src, c.eos, stops, 8);
-    c.gp = (lm_generate_params){max_tokens, sp, stops, n_stops, 0};
+    c.gp = (lm_generate_params){.max_tokens = max_tokens, .sample = sp, .stops = stops, .n_stops = n_stops};
     if (!rc) rc = lm_chat_check_setup(&c, system);
     if (!rc && system && system[0]) {
         if (lm_history_add(&c.h, "system", system, strlen(system))) rc = lm_fail("out of memory");

@@ -4,6 +4,7 @@
 
 #include "lmkit/causal_lm.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,25 @@ static int lm_print_chunk(const char *text, size_t n, void *user) {
     fwrite(text, 1, n, stdout);
     fflush(stdout);
     return 0;
+}
+
+/* --logprobs: one JSON line per generated token on stderr, the token and
+ * its log-probability, then the most likely tokens with theirs. */
+static json_t *lm_token_json(const lm_tokenizer *tok, int32_t id, float lp) {
+    const char *text = lm_tokenizer_id_to_token(tok, id);
+    return json_pack("{s:i, s:o, s:f}", "id", (json_int_t)id, "token", text ? json_stringn_nocheck(text, strlen(text)) : json_null(),
+                     "logprob", (double)lp);
+}
+
+static void lm_print_logprobs(int32_t id, float lp, const int32_t *top_ids, const float *top_lp, int n_top, void *user) {
+    const lm_tokenizer *tok = user;
+    json_t *j = lm_token_json(tok, id, lp), *top = json_array();
+    for (int i = 0; i < n_top; i++) json_array_append_new(top, lm_token_json(tok, top_ids[i], top_lp[i]));
+    json_object_set_new(j, "top", top);
+    char *line = json_dumps(j, JSON_COMPACT);
+    if (line) fprintf(stderr, "%s\n", line);
+    free(line);
+    json_decref(j);
 }
 
 int lm_cli_check_sampling(const char *cmd, const lm_sample_params *sp) {
@@ -100,7 +120,7 @@ int lm_cli_check_encodable(const char *cmd, const char *source, const lm_tokeniz
 
 int lm_cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *prompt = NULL, *tok_spec = NULL;
-    int max_tokens = 256, threads = 0, show_stats = 0, no_shift = 0;
+    int max_tokens = 256, threads = 0, show_stats = 0, no_shift = 0, logprobs = -1;
     long seed = 0;
     lm_strs stops = {0};
     lm_sample_params sp = lm_sample_defaults();
@@ -119,6 +139,8 @@ int lm_cmd_generate(int argc, char **argv) {
         {"--seed", LM_ARG_LONG, &seed, "random seed; the same seed gives the same text (0)"},
         {"--stop", LM_ARG_STRS, &stops, "stop when this text appears (repeatable)"},
         {"--stats", LM_ARG_FLAG, &show_stats, "print token counts and speed to stderr"},
+        {"--logprobs", LM_ARG_INT, &logprobs,
+         "per token, a JSON line on stderr: its log-probability and the N (0-20) most likely tokens' (the model's own)"},
         {"--no-context-shift", LM_ARG_FLAG, &no_shift, "stop at the context length instead of shifting the context"},
         {"--threads", LM_ARG_INT, &threads, "CPU threads (default: all cores)"},
         {NULL, 0, NULL, NULL},
@@ -128,6 +150,7 @@ int lm_cmd_generate(int argc, char **argv) {
     if (!model_dir) return lm_fail("generate: --model DIR is required");
     if (!prompt) return lm_fail("generate: --prompt TEXT is required");
     if (max_tokens < 0) return lm_fail("generate: --max-tokens %d must be >= 0", max_tokens);
+    if (logprobs < -1 || logprobs > 20) return lm_fail("generate: --logprobs %d must be in [0, 20]", logprobs);
     if (lm_cli_check_sampling("generate", &sp)) return 2;
     lm_set_threads(threads);
     sp.seed = (uint64_t)seed;
@@ -145,7 +168,9 @@ int lm_cmd_generate(int argc, char **argv) {
     } else if ((int)n > lm.decoder.n_ctx) {
         rc = lm_fail("generate: --prompt is %zu tokens, longer than the model's context of %d", n, lm.decoder.n_ctx);
     } else {
-        lm_generate_params gp = {max_tokens, sp, stops.items, stops.n, !no_shift};
+        lm_token_report report = {lm_print_logprobs, lm.tok, logprobs};
+        lm_generate_params gp = {.max_tokens = max_tokens, .sample = sp, .stops = stops.items, .n_stops = stops.n,
+                                 .context_shift = !no_shift, .report = logprobs >= 0 ? &report : NULL};
         lm_generate_stats st;
         fputs(prompt, stdout);
         if (lm_generate(&lm.decoder, lm.tok, ids, (int)n, &gp, lm_print_chunk, NULL, &st) != LM_OK) {
