@@ -29,9 +29,11 @@ lm_status lm_tokenizer_load(const char *spec, lm_tokenizer **out);
  * and .tokens); 0 for anything unreadable. */
 int lm_gguf_has_tokenizer(const char *path);
 /* The tokenizer of an open GGUF (what lm_tokenizer_load does for a .gguf
- * path); name labels errors. */
+ * path); name labels errors. lm_gguf_carries_tokenizer: whether it has
+ * tokenizer keys (as lm_gguf_has_tokenizer for a path). */
 typedef struct lm_gguf lm_gguf;
 lm_status lm_tokenizer_from_gguf(const lm_gguf *g, const char *name, lm_tokenizer **out);
+int lm_gguf_carries_tokenizer(const lm_gguf *g);
 /* A SentencePiece vocabulary piece as SentencePiece (and so GGUF and
  * llama.cpp) spells it: a space is U+2581, and llama2.c's "\n<s>\n" is
  * "<s>". Pieces already in that form come back unchanged. malloc'd;

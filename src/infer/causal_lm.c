@@ -67,16 +67,18 @@ lm_status lm_causal_lm_open(const char *path, const char *tokenizer, lm_causal_l
             return s;
         }
         /* A GGUF that carries its tokenizer is used whole, as llama.cpp
-         * does; otherwise the tokenizer beside the file. */
-        char *tok_path = tokenizer                        ? strdup(tokenizer)
-                         : dir                            ? lm_path_join(path, "tokenizer.json")
-                         : lm_gguf_has_tokenizer(path)    ? strdup(path)
-                                                          : lm_sibling_tokenizer(path);
-        if (!tok_path)
-            s = lm_error(LM_ERR_ARG, "%s: no tokenizer found beside the model; pass --tokenizer PATH", path);
-        else
-            s = lm_tokenizer_load(tok_path, &lm->tok);
-        free(tok_path);
+         * does (from the file the model already parsed); otherwise the
+         * tokenizer beside the file. */
+        if (!tokenizer && lm->llama->gguf && lm_gguf_carries_tokenizer(lm->llama->gguf)) {
+            s = lm_tokenizer_from_gguf(lm->llama->gguf, path, &lm->tok);
+        } else {
+            char *tok_path = tokenizer ? strdup(tokenizer) : dir ? lm_path_join(path, "tokenizer.json") : lm_sibling_tokenizer(path);
+            if (!tok_path)
+                s = lm_error(LM_ERR_ARG, "%s: no tokenizer found beside the model; pass --tokenizer PATH", path);
+            else
+                s = lm_tokenizer_load(tok_path, &lm->tok);
+            free(tok_path);
+        }
         if (s == LM_OK) s = lm_engine_new(lm->llama, NULL, &lm->engine);
         if (s == LM_OK) s = lm_decoder_engine(lm->engine, lm->llama->cfg.vocab_size, lm->llama->cfg.max_seq_len, &lm->decoder);
     }

@@ -210,12 +210,16 @@ static lm_status load_bpe(const lm_gguf *g, const lm_gguf_kv *toks, const char *
     return st;
 }
 
+int lm_gguf_carries_tokenizer(const lm_gguf *g) {
+    /* the keys' presence, not their validity: a broken tokenizer is then
+     * reported as such, not as a missing one */
+    return lm_gguf_find(g, "tokenizer.ggml.tokens") || lm_gguf_find(g, "tokenizer.ggml.model");
+}
+
 int lm_gguf_has_tokenizer(const char *path) {
     lm_gguf g;
     if (lm_gguf_open(path, &g) != LM_OK) return 0;
-    /* the keys' presence, not their validity: a broken tokenizer is then
-     * reported as such, not as a missing one */
-    int has = lm_gguf_find(&g, "tokenizer.ggml.tokens") || lm_gguf_find(&g, "tokenizer.ggml.model");
+    int has = lm_gguf_carries_tokenizer(&g);
     lm_gguf_close(&g);
     return has;
 }

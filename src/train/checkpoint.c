@@ -1,6 +1,7 @@
 /* Trainer checkpoints: written aside, renamed whole, committed by one
  * atomic pointer-file replace (see checkpoint.h). */
 #include "train/checkpoint.h"
+#include "train/run_dir.h"
 
 #include "lmkit/safetensors.h"
 
@@ -15,21 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* Removes a checkpoint directory (it holds only plain files). */
-static void lm_remove_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char *p = lm_path_join(dir, e->d_name);
-        if (p) unlink(p);
-        free(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 static json_t *lm_options_to_json(const lm_train_options *o) {
     /* the data directory as an absolute path: --resume may run from
@@ -55,7 +41,7 @@ lm_status lm_checkpoint_save(const char *run_dir, const lm_gpt2 *m, const lm_ada
     char *model_path = lm_path_join(tmp_dir, "model.safetensors"), *opt_path = lm_path_join(tmp_dir, "optimizer.safetensors");
     char *state_path = lm_path_join(tmp_dir, "trainer_state.json");
     lm_status s = LM_OK;
-    lm_remove_dir(tmp_dir); /* leftovers of a killed save */
+    (void)lm_remove_tree(tmp_dir); /* leftovers of a killed save */
     if (mkdir(tmp_dir, 0777) != 0) s = lm_error(LM_ERR_IO, "%s: cannot create directory", tmp_dir);
     if (s == LM_OK) s = lm_gpt2_save_weights(m, model_path, step);
     if (s == LM_OK) {
@@ -77,7 +63,7 @@ lm_status lm_checkpoint_save(const char *run_dir, const lm_gpt2 *m, const lm_ada
     }
     if (s == LM_OK) {
         lm_fsync_dir(tmp_dir);
-        lm_remove_dir(final_dir);
+        (void)lm_remove_tree(final_dir);
         if (rename(tmp_dir, final_dir) != 0) s = lm_error(LM_ERR_IO, "%s: rename failed: %s", final_dir, strerror(errno));
     }
     if (s == LM_OK) {
@@ -110,12 +96,12 @@ lm_status lm_checkpoint_save(const char *run_dir, const lm_gpt2 *m, const lm_ada
         while (d && (e = readdir(d))) {
             if (strncmp(e->d_name, "checkpoint-", 11) != 0 || !strcmp(e->d_name, name)) continue;
             char *p = lm_path_join(run_dir, e->d_name);
-            lm_remove_dir(p);
+            (void)lm_remove_tree(p);
             free(p);
         }
         if (d) closedir(d);
     } else {
-        lm_remove_dir(tmp_dir);
+        (void)lm_remove_tree(tmp_dir);
     }
     free(final_dir);
     free(tmp_dir);

@@ -28,7 +28,8 @@ lm_status lm_run_stage_commit(lm_run_stage *st);
 /* Removes the stage unless committed, and frees. Safe on a zeroed struct. */
 void lm_run_stage_end(lm_run_stage *st);
 
-/* Deletes a directory tree (symbolic links are removed, not followed). */
+/* Deletes a directory tree (symbolic links are removed, not followed);
+ * also old checkpoints and a killed save's leftovers (checkpoint.c). */
 lm_status lm_remove_tree(const char *path);
 
 #endif

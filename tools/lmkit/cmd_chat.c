@@ -71,14 +71,10 @@ static char *lm_find_config(const char *model, const char *tok) {
 
 /* The chat template a GGUF model carries (tokenizer.chat_template, as
  * llama.cpp's converters copy it from tokenizer_config.json), or NULL. */
-static char *lm_gguf_chat_template(const char *model) {
-    size_t len = strlen(model);
-    if (len < 5 || strcmp(model + len - 5, ".gguf")) return NULL;
-    lm_gguf g;
-    if (lm_gguf_open(model, &g) != LM_OK) return NULL;
+static char *lm_gguf_chat_template(const lm_causal_lm *lm) {
+    const lm_gguf *g = lm->llama ? lm->llama->gguf : NULL; /* the file the model was loaded from */
     char *src = NULL;
-    if (lm_gguf_find(&g, "tokenizer.chat_template") && lm_gguf_get_str(&g, "tokenizer.chat_template", &src) != LM_OK) src = NULL;
-    lm_gguf_close(&g);
+    if (g && lm_gguf_find(g, "tokenizer.chat_template") && lm_gguf_get_str(g, "tokenizer.chat_template", &src) != LM_OK) src = NULL;
     return src;
 }
 
@@ -276,7 +272,7 @@ static int lm_chat_template_pick(lm_chat *c, const char *spec, const char *model
     char *cfg = lm_find_config(model, tok_spec);
     if (cfg) s = lm_chat_template_load_config(cfg, &src, &bos, &eos);
     free(cfg);
-    if (s == LM_OK && !src && !spec) src = lm_gguf_chat_template(model);
+    if (s == LM_OK && !src && !spec) src = lm_gguf_chat_template(&c->lm);
     if (s == LM_OK && spec) {
         free(src);
         src = NULL;
