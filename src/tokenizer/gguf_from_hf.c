@@ -9,6 +9,7 @@
  * Token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused
  * (padding up to the model's vocab_size), 6 byte. */
 #include "tokenizer/tok_internal.h"
+#include "lmkit/chat_template.h"
 #include "lmkit/gguf.h"
 
 #include <jansson.h>
@@ -18,48 +19,32 @@
 
 enum { T_NORMAL = 1, T_UNKNOWN = 2, T_CONTROL = 3, T_USER = 4, T_UNUSED = 5, T_BYTE = 6 };
 
+/* What goes into the GGUF, gathered before the first key is written so a
+ * tokenizer that cannot be carried leaves the writer as it was. */
 typedef struct {
     int32_t n;
-    char **tok; /* by id, NUL-terminated */
+    char **tok; /* by id: the tokenizer's text, or [PADn] for unused rows */
     int32_t *type;
-    float *score;
-    char **merges;
-    size_t n_merges;
+    float *score;  /* "llama": a merged piece ranks where its merge is listed */
+    char **merges; /* "gpt2": "a b" in rank order */
+    uint32_t n_merges;
     const char *model, *pre;
     int32_t bos, eos, unk;
     int add_bos, add_eos, add_space_prefix;
     char *chat_template;
-    lm_strmap ids; /* token text -> id */
 } hf_vocab;
 
 static void hf_vocab_free(hf_vocab *v) {
-    for (int32_t i = 0; i < v->n; i++) free(v->tok[i]);
-    for (size_t i = 0; i < v->n_merges; i++) free(v->merges[i]);
+    for (int32_t i = 0; v->tok && i < v->n; i++) free(v->tok[i]);
+    for (uint32_t i = 0; v->merges && i < v->n_merges; i++) free(v->merges[i]);
     free(v->tok);
     free(v->type);
     free(v->score);
     free(v->merges);
     free(v->chat_template);
-    lm_strmap_free(&v->ids);
 }
 
-/* A special token given as a string or as {"content": ...}. */
-static const char *token_content(json_t *j) {
-    if (json_is_object(j)) j = json_object_get(j, "content");
-    return json_string_value(j);
-}
-
-/* "a b" for a merge given as a string or as ["a", "b"]. */
-static char *merge_text(json_t *m) {
-    if (json_is_string(m)) return strdup(json_string_value(m));
-    const char *a = json_string_value(json_array_get(m, 0)), *b = json_string_value(json_array_get(m, 1));
-    if (!a || !b) return NULL;
-    char *s = malloc(strlen(a) + strlen(b) + 2);
-    if (s) sprintf(s, "%s %s", a, b);
-    return s;
-}
-
-/* Whether the pipeline stage j (or a stage of its Sequence) has type ty. */
+/* The pipeline stage of type ty in j or in one of its Sequence's stages. */
 static json_t *find_stage(json_t *j, const char *ty) {
     if (!json_is_object(j)) return NULL;
     const char *t = json_string_value(json_object_get(j, "type"));
@@ -76,148 +61,109 @@ static json_t *find_stage(json_t *j, const char *ty) {
     return NULL;
 }
 
-/* The id of token text s, or -1. */
-static int32_t id_of(const hf_vocab *v, const char *s) { return s ? lm_strmap_get(&v->ids, s, strlen(s)) : -1; }
-
-/* Token strings by id: the model's vocabulary, then the added tokens. */
-static lm_status collect_tokens(hf_vocab *v, json_t *model, json_t *added, int vocab_size, const char *path) {
-    json_t *vocab = json_object_get(model, "vocab");
-    if (!json_is_object(vocab) || json_object_size(vocab) < 3)
-        return lm_error(LM_ERR_FORMAT, "%s: model.vocab must be an object of at least 3 tokens", path);
-    int64_t n = 0;
-    const char *key;
-    json_t *val;
-    size_t i;
-    json_t *a;
-    json_object_foreach(vocab, key, val) if (json_integer_value(val) + 1 > n) n = json_integer_value(val) + 1;
-    json_array_foreach(added, i, a) if (json_integer_value(json_object_get(a, "id")) + 1 > n) n = json_integer_value(json_object_get(a, "id")) + 1;
-    if (n > vocab_size)
-        return lm_error(LM_ERR_UNSUPPORTED, "%s has %lld tokens, more than the model's vocab_size %d", path, (long long)n, vocab_size);
-    v->n = vocab_size;
-    v->tok = calloc((size_t)v->n, sizeof *v->tok);
-    v->type = calloc((size_t)v->n, sizeof *v->type);
-    v->score = calloc((size_t)v->n, sizeof *v->score);
-    if (!v->tok || !v->type || !v->score) return lm_error(LM_ERR_NOMEM, "out of memory");
-    json_object_foreach(vocab, key, val) {
-        int64_t id = json_integer_value(val);
-        if (id < 0 || v->tok[id]) continue;
-        if (!(v->tok[id] = strdup(key))) return lm_error(LM_ERR_NOMEM, "out of memory");
-        unsigned x;
-        v->type[id] = strlen(key) == 6 && sscanf(key, "<0x%02X>", &x) == 1 ? T_BYTE : T_NORMAL;
-    }
-    json_array_foreach(added, i, a) {
-        int64_t id = json_integer_value(json_object_get(a, "id"));
-        const char *content = json_string_value(json_object_get(a, "content"));
-        if (id < 0 || !content) continue;
-        if (v->tok[id] && strcmp(v->tok[id], content))
-            return lm_error(LM_ERR_FORMAT, "%s: id %lld is given to both '%s' and added token '%s'", path, (long long)id, v->tok[id], content);
-        if (!v->tok[id] && !(v->tok[id] = strdup(content))) return lm_error(LM_ERR_NOMEM, "out of memory");
-        v->type[id] = json_is_true(json_object_get(a, "special")) ? T_CONTROL : T_USER;
-    }
-    /* the rows of the embedding no token uses, as llama.cpp pads them */
-    for (int32_t id = 0; id < v->n; id++)
-        if (!v->tok[id]) {
-            char pad[32];
-            snprintf(pad, sizeof pad, "[PAD%d]", id);
-            if (!(v->tok[id] = strdup(pad))) return lm_error(LM_ERR_NOMEM, "out of memory");
-            v->type[id] = T_UNUSED;
-        }
-    for (int32_t id = 0; id < v->n; id++)
-        if (lm_strmap_get(&v->ids, v->tok[id], strlen(v->tok[id])) < 0)
-            LM_TRY(lm_strmap_put(&v->ids, v->tok[id], (uint32_t)strlen(v->tok[id]), id));
-    return LM_OK;
-}
-
-/* Merges as "a b" strings, and (SentencePiece) the scores that make each
- * merged piece rank where tokenizer.json lists its merge. */
-static lm_status collect_merges(hf_vocab *v, json_t *merges, int spm) {
-    size_t n = json_array_size(merges), i;
-    json_t *m;
-    v->merges = calloc(n ? n : 1, sizeof *v->merges);
-    if (!v->merges) return lm_error(LM_ERR_NOMEM, "out of memory");
-    json_array_foreach(merges, i, m) {
-        if (!(v->merges[i] = merge_text(m))) return lm_error(LM_ERR_FORMAT, "tokenizer.json: merge %zu is not 'a b' or [a, b]", i);
-        v->n_merges = i + 1;
-    }
-    if (!spm) return LM_OK;
-    /* A piece no merge makes: a single character or byte (score 0, never
-     * the result of a merge), or something BPE must never build (lowest). */
-    for (int32_t id = 0; id < v->n; id++) {
-        const unsigned char *s = (const unsigned char *)v->tok[id];
-        size_t len = strlen(v->tok[id]), first = s[0] < 0x80 ? 1 : s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : 2;
-        v->score[id] = v->type[id] == T_BYTE || len == first ? 0.0f : -1e9f;
-    }
-    for (size_t k = 0; k < v->n_merges; k++) {
-        char *sp = strchr(v->merges[k], ' ');
-        if (!sp) continue;
-        size_t la = (size_t)(sp - v->merges[k]);
-        char joined[1024];
-        if (la + strlen(sp + 1) + 1 > sizeof joined) continue;
-        memcpy(joined, v->merges[k], la);
-        strcpy(joined + la, sp + 1);
-        int32_t id = id_of(v, joined);
-        if (id >= 0 && v->score[id] == -1e9f) v->score[id] = -(float)(k + 1);
-    }
-    return LM_OK;
-}
-
-/* The BOS/EOS, add_bos and chat template of tokenizer_config.json and the
- * post-processor; cfg ids (config.json) where those name none. */
-static void special_tokens(hf_vocab *v, json_t *tok, json_t *cfg, int32_t cfg_bos, int32_t cfg_eos) {
-    v->bos = id_of(v, token_content(json_object_get(cfg, "bos_token")));
-    v->eos = id_of(v, token_content(json_object_get(cfg, "eos_token")));
-    if (v->bos < 0) v->bos = cfg_bos;
-    if (v->eos < 0) v->eos = cfg_eos;
-    json_t *tp = find_stage(json_object_get(tok, "post_processor"), "TemplateProcessing");
-    json_t *first = json_object_get(json_array_get(json_object_get(tp, "single"), 0), "SpecialToken");
-    int post_bos = first != NULL;
-    if (first && v->bos < 0) v->bos = id_of(v, json_string_value(json_object_get(first, "id")));
-    json_t *ab = json_object_get(cfg, "add_bos_token"), *ae = json_object_get(cfg, "add_eos_token");
-    v->add_bos = json_is_boolean(ab) ? json_is_true(ab) : post_bos;
-    v->add_eos = json_is_true(ae);
-    v->unk = -1;
-    const char *unk = json_string_value(json_object_get(json_object_get(tok, "model"), "unk_token"));
-    if (unk && (v->unk = id_of(v, unk)) >= 0) v->type[v->unk] = T_UNKNOWN;
-    json_t *ct = json_object_get(cfg, "chat_template");
-    if (json_is_array(ct)) { /* [{"name": "default", "template": ...}, ...] */
-        json_t *named = NULL, *e;
-        size_t i;
-        json_array_foreach(ct, i, e) {
-            const char *name = json_string_value(json_object_get(e, "name"));
-            if (name && !strcmp(name, "default")) named = json_object_get(e, "template");
-        }
-        ct = named;
-    }
-    if (json_is_string(ct)) v->chat_template = strdup(json_string_value(ct));
-}
-
-/* What the pipeline is in GGUF's terms, or an LM_ERR_UNSUPPORTED naming why
- * GGUF has no name for it. */
-static lm_status classify(hf_vocab *v, json_t *tok, const char *path) {
-    json_t *model = json_object_get(tok, "model");
-    const char *ty = json_string_value(json_object_get(model, "type"));
-    if (!ty && json_is_array(json_object_get(model, "merges"))) ty = "BPE";
-    if (!ty || strcmp(ty, "BPE"))
-        return lm_error(LM_ERR_UNSUPPORTED, "%s: a %s tokenizer has no GGUF form here (BPE only)", path, ty ? ty : "model-less");
-    if (json_is_true(json_object_get(model, "byte_fallback"))) {
+/* What the tokenizer is in GGUF's terms, or an LM_ERR_UNSUPPORTED naming
+ * why GGUF has no name for it. */
+static lm_status classify(hf_vocab *v, const lm_tokenizer *t, const char *path) {
+    if (t->model != LM_MODEL_BPE || t->tiktoken_ranks)
+        return lm_error(LM_ERR_UNSUPPORTED, "%s: only a BPE tokenizer with merges has a GGUF form here", path);
+    if (t->byte_fallback) {
         v->model = "llama";
         v->pre = "default";
-        json_t *prepend = find_stage(json_object_get(tok, "normalizer"), "Prepend");
-        json_t *meta = find_stage(json_object_get(tok, "pre_tokenizer"), "Metaspace");
+        json_t *meta = find_stage(t->j_pre, "Metaspace");
         const char *scheme = json_string_value(json_object_get(meta, "prepend_scheme"));
         /* GGUF knows only SentencePiece's dummy prefix, always added; a
          * Metaspace "first" adds none before a text that already starts
          * with a space, so those texts tokenize differently there (in
          * llama.cpp as well) */
-        v->add_space_prefix = prepend || (meta && (scheme ? strcmp(scheme, "never") != 0 : json_is_true(json_object_get(meta, "add_prefix_space"))));
+        v->add_space_prefix = find_stage(t->j_norm, "Prepend") ||
+                              (meta && (scheme ? strcmp(scheme, "never") != 0 : json_is_true(json_object_get(meta, "add_prefix_space"))));
         return LM_OK;
     }
-    json_t *pre = json_object_get(tok, "pre_tokenizer");
-    if (!find_stage(pre, "ByteLevel"))
+    if (!t->byte_level)
         return lm_error(LM_ERR_UNSUPPORTED, "%s: a BPE without byte fallback or byte-level pre-tokenizer has no GGUF form", path);
     v->model = "gpt2";
-    v->pre = lm_tok_gguf_pre_name(pre);
+    v->pre = lm_tok_gguf_pre_name(t->j_pre);
     if (!v->pre) return lm_error(LM_ERR_UNSUPPORTED, "%s: its pre-tokenizer is not one GGUF names (gpt-2, llama-bpe, qwen2)", path);
+    return LM_OK;
+}
+
+/* Token strings and types by id, padded to vocab_size as llama.cpp pads
+ * the rows of the embedding no token uses. */
+static lm_status collect_tokens(hf_vocab *v, const lm_tokenizer *t, int vocab_size, const char *path) {
+    if (t->n_vocab > vocab_size)
+        return lm_error(LM_ERR_UNSUPPORTED, "%s has %d tokens, more than the model's vocab_size %d", path, t->n_vocab, vocab_size);
+    v->n = vocab_size;
+    v->tok = calloc((size_t)v->n, sizeof *v->tok);
+    v->type = calloc((size_t)v->n, sizeof *v->type);
+    v->score = calloc((size_t)v->n, sizeof *v->score);
+    if (!v->tok || !v->type || !v->score) return lm_error(LM_ERR_NOMEM, "out of memory");
+    for (int32_t id = 0; id < v->n; id++) {
+        char pad[32];
+        const char *text = id < t->n_vocab ? t->tok[id] : NULL;
+        if (!text) snprintf(pad, sizeof pad, "[PAD%d]", id);
+        if (!(v->tok[id] = strdup(text ? text : pad))) return lm_error(LM_ERR_NOMEM, "out of memory");
+        unsigned x;
+        v->type[id] = !text ? T_UNUSED : strlen(text) == 6 && sscanf(text, "<0x%02X>", &x) == 1 ? T_BYTE : T_NORMAL;
+    }
+    for (int i = 0; i < t->n_added; i++) v->type[t->added[i].id] = t->added[i].special ? T_CONTROL : T_USER;
+    if (t->unk_id >= 0 && t->unk_id < v->n) v->type[t->unk_id] = T_UNKNOWN;
+    v->unk = t->unk_id;
+    return LM_OK;
+}
+
+/* "gpt2": the merges as "a b". "llama": scores in merge order instead; a
+ * piece no merge makes is a single character or byte (score 0, never a
+ * merge's result) or something BPE must never build (lowest). */
+static lm_status collect_merges(hf_vocab *v, const lm_tokenizer *t) {
+    if (!strcmp(v->model, "gpt2")) {
+        v->merges = calloc(t->n_merges ? t->n_merges : 1, sizeof *v->merges);
+        if (!v->merges) return lm_error(LM_ERR_NOMEM, "out of memory");
+        for (uint32_t k = 0; k < t->n_merges; k++) {
+            int32_t a = t->merge_list[k][0], b = t->merge_list[k][1];
+            if (!(v->merges[k] = malloc(t->tok_len[a] + t->tok_len[b] + 2))) return lm_error(LM_ERR_NOMEM, "out of memory");
+            sprintf(v->merges[k], "%s %s", t->tok[a], t->tok[b]);
+            v->n_merges = k + 1;
+        }
+        return LM_OK;
+    }
+    for (int32_t id = 0; id < v->n; id++) {
+        const unsigned char *s = (const unsigned char *)v->tok[id];
+        size_t len = strlen(v->tok[id]), first = s[0] < 0x80 ? 1 : s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : 2;
+        v->score[id] = v->type[id] == T_BYTE || len == first ? 0.0f : -1e9f;
+    }
+    for (uint32_t k = 0; k < t->n_merges; k++) {
+        uint32_t rank;
+        int32_t id;
+        if (lm_pairmap_get(&t->merges, t->merge_list[k][0], t->merge_list[k][1], &rank, &id) && id >= 0 && id < v->n &&
+            v->score[id] == -1e9f)
+            v->score[id] = -(float)(k + 1);
+    }
+    return LM_OK;
+}
+
+/* BOS/EOS and the chat template from tokenizer_config.json (the reader the
+ * chat command uses), add_bos/add_eos from it or the post-processor;
+ * config.json's ids where those name none. */
+static lm_status special_tokens(hf_vocab *v, const lm_tokenizer *t, const char *cpath, int32_t cfg_bos, int32_t cfg_eos) {
+    char *bos = NULL, *eos = NULL;
+    json_t *cfg = NULL;
+    if (lm_file_exists(cpath)) {
+        LM_TRY(lm_chat_template_load_config(cpath, &v->chat_template, &bos, &eos));
+        cfg = json_load_file(cpath, 0, NULL);
+    }
+    v->bos = bos ? lm_tokenizer_token_to_id(t, bos) : -1;
+    v->eos = eos ? lm_tokenizer_token_to_id(t, eos) : -1;
+    free(bos);
+    free(eos);
+    if (v->bos < 0) v->bos = cfg_bos;
+    if (v->eos < 0) v->eos = cfg_eos;
+    json_t *tp = find_stage(t->j_post, "TemplateProcessing");
+    json_t *first = json_object_get(json_array_get(json_object_get(tp, "single"), 0), "SpecialToken");
+    if (first && v->bos < 0) v->bos = lm_tokenizer_token_to_id(t, json_string_value(json_object_get(first, "id")));
+    json_t *ab = json_object_get(cfg, "add_bos_token");
+    v->add_bos = json_is_boolean(ab) ? json_is_true(ab) : first != NULL;
+    v->add_eos = json_is_true(json_object_get(cfg, "add_eos_token"));
+    json_decref(cfg);
     return LM_OK;
 }
 
@@ -243,32 +189,22 @@ lm_status lm_gguf_add_hf_tokenizer(lm_gguf_writer *w, const char *dir, int vocab
                                    int *wrote_bos, int *wrote_eos) {
     *wrote_bos = *wrote_eos = 0;
     char *path = lm_path_join(dir, "tokenizer.json"), *cpath = lm_path_join(dir, "tokenizer_config.json");
-    if (!path || !cpath) {
-        free(path);
-        free(cpath);
-        return lm_error(LM_ERR_NOMEM, "out of memory");
-    }
-    json_error_t je;
-    json_t *tok = lm_file_exists(path) ? json_load_file(path, JSON_ALLOW_NUL, &je) : NULL;
-    json_t *cfg = lm_file_exists(cpath) ? json_load_file(cpath, 0, &je) : NULL;
     hf_vocab v = {0};
-    lm_status s;
-    if (!lm_file_exists(path)) s = lm_error(LM_ERR_UNSUPPORTED, "%s: no tokenizer.json to carry", dir);
-    else if (!tok) s = lm_error(LM_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, je.line, je.text);
-    else s = classify(&v, tok, path);
-    /* everything is gathered before the first key is written: a tokenizer
-     * that cannot be carried leaves the writer as it was */
-    if (s == LM_OK) s = collect_tokens(&v, json_object_get(tok, "model"), json_object_get(tok, "added_tokens"), vocab_size, path);
-    if (s == LM_OK) s = collect_merges(&v, json_object_get(json_object_get(tok, "model"), "merges"), !strcmp(v.model, "llama"));
+    lm_tokenizer *t = NULL;
+    lm_status s = path && cpath ? LM_OK : lm_error(LM_ERR_NOMEM, "out of memory");
+    /* the tokenizer as lmkit loads it: one parser, checked the same way */
+    if (s == LM_OK) s = lm_file_exists(path) ? lm_tok_load_json(path, &t) : lm_error(LM_ERR_UNSUPPORTED, "%s: no tokenizer.json to carry", dir);
+    if (s == LM_OK) s = classify(&v, t, path);
+    if (s == LM_OK) s = collect_tokens(&v, t, vocab_size, path);
+    if (s == LM_OK) s = collect_merges(&v, t);
+    if (s == LM_OK) s = special_tokens(&v, t, cpath, bos_id, eos_id);
     if (s == LM_OK) {
-        special_tokens(&v, tok, cfg, bos_id, eos_id);
         s = write_keys(&v, w);
         *wrote_bos = v.bos >= 0;
         *wrote_eos = v.eos >= 0;
     }
     hf_vocab_free(&v);
-    json_decref(tok);
-    json_decref(cfg);
+    lm_tokenizer_free(t);
     free(path);
     free(cpath);
     return s;
