@@ -110,6 +110,10 @@ lm_status lm_tokenizer_decode_piece(const lm_tokenizer *t, int32_t id, int first
 /* Length of the longest prefix of s that does not end inside an
  * incomplete (but so far valid) UTF-8 sequence. */
 size_t lm_utf8_complete_prefix(const char *s, size_t len);
+/* Decodes one scalar at s (n > 0 bytes left); returns its length, or 0 if
+ * the bytes there are not valid UTF-8 (overlong forms, surrogates and
+ * values past U+10FFFF included: tokenizers read those as U+FFFD). */
+int lm_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
 
 int lm_tokenizer_vocab_size(const lm_tokenizer *t);   /* highest id + 1 */
 const char *lm_tokenizer_id_to_token(const lm_tokenizer *t, int32_t id); /* NULL if none */

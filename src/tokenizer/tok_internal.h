@@ -46,9 +46,7 @@ static inline int lm_pairmap_get(const lm_pairmap *m, int32_t a, int32_t b, uint
 void lm_pairmap_free(lm_pairmap *m);
 
 /* ---- UTF-8 ---- */
-/* Decodes one scalar at s (n > 0 bytes left); returns its length, or 0 if
- * the bytes there are not valid UTF-8. */
-int lm_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
+/* lm_utf8_decode: lmkit/tokenizer.h */
 int lm_utf8_encode(uint32_t cp, char *out); /* returns 1..4 */
 /* Index of the first invalid byte, or n if s is valid UTF-8. */
 size_t lm_utf8_first_invalid(const uint8_t *s, size_t n);

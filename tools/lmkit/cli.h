@@ -39,9 +39,9 @@ int lm_cli_check_encodable(const char *cmd, const char *source, const lm_tokeniz
 /* The same test, for callers that go on (chat skips the message): 1 and
  * "line 1, column 5: character ..." in msg when a character would be
  * dropped, 0 when none is, -1 on an error (its text in msg). */
-/* Length of the valid UTF-8 character at s (code point in *cp), or 0 for
- * an invalid byte (overlong forms and surrogates included). */
-size_t lm_cli_utf8_char(const unsigned char *s, size_t left, uint32_t *cp);
 int lm_cli_find_unencodable(const lm_tokenizer *tok, const char *text, size_t len, char *msg, size_t cap);
+/* The first byte of text that is not valid UTF-8: 1 with its byte offset,
+ * line and column (characters, from 1), or 0 when the text is valid. */
+int lm_cli_utf8_locate(const char *text, size_t len, size_t *offset, size_t *line, size_t *col);
 
 #endif

@@ -17,19 +17,10 @@
  * bits_per_byte would be per byte of a text that was never scored:
  * refused, naming the first one. */
 static int lm_eval_check_utf8(const char *file, const char *text, size_t len) {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t line = 1, col = 1;
-    for (size_t i = 0; i < len;) {
-        uint32_t c;
-        size_t k = lm_cli_utf8_char(s + i, len - i, &c);
-        if (k == 0)
-            return lm_fail("eval: %s: line %zu, column %zu: invalid UTF-8 byte 0x%02X (perplexity is scored on UTF-8 text)", file, line,
-                           col, s[i]);
-        if (c == '\n') line++, col = 1;
-        else col++;
-        i += k;
-    }
-    return 0;
+    size_t at, line, col;
+    if (!lm_cli_utf8_locate(text, len, &at, &line, &col)) return 0;
+    return lm_fail("eval: %s: line %zu, column %zu: invalid UTF-8 byte 0x%02X (perplexity is scored on UTF-8 text)", file, line, col,
+                   (unsigned char)text[at]);
 }
 
 int lm_cmd_eval(int argc, char **argv) {

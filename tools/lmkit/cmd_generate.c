@@ -52,21 +52,18 @@ int lm_cli_check_sampling(const char *cmd, const lm_sample_params *sp) {
     return 0;
 }
 
-/* Length of the valid UTF-8 character at s and its code point, or 0 for
- * an invalid byte (overlong forms, surrogates and values past U+10FFFF
- * included): the tokenizer reads those as U+FFFD. */
-size_t lm_cli_utf8_char(const unsigned char *s, size_t left, uint32_t *cp) {
-    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-    size_t n = s[0] < 0x80 ? 1 : (s[0] >> 5) == 6 ? 2 : (s[0] >> 4) == 14 ? 3 : (s[0] >> 3) == 30 ? 4 : 0;
-    if (n == 0 || n > left) return 0;
-    uint32_t c = n == 1 ? s[0] : s[0] & (0x7F >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        c = c << 6 | (s[i] & 0x3F);
+int lm_cli_utf8_locate(const char *text, size_t len, size_t *offset, size_t *line, size_t *col) {
+    const uint8_t *s = (const uint8_t *)text;
+    *line = *col = 1;
+    for (size_t i = 0; i < len;) {
+        uint32_t c;
+        int k = lm_utf8_decode(s + i, len - i, &c);
+        if (!k) return *offset = i, 1;
+        if (c == '\n') ++*line, *col = 1;
+        else ++*col;
+        i += (size_t)k;
     }
-    if (c < min[n] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-    *cp = c;
-    return n;
+    return 0;
 }
 
 /* Whitespace a tokenizer may legitimately drop: a pre-tokenizer that
@@ -86,7 +83,7 @@ int lm_cli_find_unencodable(const lm_tokenizer *tok, const char *text, size_t le
     int found = 0;
     for (size_t i = 0; i < len && !found;) {
         uint32_t c;
-        size_t k = lm_cli_utf8_char(s + i, len - i, &c);
+        size_t k = (size_t)lm_utf8_decode(s + i, len - i, &c);
         if (k == 0) c = invalid, k = 1;
         if (!(seen[c / 8] & (1u << (c % 8))) && !lm_is_ascii_space(c)) {
             seen[c / 8] |= (unsigned char)(1u << (c % 8));

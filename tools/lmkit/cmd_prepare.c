@@ -14,18 +14,10 @@
 /* The character tokenizer needs UTF-8; its own error counts inputs, not
  * files, so the file, line and byte are named here. */
 static int lm_prepare_check_utf8(const char *file, const char *text, size_t len) {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t line = 1;
-    for (size_t i = 0; i < len;) {
-        uint32_t c;
-        size_t k = lm_cli_utf8_char(s + i, len - i, &c);
-        if (k == 0)
-            return lm_fail("prepare: %s: line %zu: invalid UTF-8 byte 0x%02X at byte offset %zu (--tokenizer chars needs UTF-8 text)", file,
-                           line, s[i], i);
-        line += s[i] == '\n';
-        i += k;
-    }
-    return 0;
+    size_t at, line, col;
+    if (!lm_cli_utf8_locate(text, len, &at, &line, &col)) return 0;
+    return lm_fail("prepare: %s: line %zu: invalid UTF-8 byte 0x%02X at byte offset %zu (--tokenizer chars needs UTF-8 text)", file, line,
+                   (unsigned char)text[at], at);
 }
 
 /* Splits n tokens by the fraction, or says which side it leaves under the
