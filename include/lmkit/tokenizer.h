@@ -25,12 +25,9 @@ typedef struct lm_tokenizer lm_tokenizer;
  *   tokenizer.json, encoder.json + vocab.bpe, or tokenizer.bin.
  * On success *out owns the tokenizer; free it with lm_tokenizer_free. */
 lm_status lm_tokenizer_load(const char *spec, lm_tokenizer **out);
-/* Whether the GGUF file at path carries a tokenizer (tokenizer.ggml.model
- * and .tokens); 0 for anything unreadable. */
-int lm_gguf_has_tokenizer(const char *path);
 /* The tokenizer of an open GGUF (what lm_tokenizer_load does for a .gguf
  * path); name labels errors. lm_gguf_carries_tokenizer: whether it has
- * tokenizer keys (as lm_gguf_has_tokenizer for a path). */
+ * tokenizer keys (tokenizer.ggml.model or .tokens, valid or not). */
 typedef struct lm_gguf lm_gguf;
 lm_status lm_tokenizer_from_gguf(const lm_gguf *g, const char *name, lm_tokenizer **out);
 int lm_gguf_carries_tokenizer(const lm_gguf *g);

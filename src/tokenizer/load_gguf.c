@@ -216,14 +216,6 @@ int lm_gguf_carries_tokenizer(const lm_gguf *g) {
     return lm_gguf_find(g, "tokenizer.ggml.tokens") || lm_gguf_find(g, "tokenizer.ggml.model");
 }
 
-int lm_gguf_has_tokenizer(const char *path) {
-    lm_gguf g;
-    if (lm_gguf_open(path, &g) != LM_OK) return 0;
-    int has = lm_gguf_carries_tokenizer(&g);
-    lm_gguf_close(&g);
-    return has;
-}
-
 lm_status lm_tok_load_gguf(const char *path, lm_tokenizer **out) {
     *out = NULL;
     lm_gguf g;

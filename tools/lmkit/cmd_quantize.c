@@ -10,22 +10,16 @@
 #include "lmkit/gguf.h"
 #include "lmkit/llama.h"
 
-/* Counts of each tensor type in a GGUF file just written, so the summary
- * says what was stored and not only what was asked for: matrices whose
- * row length does not fit the requested type's blocks fall back to Q8_0
- * or F16 (lm_llama_save_gguf), which on small shapes can be all of them. */
-static void lm_type_summary(const char *path, int want, char *buf, size_t cap) {
-    lm_gguf g;
+/* Counts of each tensor type in a GGUF file just written (g), so the
+ * summary says what was stored and not only what was asked for: matrices
+ * whose row length does not fit the requested type's blocks fall back to
+ * Q8_0 or F16 (lm_llama_save_gguf), which on small shapes can be all of them. */
+static void lm_type_summary(const lm_gguf *g, int want, char *buf, size_t cap) {
     size_t at = 0;
-    if (lm_gguf_open(path, &g) != LM_OK) {
-        snprintf(buf, cap, "%s", want >= 0 ? lm_qtype_name((lm_qtype)want) : "types kept");
-        return;
-    }
     /* [type][is matrix] counts; GGUF type ids are below 64 */
     int n[64][2] = {{0}};
-    for (size_t i = 0; i < g.n_tensors; i++)
-        if ((unsigned)g.tensors[i].type < 64) n[g.tensors[i].type][g.tensors[i].n_dims >= 2]++;
-    lm_gguf_close(&g);
+    for (size_t i = 0; i < g->n_tensors; i++)
+        if ((unsigned)g->tensors[i].type < 64) n[g->tensors[i].type][g->tensors[i].n_dims >= 2]++;
 #define PUT(...) (at += (size_t)snprintf(buf + at, at < cap ? cap - at : 0, __VA_ARGS__))
     if (want < 0) {
         PUT("types kept:");
@@ -46,6 +40,20 @@ static void lm_type_summary(const char *path, int want, char *buf, size_t cap) {
         if (vec) PUT(", %d f32 vector%s kept", vec, vec == 1 ? "" : "s");
     }
 #undef PUT
+}
+
+/* lm_type_summary of the file at path, read once; *has_tokenizer (if not
+ * NULL) says whether it carries a tokenizer (1 when unreadable: no note). */
+static void lm_written_summary(const char *path, int want, char *buf, size_t cap, int *has_tokenizer) {
+    lm_gguf g;
+    if (has_tokenizer) *has_tokenizer = 1;
+    if (lm_gguf_open(path, &g) != LM_OK) {
+        snprintf(buf, cap, "%s", want >= 0 ? lm_qtype_name((lm_qtype)want) : "types kept");
+        return;
+    }
+    lm_type_summary(&g, want, buf, cap);
+    if (has_tokenizer) *has_tokenizer = lm_gguf_carries_tokenizer(&g);
+    lm_gguf_close(&g);
 }
 
 static int convert_main(int argc, char **argv, int need_type) {
@@ -108,10 +116,11 @@ static int convert_main(int argc, char **argv, int need_type) {
     if (s != LM_OK) fprintf(stderr, "lmkit: error: %s: %s\n", out, lm_last_error());
     else {
         char types[512];
-        lm_type_summary(out, type, types, sizeof types);
+        int has_tokenizer;
+        lm_written_summary(out, type, types, sizeof types, &has_tokenizer);
         fprintf(stderr, "wrote %s (%s; %.2f s)\n", out, types, lm_now_seconds() - t0);
         /* llama.cpp refuses a GGUF without a tokenizer: say so now */
-        if (!lm_gguf_has_tokenizer(out))
+        if (!has_tokenizer)
             fprintf(stderr, "lmkit: note: %s carries no tokenizer (%s); llama.cpp needs one: add --vocab tokenizer.bin\n", out,
                     m.source_dir ? "its directory has no tokenizer.json of a kind GGUF names" : "the input has none");
     }
@@ -163,7 +172,7 @@ int lm_cmd_init(int argc, char **argv) {
     if (s != LM_OK) fprintf(stderr, "lmkit: error: %s: %s\n", out, lm_last_error());
     else {
         char types[512];
-        lm_type_summary(out, (int)t, types, sizeof types);
+        lm_written_summary(out, (int)t, types, sizeof types, NULL);
         fprintf(stderr, "wrote %s (%s, %s; %.1f s)\n", out, preset, types, lm_now_seconds() - t0);
     }
     lm_llama_vocab_synthetic_free(pieces, scores, c.vocab_size);
