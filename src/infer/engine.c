@@ -205,7 +205,7 @@ static int has_avx512(void) {
 
 typedef struct {
     lm_engine *e;
-    int layer;
+    int layer, tasks;
 } attn_job;
 
 /* One (token, K/V head) pair: the query heads that share the K/V head
@@ -225,6 +225,15 @@ static void attention_task(void *ctx, int task) {
     lm_kv_head kv = {.k = (const char *)e->kcache + k_block(e, seq, j->layer, kvh) * es,
                      .v = (const char *)e->vcache + v_block(e, seq, j->layer, kvh) * es,
                      .f16 = e->o.kv_f16};
+    /* The next task's head, which this thread most often runs next
+     * (lm_parallel_range hands out contiguous runs), is prefetched while
+     * this one is read (kv_attention.h). */
+    if (task + 1 < j->tasks) {
+        int i2 = (task + 1) / c->n_kv_heads, kvh2 = (task + 1) % c->n_kv_heads, seq2 = e->seq[i2];
+        kv.next_k = (const char *)e->kcache + k_block(e, seq2, j->layer, kvh2) * es;
+        kv.next_v = (const char *)e->vcache + v_block(e, seq2, j->layer, kvh2) * es;
+        kv.next_end = e->pos[i2] + 1;
+    }
     if (has_avx512() && lm_kv_attention_group_avx512(out, q, group, hd, &kv, start, p + 1, scale)) return;
     lm_kv_attention_group(out, q, group, hd, &kv, start, p + 1, scale);
 }
@@ -237,7 +246,7 @@ static void attention(lm_engine *e, int layer, int n) {
     const lm_llama_config *c = &e->m->cfg;
     long work = 0; /* multiply-adds, to decide whether threads pay off */
     for (int i = 0; i < n; i++) work += (long)(e->pos[i] + 1) * c->head_dim * c->n_heads * 2;
-    attn_job j = {e, layer};
+    attn_job j = {e, layer, n * c->n_kv_heads};
     if (work < (1 << 18))
         for (int t = 0; t < n * c->n_kv_heads; t++) attention_task(&j, t);
     else
