@@ -97,6 +97,19 @@ lm_status lm_llama_config_check(const lm_llama_config *c);
 lm_status lm_llama_save_gguf(const lm_llama_model *m, const char *path, int type, char *const *vocab,
                              const float *scores, int n_vocab);
 
+/* Writes m as a llama2.c checkpoint in the legacy (version 0) layout that
+ * llama2.c's run.c reads: a header of 7 int32 (vocab_size negative when
+ * the classifier is not the embedding), then every weight as float32
+ * (quantized and F16/BF16 ones dequantized) in run.c's order, with the
+ * freq_cis tables export.py writes. Half-rotation q/k rows (rope_neox) are
+ * permuted to llama2.c's pair layout. LM_ERR_UNSUPPORTED naming the
+ * feature, and nothing written, for what llama2.c cannot run: q/k/v
+ * biases, a sliding window shorter than the context, llama3 RoPE scaling,
+ * rope_theta other than 10000, head_dim other than dim / n_heads. run.c
+ * fixes rms_eps at 1e-5: another value is not kept. Written to a temp
+ * file and renamed. */
+lm_status lm_llama_save_llama2c(const lm_llama_model *m, const char *path);
+
 /* RoPE inverse frequencies, head_dim / 2 of them (after llama3 scaling
  * and GGUF rope_freqs divisors), and the llama3 divisors alone (all 1
  * without scaling) as GGUF's rope_freqs.weight stores them. */
@@ -126,6 +139,11 @@ typedef struct {
 lm_status lm_llama2c_vocab_load(const char *path, int vocab_size, lm_llama2c_vocab *v);
 lm_status lm_llama2c_vocab_parse(const void *data, size_t size, int vocab_size, lm_llama2c_vocab *v);
 void lm_llama2c_vocab_free(lm_llama2c_vocab *v);
+/* Writes n SentencePiece pieces and scores (NULL: all 0) as a llama2.c
+ * tokenizer.bin, in llama2.c's spelling: a space as ' ' (GGUF's U+2581 is
+ * converted) and the pieces at bos_id / eos_id (-1: none) as "\n<s>\n" /
+ * "\n</s>\n"; pieces already spelled so stay as they are. Atomic. */
+lm_status lm_llama2c_vocab_save(const char *path, char *const *pieces, const float *scores, int n, int bos_id, int eos_id);
 /* The text of token `tok` following token `prev`, as llama2.c prints it
  * (leading space dropped after BOS, "<0xNN>" pieces as raw bytes). */
 const char *lm_llama2c_vocab_piece(const lm_llama2c_vocab *v, int prev, int tok, char buf[2]);

@@ -11,6 +11,7 @@
 #include "lmkit/llama.h"
 #include "lmkit/tokenizer.h"
 #include "kernels/quant_blocks.h"
+#include "model/llama_internal.h"
 
 typedef struct {
     void **bufs;
@@ -53,11 +54,12 @@ typedef struct {
 /* Rows converted per step: bounds the F32 staging buffer. */
 #define LM_SAVE_CHUNK_ROWS 64
 
-static int src_row(const mat_src *m, int r) {
-    if (!m->permute_heads) return r;
-    int hd = m->w.rows / m->permute_heads, half = hd / 2, h = r / hd, i = r % hd;
+int lm_llama_pair_row(int rows, int n_heads, int r) {
+    int hd = rows / n_heads, half = hd / 2, h = r / hd, i = r % hd;
     return h * hd + (i % 2) * half + i / 2;
 }
+
+static int src_row(const mat_src *m, int r) { return m->permute_heads ? lm_llama_pair_row(m->w.rows, m->permute_heads, r) : r; }
 
 static lm_status fill_mat(void *user, void *dst, size_t nbytes) {
     const mat_src *m = user;

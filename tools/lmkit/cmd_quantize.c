@@ -1,4 +1,5 @@
-/* lmkit quantize / convert / init: write a LLaMA-family model as GGUF.
+/* lmkit quantize / convert / init: write a LLaMA-family model as GGUF
+ * (convert also as a llama2.c checkpoint and tokenizer.bin).
  * The "wrote ..." summary goes to stderr, as every command's status does:
  * stdout carries only a command's product (text, ids, JSON). */
 #include <stdio.h>
@@ -56,16 +57,70 @@ static void lm_written_summary(const char *path, int want, char *buf, size_t cap
     lm_gguf_close(&g);
 }
 
+/* The SentencePiece vocabulary a llama2.c tokenizer.bin can hold: --vocab's,
+ * else a GGUF's "llama" tokenizer; NULL with *why set when there is none. */
+static char *const *spm_vocab(const lm_llama_model *m, const lm_llama2c_vocab *v, const float **scores, const char **why) {
+    *scores = NULL;
+    if (v->pieces) return *scores = v->scores, v->pieces;
+    if (!m->vocab) {
+        *why = m->source_dir ? "an HF directory's tokenizer.json is not converted; add --vocab tokenizer.bin"
+                             : "the input carries no tokenizer; add --vocab tokenizer.bin";
+        return NULL;
+    }
+    char *model = NULL;
+    int spm = m->gguf && lm_gguf_get_str(m->gguf, "tokenizer.ggml.model", &model) == LM_OK && !strcmp(model, "llama");
+    free(model);
+    if (!spm) {
+        *why = "the model's tokenizer is not SentencePiece (byte-level BPE has no llama2.c form)";
+        return NULL;
+    }
+    if (m->n_vocab_strings != m->cfg.vocab_size) {
+        *why = "the model's tokenizer and its embedding differ in size";
+        return NULL;
+    }
+    return *scores = m->vocab_scores, m->vocab;
+}
+
+/* OUT.bin: the model as llama2.c's run.c reads it, and its tokenizer as
+ * <OUT without .bin>.tokenizer.bin when it has a SentencePiece one. */
+static lm_status convert_llama2c(const lm_llama_model *m, const lm_llama2c_vocab *v, const char *out) {
+    double t0 = lm_now_seconds();
+    LM_TRY(lm_llama_save_llama2c(m, out));
+    int shared = m->output.data == m->tok_emb.data;
+    fprintf(stderr, "wrote %s (llama2.c legacy, f32, %s classifier; %.2f s)\n", out, shared ? "shared" : "own",
+            lm_now_seconds() - t0);
+    if (m->cfg.rms_eps != 1e-5f)
+        fprintf(stderr, "lmkit: note: %s: llama2.c fixes rms_norm_eps at 1e-5; this model's %g is not kept\n", out,
+                (double)m->cfg.rms_eps);
+    const float *scores;
+    const char *why = NULL;
+    char *const *pieces = spm_vocab(m, v, &scores, &why);
+    if (!pieces) {
+        fprintf(stderr, "lmkit: note: no tokenizer.bin written: %s\n", why);
+        return LM_OK;
+    }
+    size_t ol = strlen(out) - 4;
+    char *tok = malloc(ol + sizeof ".tokenizer.bin");
+    if (!tok) return lm_error(LM_ERR_NOMEM, "out of memory");
+    snprintf(tok, ol + sizeof ".tokenizer.bin", "%.*s.tokenizer.bin", (int)ol, out);
+    lm_status s = lm_llama2c_vocab_save(tok, pieces, scores, m->cfg.vocab_size, m->cfg.bos_id, m->cfg.eos_id);
+    if (s == LM_OK) fprintf(stderr, "wrote %s (%d pieces)\n", tok, m->cfg.vocab_size);
+    free(tok);
+    return s;
+}
+
 static int convert_main(int argc, char **argv, int need_type) {
     const char *type_name = NULL, *vocab_path = NULL, *in = NULL, *out = NULL;
     const lm_arg specs[] = {
         {"--type", LM_ARG_STR, &type_name, "q8_0, q4_0, q4_k, q6_k, f16, bf16 or f32 (convert: default keeps each tensor's type)"},
-        {"--vocab", LM_ARG_STR, &vocab_path, "llama2.c tokenizer.bin to embed instead of the model's own"},
+        {"--vocab", LM_ARG_STR, &vocab_path, "llama2.c tokenizer.bin to use instead of the model's own"},
         {NULL, 0, NULL, NULL},
     };
-    char usage[160];
-    snprintf(usage, sizeof usage, "lmkit %s %sIN OUT.gguf [--vocab tokenizer.bin]", argv[0],
-             need_type ? "--type {q8_0|q4_0|q4_k|q6_k|f16|bf16|f32} " : "[--type T] ");
+    char usage[384];
+    snprintf(usage, sizeof usage, "lmkit %s %sIN %s [--vocab tokenizer.bin]%s", argv[0],
+             need_type ? "--type {q8_0|q4_0|q4_k|q6_k|f16|bf16|f32} " : "[--type T] ", need_type ? "OUT.gguf" : "{OUT.gguf|OUT.bin}",
+             need_type ? "" : "\n  OUT.bin: a llama2.c checkpoint (legacy format, f32) and, for a SentencePiece\n"
+                              "  vocabulary, its tokenizer.bin as OUT.tokenizer.bin (OUT without .bin)");
     char **pos = NULL;
     int npos = 0;
     int r = lm_args_parse(usage, specs, argc, argv, &pos, &npos);
@@ -81,8 +136,13 @@ static int convert_main(int argc, char **argv, int need_type) {
         return 2;
     }
     size_t ol = strlen(out);
-    if (ol < 5 || strcmp(out + ol - 5, ".gguf")) {
-        fprintf(stderr, "lmkit: error: output '%s': only .gguf output is supported\n", out);
+    int l2c = !need_type && ol > 4 && !strcmp(out + ol - 4, ".bin");
+    if (!l2c && (ol < 5 || strcmp(out + ol - 5, ".gguf"))) {
+        fprintf(stderr, "lmkit: error: output '%s': only .gguf output is supported%s\n", out, need_type ? "" : " (and .bin for llama2.c)");
+        return 2;
+    }
+    if (l2c && type_name) {
+        fprintf(stderr, "lmkit: error: --type: a llama2.c checkpoint (%s) is always f32\n", out);
         return 2;
     }
     int type = -1;
@@ -112,9 +172,9 @@ static int convert_main(int argc, char **argv, int need_type) {
         pieces = v.pieces, scores = v.scores, nv = v.n;
     }
     double t0 = lm_now_seconds();
-    lm_status s = lm_llama_save_gguf(&m, out, type, pieces, scores, nv);
+    lm_status s = l2c ? convert_llama2c(&m, &v, out) : lm_llama_save_gguf(&m, out, type, pieces, scores, nv);
     if (s != LM_OK) fprintf(stderr, "lmkit: error: %s: %s\n", out, lm_last_error());
-    else {
+    else if (!l2c) {
         char types[512];
         int has_tokenizer;
         lm_written_summary(out, type, types, sizeof types, &has_tokenizer);
