@@ -1,0 +1,32 @@
+#!/bin/bash
+# lmkit convert IN OUT.bin: a llama2.c checkpoint and its tokenizer.bin
+# (test_llama2c_export checks the bytes and the logits in the library).
+. "$LMKIT_SOURCE_DIR/tests/cli/lib.sh"
+M="$SRC/data/models/stories260K/stories260K.bin"; V="$SRC/data/models/stories260K/tok512.bin"; G="$SRC/tests/golden"
+
+# stories260K -> GGUF -> .bin: the tokenizer comes back as tok512.bin, the
+# checkpoint has the original's size and header, and generates as it does.
+expect_ok "convert to gguf" "$LMKIT" convert "$M" "$TMP/s.gguf" --vocab "$V"
+expect_ok "convert gguf to bin" "$LMKIT" convert "$TMP/s.gguf" "$TMP/s.bin"
+if cmp -s "$TMP/s.tokenizer.bin" "$V"; then ok; else bad "s.tokenizer.bin differs from tok512.bin"; fi
+if cmp -s -n 28 "$TMP/s.bin" "$M" && [ "$(stat -c %s "$TMP/s.bin")" = "$(stat -c %s "$M")" ]; then ok; else bad "s.bin header or size differs"; fi
+gen() { "$LMKIT" generate --model "$1" --tokenizer "$2" --prompt "Once upon a time" --max-tokens 40 --temperature 0 2>/dev/null; }
+a=$(gen "$M" "$V"); b=$(gen "$TMP/s.bin" "$TMP/s.tokenizer.bin")
+if [ -n "$a" ] && [ "$a" = "$b" ]; then ok; else bad "greedy text differs: '$a' vs '$b'"; fi
+
+# An HF directory: written (own classifier: negative vocab_size), with a
+# note that its tokenizer.json is not converted, and one for rms_eps.
+expect_ok "convert HF dir to bin" "$LMKIT" convert "$G/llama_tiny/model" "$TMP/hf.bin"
+if grep -q "no tokenizer.bin written" "$TMP/err" && grep -q "rms_norm_eps" "$TMP/err" && [ ! -e "$TMP/hf.tokenizer.bin" ]; then ok
+else bad "HF notes: $(cat "$TMP/err")"; fi
+vs=$(od -An -t d4 -j 20 -N 4 "$TMP/hf.bin" | tr -d ' ')
+if [ "$vs" = "-97" ]; then ok; else bad "HF header vocab_size $vs, want -97"; fi
+
+# What llama2.c cannot run: one error line, nothing left behind.
+expect_error "qwen2 refused" "q/k/v biases" "$LMKIT" convert "$G/qwen2_tiny/model" "$TMP/q.bin"
+expect_error "mistral refused" "sliding-window" "$LMKIT" convert "$G/mistral_tiny/model" "$TMP/w.bin"
+expect_error "--type with .bin" "always f32" "$LMKIT" convert --type q8_0 "$M" "$TMP/t.bin"
+expect_error "quantize to .bin" "only .gguf" "$LMKIT" quantize --type q8_0 "$M" "$TMP/u.bin"
+left=$(ls "$TMP" | grep -E '^(q|w|t|u)\.' || true)
+if [ -z "$left" ]; then ok; else bad "files left after refusals: $left"; fi
+finish
