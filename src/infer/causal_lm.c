@@ -12,9 +12,19 @@ static int lm_is_dir(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The tokenizer that travels with a model file: tokenizer.bin or
- * tokenizer.json in the same directory. */
+/* The tokenizer that travels with a model file: X.tokenizer.bin beside
+ * X.bin (what `lmkit convert IN X.bin` writes), else tokenizer.json or
+ * tokenizer.bin in the same directory. */
 static char *lm_sibling_tokenizer(const char *path) {
+    size_t pl = strlen(path);
+    if (pl > 4 && !strcmp(path + pl - 4, ".bin")) {
+        char *own = malloc(pl - 4 + sizeof ".tokenizer.bin");
+        if (own) {
+            snprintf(own, pl - 4 + sizeof ".tokenizer.bin", "%.*s.tokenizer.bin", (int)(pl - 4), path);
+            if (lm_file_exists(own)) return own;
+            free(own);
+        }
+    }
     const char *slash = strrchr(path, '/');
     size_t dl = slash ? (size_t)(slash - path) : 1;
     char *dir = slash ? strndup(path, dl) : strdup(".");

@@ -13,6 +13,9 @@ if cmp -s -n 28 "$TMP/s.bin" "$M" && [ "$(stat -c %s "$TMP/s.bin")" = "$(stat -c
 gen() { "$LMKIT" generate --model "$1" --tokenizer "$2" --prompt "Once upon a time" --max-tokens 40 --temperature 0 2>/dev/null; }
 a=$(gen "$M" "$V"); b=$(gen "$TMP/s.bin" "$TMP/s.tokenizer.bin")
 if [ -n "$a" ] && [ "$a" = "$b" ]; then ok; else bad "greedy text differs: '$a' vs '$b'"; fi
+# generate finds s.tokenizer.bin beside s.bin by itself
+c=$("$LMKIT" generate --model "$TMP/s.bin" --prompt "Once upon a time" --max-tokens 40 --temperature 0 2>/dev/null)
+if [ "$a" = "$c" ]; then ok; else bad "without --tokenizer: '$c'"; fi
 
 # An HF directory: written (own classifier: negative vocab_size), with a
 # note that its tokenizer.json is not converted, and one for rms_eps.
