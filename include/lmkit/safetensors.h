@@ -64,12 +64,16 @@ lm_status lm_st_tensor_to_f32(const lm_st_tensor *t, float *dst, int64_t n);
 
 /* Writer: collect tensors (data pointers must stay valid until
  * lm_st_writer_save), then save atomically. */
+/* Produces a tensor's nbytes at save time, into a buffer the writer owns. */
+typedef lm_status (*lm_st_fill_fn)(void *user, void *dst, size_t nbytes);
 typedef struct {
     const char *name;
     lm_dtype dtype;
     int ndim;
     int64_t shape[LM_MAX_DIMS];
     const void *data;
+    lm_st_fill_fn fill; /* when data is NULL */
+    void *user;
 } lm_st_entry;
 
 typedef struct {
@@ -83,6 +87,11 @@ void lm_st_writer_init(lm_st_writer *w);
 /* name and data are borrowed, not copied. */
 lm_status lm_st_writer_add(lm_st_writer *w, const char *name, lm_dtype dtype, int ndim,
                            const int64_t *shape, const void *data);
+/* A tensor made only while it is written (converted or permuted
+ * weights): at most one such tensor is in memory at a time, so a model
+ * larger than memory as F32 can still be written. user is borrowed. */
+lm_status lm_st_writer_add_fn(lm_st_writer *w, const char *name, lm_dtype dtype, int ndim, const int64_t *shape,
+                              lm_st_fill_fn fill, void *user);
 lm_status lm_st_writer_meta(lm_st_writer *w, const char *key, const char *value);
 lm_status lm_st_writer_save(const lm_st_writer *w, const char *path);
 void lm_st_writer_free(lm_st_writer *w);

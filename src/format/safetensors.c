@@ -320,7 +320,28 @@ lm_status lm_st_writer_add(lm_st_writer *w, const char *name, lm_dtype dtype, in
     e->ndim = ndim;
     for (int d = 0; d < ndim; d++) e->shape[d] = shape[d];
     e->data = data;
+    e->fill = NULL;
+    e->user = NULL;
     return LM_OK;
+}
+
+lm_status lm_st_writer_add_fn(lm_st_writer *w, const char *name, lm_dtype dtype, int ndim, const int64_t *shape,
+                              lm_st_fill_fn fill, void *user) {
+    LM_TRY(lm_st_writer_add(w, name, dtype, ndim, shape, NULL));
+    w->entries[w->n - 1].fill = fill;
+    w->entries[w->n - 1].user = user;
+    return LM_OK;
+}
+
+/* Writes one entry's bytes: its data, or what its fill function makes. */
+static lm_status lm_write_entry(lm_atomic_file *af, const lm_st_entry *e, size_t nb) {
+    if (!e->fill) return lm_atomic_write(af, e->data, nb);
+    void *buf = malloc(nb ? nb : 1);
+    if (!buf) return lm_error(LM_ERR_NOMEM, "tensor '%s': out of memory", e->name);
+    lm_status s = e->fill(e->user, buf, nb);
+    if (s == LM_OK) s = lm_atomic_write(af, buf, nb);
+    free(buf);
+    return s;
 }
 
 lm_status lm_st_writer_meta(lm_st_writer *w, const char *key, const char *value) {
@@ -380,7 +401,7 @@ lm_status lm_st_writer_save(const lm_st_writer *w, const char *path) {
     s = lm_atomic_write(&af, len_bytes, 8);
     if (s == LM_OK) s = lm_atomic_write(&af, header, hlen);
     if (s == LM_OK) s = lm_atomic_write(&af, spaces, padded - hlen);
-    for (int i = 0; i < w->n && s == LM_OK; i++) s = lm_atomic_write(&af, w->entries[i].data, lm_entry_bytes(&w->entries[i]));
+    for (int i = 0; i < w->n && s == LM_OK; i++) s = lm_write_entry(&af, &w->entries[i], lm_entry_bytes(&w->entries[i]));
     free(header);
     if (s != LM_OK) {
         lm_atomic_abort(&af);
