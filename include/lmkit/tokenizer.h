@@ -127,6 +127,10 @@ lm_status lm_tokenizer_save(const lm_tokenizer *t, const char *path);
 /* Writes a tokenizer_config.json beside it so transformers' AutoTokenizer
  * loads tokenizer.json unchanged (model_max_length <= 0: omitted). */
 lm_status lm_tokenizer_save_config(const lm_tokenizer *t, const char *path, int model_max_length);
+/* The same for a model directory: also add_bos_token / add_eos_token as
+ * the tokenizer's post-processor behaves (transformers rebuilds it from
+ * them) and chat_template when not NULL. */
+lm_status lm_tokenizer_save_model_config(const lm_tokenizer *t, const char *path, int model_max_length, const char *chat_template);
 
 /* A character-level tokenizer: one id per distinct character of the texts,
  * in code-point order (nanoGPT's shakespeare_char vocabulary). Saved as an

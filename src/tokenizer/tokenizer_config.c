@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-lm_status lm_tokenizer_save_config(const lm_tokenizer *t, const char *path, int model_max_length) {
+static json_t *config_json(const lm_tokenizer *t, int model_max_length) {
     json_t *root = json_object();
     json_object_set_new(root, "tokenizer_class", json_string("PreTrainedTokenizerFast"));
     int32_t bos = lm_tokenizer_bos_id(t), eos = lm_tokenizer_eos_id(t);
@@ -19,5 +19,28 @@ lm_status lm_tokenizer_save_config(const lm_tokenizer *t, const char *path, int 
     json_object_set_new(root, "eos_token", eos_s ? json_string(eos_s) : json_null());
     json_object_set_new(root, "clean_up_tokenization_spaces", json_false());
     if (model_max_length > 0) json_object_set_new(root, "model_max_length", json_integer(model_max_length));
+    return root;
+}
+
+lm_status lm_tokenizer_save_config(const lm_tokenizer *t, const char *path, int model_max_length) {
+    return lm_json_save(config_json(t, model_max_length), path);
+}
+
+lm_status lm_tokenizer_save_model_config(const lm_tokenizer *t, const char *path, int model_max_length, const char *chat_template) {
+    json_t *root = config_json(t, model_max_length);
+    /* transformers rebuilds the post-processor from add_bos_token, so it
+     * must say what tokenizer.json's post-processor already does */
+    int32_t *ids = NULL;
+    size_t n = 0;
+    lm_status s = lm_tokenizer_encode(t, "a", 1, 1, &ids, &n);
+    int adds_bos = s == LM_OK && n > 0 && lm_tokenizer_bos_id(t) >= 0 && ids[0] == lm_tokenizer_bos_id(t);
+    free(ids);
+    if (s != LM_OK) {
+        json_decref(root);
+        return s;
+    }
+    json_object_set_new(root, "add_bos_token", json_boolean(adds_bos));
+    json_object_set_new(root, "add_eos_token", json_false());
+    if (chat_template) json_object_set_new(root, "chat_template", json_string(chat_template));
     return lm_json_save(root, path);
 }

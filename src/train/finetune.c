@@ -9,7 +9,7 @@
 #include "lmkit/kernels.h"
 #include "lmkit/train.h"
 #include "train/metrics.h"
-#include "train/tokenizer_files.h"
+#include "tokenizer/tokenizer_files.h"
 
 #include <math.h>
 #include <stdlib.h>

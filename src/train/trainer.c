@@ -7,7 +7,7 @@
 
 #include "lmkit/tokenizer.h"
 #include "train/checkpoint.h"
-#include "train/tokenizer_files.h"
+#include "tokenizer/tokenizer_files.h"
 #include "train/metrics.h"
 #include "train/run_dir.h"
 

@@ -1,10 +1,11 @@
-/* Copying a model's tokenizer files into a run directory. */
-#include "train/tokenizer_files.h"
+/* Copying a model's tokenizer files into a run or model directory. */
+#include "tokenizer/tokenizer_files.h"
 
 #include <stdlib.h>
 
 lm_status lm_copy_tokenizer_files(const char *from, const char *to) {
-    static const char *const files[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"};
+    static const char *const files[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+                                         "tokenizer.model"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char *src = lm_path_join(from, files[i]), *dst = lm_path_join(to, files[i]);
         lm_status s = src && dst ? LM_OK : lm_error(LM_ERR_NOMEM, "out of memory");

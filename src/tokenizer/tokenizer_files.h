@@ -5,8 +5,9 @@
 #include "lmkit/base.h"
 
 /* Copies (atomically) whichever of tokenizer.json, vocab.txt,
- * tokenizer_config.json and special_tokens_map.json exist in `from` into
- * `to`, so a run directory loads in transformers with its tokenizer. */
+ * tokenizer_config.json, special_tokens_map.json and tokenizer.model
+ * (SentencePiece) exist in `from` into `to`, so a run or model directory
+ * loads in transformers with its tokenizer. */
 lm_status lm_copy_tokenizer_files(const char *from, const char *to);
 
 #endif
