@@ -110,6 +110,18 @@ lm_status lm_llama_save_gguf(const lm_llama_model *m, const char *path, int type
  * file and renamed. */
 lm_status lm_llama_save_llama2c(const lm_llama_model *m, const char *path);
 
+/* Writes m as a Hugging Face checkpoint directory `dir` (absent or empty,
+ * else LM_ERR_ARG): config.json (LlamaForCausalLM, MistralForCausalLM
+ * with a sliding window, Qwen2ForCausalLM with q/k/v biases) and
+ * model.safetensors with transformers' names, q/k rows in its
+ * half-rotation layout. `type` LM_QT_F32/F16/BF16 converts every tensor;
+ * -1 keeps float types and dequantizes the others to F32. tok, when not
+ * NULL, is written as tokenizer.json and tokenizer_config.json (with the
+ * source GGUF's chat template); NULL copies an HF source's tokenizer
+ * files, if any. Written as dir.partial.PID and renamed whole. */
+typedef struct lm_tokenizer lm_tokenizer;
+lm_status lm_llama_save_hf(const lm_llama_model *m, const char *dir, int type, const lm_tokenizer *tok);
+
 /* RoPE inverse frequencies, head_dim / 2 of them (after llama3 scaling
  * and GGUF rope_freqs divisors), and the llama3 divisors alone (all 1
  * without scaling) as GGUF's rope_freqs.weight stores them. */

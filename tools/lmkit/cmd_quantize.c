@@ -1,5 +1,5 @@
 /* lmkit quantize / convert / init: write a LLaMA-family model as GGUF
- * (convert also as a llama2.c checkpoint and tokenizer.bin).
+ * (convert also as a llama2.c checkpoint and tokenizer.bin, or a Hugging Face directory).
  * The "wrote ..." summary goes to stderr, as every command's status does:
  * stdout carries only a command's product (text, ids, JSON). */
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "lmkit/gguf.h"
 #include "lmkit/llama.h"
+#include "lmkit/tokenizer.h"
 
 /* Counts of each tensor type in a GGUF file just written (g), so the
  * summary says what was stored and not only what was asked for: matrices
@@ -109,6 +110,42 @@ static lm_status convert_llama2c(const lm_llama_model *m, const lm_llama2c_vocab
     return s;
 }
 
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* convert to a Hugging Face directory. The tokenizer: --vocab's, else the
+ * GGUF's own, else an HF source's files; without one the model is still
+ * written, with a note (transformers loads it; a tokenizer comes apart). */
+static int convert_hf(lm_llama_model *m, const char *in, const char *out, int type, const char *vocab_path) {
+    if (type >= 0 && type != LM_QT_F32 && type != LM_QT_F16 && type != LM_QT_BF16) {
+        fprintf(stderr, "lmkit: error: --type '%s': a Hugging Face directory takes f32, f16 or bf16\n", lm_qtype_name((lm_qtype)type));
+        return 2;
+    }
+    lm_tokenizer *tok = NULL;
+    if (vocab_path && lm_tokenizer_load(vocab_path, &tok) != LM_OK) {
+        fprintf(stderr, "lmkit: error: %s\n", lm_last_error());
+        return 1;
+    }
+    if (!tok && m->gguf && lm_gguf_carries_tokenizer(m->gguf) && lm_tokenizer_from_gguf(m->gguf, in, &tok) != LM_OK)
+        fprintf(stderr, "lmkit: note: %s: no tokenizer.json written: %s\n", out, lm_last_error());
+    double t0 = lm_now_seconds();
+    lm_status s = lm_llama_save_hf(m, out, type, tok);
+    lm_tokenizer_free(tok);
+    if (s != LM_OK) {
+        fprintf(stderr, "lmkit: error: %s\n", lm_last_error());
+        return 1;
+    }
+    fprintf(stderr, "wrote %s (%s; %.2f s)\n", out, type >= 0 ? lm_qtype_name((lm_qtype)type) : "float types kept, others f32",
+            lm_now_seconds() - t0);
+    char *tj = lm_path_join(out, "tokenizer.json");
+    if (tj && !lm_file_exists(tj))
+        fprintf(stderr, "lmkit: note: %s carries no tokenizer.json (the input has none%s)\n", out, m->source_dir ? "" : "; add --vocab tokenizer.bin");
+    free(tj);
+    return 0;
+}
+
 static int convert_main(int argc, char **argv, int need_type) {
     const char *type_name = NULL, *vocab_path = NULL, *in = NULL, *out = NULL;
     const lm_arg specs[] = {
@@ -116,11 +153,13 @@ static int convert_main(int argc, char **argv, int need_type) {
         {"--vocab", LM_ARG_STR, &vocab_path, "llama2.c tokenizer.bin to use instead of the model's own"},
         {NULL, 0, NULL, NULL},
     };
-    char usage[384];
+    char usage[512];
     snprintf(usage, sizeof usage, "lmkit %s %sIN %s [--vocab tokenizer.bin]%s", argv[0],
-             need_type ? "--type {q8_0|q4_0|q4_k|q6_k|f16|bf16|f32} " : "[--type T] ", need_type ? "OUT.gguf" : "{OUT.gguf|OUT.bin}",
+             need_type ? "--type {q8_0|q4_0|q4_k|q6_k|f16|bf16|f32} " : "[--type T] ", need_type ? "OUT.gguf" : "{OUT.gguf|OUT.bin|OUTDIR}",
              need_type ? "" : "\n  OUT.bin: a llama2.c checkpoint (legacy format, f32) and, for a SentencePiece\n"
-                              "  vocabulary, its tokenizer.bin as OUT.tokenizer.bin (OUT without .bin)");
+                              "  vocabulary, its tokenizer.bin as OUT.tokenizer.bin (OUT without .bin)\n"
+                              "  OUTDIR: a Hugging Face directory (--type f32, f16 or bf16; default keeps float types,\n"
+                              "  quantized ones become f32)");
     char **pos = NULL;
     int npos = 0;
     int r = lm_args_parse(usage, specs, argc, argv, &pos, &npos);
@@ -135,10 +174,11 @@ static int convert_main(int argc, char **argv, int need_type) {
         fprintf(stderr, "lmkit: error: %s needs %sIN and OUT (see --help)\n", argv[0], need_type ? "--type, " : "");
         return 2;
     }
-    size_t ol = strlen(out);
-    int l2c = !need_type && ol > 4 && !strcmp(out + ol - 4, ".bin");
-    if (!l2c && (ol < 5 || strcmp(out + ol - 5, ".gguf"))) {
-        fprintf(stderr, "lmkit: error: output '%s': only .gguf output is supported%s\n", out, need_type ? "" : " (and .bin for llama2.c)");
+    /* convert: OUT.gguf, OUT.bin (llama2.c), or else a directory (HF) */
+    int l2c = !need_type && ends_with(out, ".bin");
+    int hf = !need_type && !ends_with(out, ".gguf") && !l2c;
+    if (!hf && !l2c && !ends_with(out, ".gguf")) {
+        fprintf(stderr, "lmkit: error: output '%s': only .gguf output is supported%s\n", out, need_type ? "" : " (or .bin for llama2.c, or a directory)");
         return 2;
     }
     if (l2c && type_name) {
@@ -158,6 +198,11 @@ static int convert_main(int argc, char **argv, int need_type) {
     if (lm_llama_load(in, &m) != LM_OK) {
         fprintf(stderr, "lmkit: error: %s\n", lm_last_error());
         return 1;
+    }
+    if (hf) {
+        int rc = convert_hf(&m, in, out, type, vocab_path);
+        lm_llama_free(&m);
+        return rc;
     }
     lm_llama2c_vocab v = {0};
     char **pieces = m.vocab;
