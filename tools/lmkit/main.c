@@ -16,7 +16,7 @@ static const lm_command lm_commands[] = {
     {"eval", lm_cmd_eval, "perplexity of a model over a text file"},
     {"generate", lm_cmd_generate, "continue a prompt, streaming tokens"},
     {"chat", lm_cmd_chat, "interactive chat with a model's chat template (stdin lines; /reset, /exit)"},
-    {"convert", lm_cmd_convert, "convert a LLaMA model (HF dir, llama2.c .bin, GGUF) to GGUF or llama2.c .bin"},
+    {"convert", lm_cmd_convert, "convert a LLaMA model (HF dir, GGUF, llama2.c .bin) to GGUF, llama2.c .bin or an HF dir"},
     {"quantize", lm_cmd_quantize, "quantize a LLaMA model to GGUF q8_0/q4_0/q4_k/q6_k"},
     {"init", lm_cmd_init, "write a randomly initialized model of a preset shape"},
     {"tokenize", lm_cmd_tokenize, "encode text lines to ids / tokens, or decode lines of ids"},
