@@ -22,6 +22,10 @@ printf 'Once upon a time, Lily saw a cat.\n  Two spaces \xc3\xa9\n' > "$TMP/text
 a=$("$LMKIT" tokenize --tokenizer "$TMP/hf2" "$TMP/text") || bad "tokenize with the written tokenizer.json"
 b=$("$LMKIT" tokenize --tokenizer "$V" "$TMP/text")
 [ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "tokenizer after HF -> GGUF -> HF: '$a' vs '$b'"
+# HF -> HF copies the tokenizer files
+expect_ok "convert HF dir -> HF dir" "$LMKIT" convert "$TMP/hf" "$TMP/hf3"
+cmp -s "$TMP/hf/tokenizer.json" "$TMP/hf3/tokenizer.json" && cmp -s "$TMP/hf/tokenizer_config.json" "$TMP/hf3/tokenizer_config.json" &&
+  ok || bad "HF -> HF tokenizer files not copied"
 # an empty directory is fine
 mkdir "$TMP/empty"
 expect_ok "convert into an empty dir" "$LMKIT" convert "$M" "$TMP/empty"

@@ -168,6 +168,42 @@ static void check_folder(const char *folder) {
     free(t);
 }
 
+/* LLaMA 3 scaling recovered from rope_freqs.weight when two or more
+ * frequencies lie between the wavelength bounds (LLaMA 3.1 has 8): the
+ * tiny model's GGUF with another theta and high_freq_factor, as a real
+ * GGUF stores them. */
+static void check_llama3_fit(void) {
+    lm_llama_model m, g;
+    char *t = tmp_dir(), gg[600], hf[600], p[700];
+    snprintf(gg, sizeof gg, "%s/m.gguf", t);
+    snprintf(hf, sizeof hf, "%s/hf", t);
+    snprintf(p, sizeof p, "%s/config.json", hf);
+    CHECK_OK(lm_llama_load(test_src_path("tests/golden/llama3_tiny/model"), &m));
+    CHECK_OK(lm_llama_save_gguf(&m, gg, -1, NULL, NULL, 0));
+    CHECK_OK(lm_llama_load(gg, &g));
+    lm_llama_config c = g.cfg;
+    c.rope_theta = 500000, c.rope_factor = 8, c.rope_low_freq_factor = 1, c.rope_high_freq_factor = 16, c.rope_orig_ctx = 8192;
+    float ff[8];
+    lm_llama_rope_freq_factors(&c, ff);
+    int mid = 0;
+    for (int j = 0; j < 8; j++) mid += ff[j] > 1 && ff[j] < 8;
+    CHECK(g.rope_freq_factors && g.cfg.rope_factor == 0 && mid == 2);
+    g.cfg.rope_theta = c.rope_theta;
+    g.rope_freq_factors = ff;
+    CHECK_OK(lm_llama_save_hf(&g, hf, -1, NULL));
+    json_t *j = json_load_file(p, 0, NULL), *rs = json_object_get(j, "rope_scaling");
+    CHECK_MSG(json_real_value(json_object_get(rs, "factor")) == 8 && json_real_value(json_object_get(rs, "low_freq_factor")) == 1 &&
+                  json_real_value(json_object_get(rs, "high_freq_factor")) == 16 &&
+                  json_integer_value(json_object_get(rs, "original_max_position_embeddings")) == 8192 &&
+                  json_real_value(json_object_get(j, "rope_theta")) == 500000,
+              "rope_scaling not recovered");
+    json_decref(j);
+    lm_llama_free(&g);
+    lm_llama_free(&m);
+    rm_dir(t);
+    free(t);
+}
+
 static void check_stories(void) {
     const char *bin = test_src_path("data/models/stories260K/stories260K.bin");
     const char *vocab = test_src_path("data/models/stories260K/tok512.bin");
@@ -249,6 +285,7 @@ static void check_stories(void) {
 int main(void) {
     const char *folders[] = {"llama_tiny", "llama3_tiny", "mistral_tiny", "qwen2_tiny"};
     for (int i = 0; i < 4; i++) check_folder(folders[i]);
+    check_llama3_fit();
     check_stories();
     TEST_MAIN_END();
 }
