@@ -9,51 +9,9 @@
  * The test checks that composition, so the Q4_K bound is stated for what
  * runs; Q4_0 (32-element blocks, quantizes the 64-wide rows) is measured
  * and bounded too, loosely, since 4-bit weights on a 260K-parameter model
- * cost more than on a real-sized one. */
-#include <stdlib.h>
-#include <unistd.h>
-
-#include "lmkit/eval.h"
-#include "lmkit/llama.h"
-#include "lmkit/tokenizer.h"
-#include "test.h"
-
-static double ppl_of(const lm_llama_model *m, const int32_t *ids, long n) {
-    lm_engine *e;
-    lm_perplexity_result r = {0};
-    CHECK_OK(lm_engine_new(m, NULL, &e));
-    CHECK_OK(lm_engine_perplexity(e, ids, n, 256, &r));
-    lm_engine_free(e);
-    CHECK(r.tokens == n - 1);
-    return exp(r.nll_sum / (double)r.tokens);
-}
-
-/* Saves m as `type`, reloads it, and returns its perplexity; counts the
- * reloaded matrices of each type into counts[type]. */
-static double quantized_ppl(const lm_llama_model *m, const lm_llama2c_vocab *v, lm_qtype type, const int32_t *ids, long n,
-                            int counts[64]) {
-    char tmp[] = "/tmp/lmkit_ppl_XXXXXX";
-    int fd = mkstemp(tmp);
-    close(fd);
-    CHECK_OK(lm_llama_save_gguf(m, tmp, (int)type, v->pieces, v->scores, v->n));
-    lm_llama_model q;
-    double p = NAN;
-    if (lm_llama_load(tmp, &q) == LM_OK) {
-        memset(counts, 0, sizeof(int) * 64);
-        counts[q.tok_emb.type & 63]++;
-        for (int l = 0; l < q.cfg.n_layers; l++) {
-            const lm_llama_layer *ly = &q.layers[l];
-            const lm_weight *w[7] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
-            for (int i = 0; i < 7; i++) counts[w[i]->type & 63]++;
-        }
-        p = ppl_of(&q, ids, n);
-        lm_llama_free(&q);
-    } else {
-        CHECK_MSG(0, "%s", lm_last_error());
-    }
-    unlink(tmp);
-    return p;
-}
+ * cost more than on a real-sized one. test_llama_ppl_q4k.c bounds Q4_K
+ * where it does apply: a model trained with 256-multiple rows. */
+#include "llama_ppl_util.h"
 
 int main(void) {
     lm_llama_model m;
@@ -76,16 +34,16 @@ int main(void) {
     long n = (long)k + 1;
     CHECK(n > 500);
 
-    double f32 = ppl_of(&m, ids, n);
+    double f32 = lp_ppl(lp_run(&m, ids, n, 256));
     CHECK_MSG(f32 > 1.5 && f32 < 8, "F32 perplexity %.3f (expected a few: the model scores its own stories)", f32);
     int c[64];
-    double q8 = quantized_ppl(&m, &v, LM_QT_Q8_0, ids, n, c);
+    double q8 = lp_quantized(&m, &v, LM_QT_Q8_0, ids, n, 256, c);
     CHECK_MSG(c[LM_QT_Q8_0] == 1 + 6 * m.cfg.n_layers && c[LM_QT_F16] == m.cfg.n_layers, "q8_0 file: %d q8_0, %d f16",
               c[LM_QT_Q8_0], c[LM_QT_F16]);
-    double q4k = quantized_ppl(&m, &v, LM_QT_Q4_K, ids, n, c);
+    double q4k = lp_quantized(&m, &v, LM_QT_Q4_K, ids, n, 256, c);
     CHECK_MSG(c[LM_QT_Q4_K] == 0 && c[LM_QT_Q8_0] == 1 + 6 * m.cfg.n_layers && c[LM_QT_F16] == m.cfg.n_layers,
               "q4_k file: %d q4_k, %d q8_0, %d f16", c[LM_QT_Q4_K], c[LM_QT_Q8_0], c[LM_QT_F16]);
-    double q40 = quantized_ppl(&m, &v, LM_QT_Q4_0, ids, n, c);
+    double q40 = lp_quantized(&m, &v, LM_QT_Q4_0, ids, n, 256, c);
     CHECK(c[LM_QT_Q4_0] == 1 + 6 * m.cfg.n_layers);
     printf("perplexity over %ld tokens: f32 %.4f, q8_0 %.4f (%+.2f%%), q4_k->q8_0/f16 %.4f (%+.2f%%), q4_0 %.4f (%+.2f%%)\n", n - 1,
            f32, q8, 100 * (q8 / f32 - 1), q4k, 100 * (q4k / f32 - 1), q40, 100 * (q40 / f32 - 1));
