@@ -30,6 +30,10 @@ cmp -s "$TMP/hf/tokenizer.json" "$TMP/hf3/tokenizer.json" && cmp -s "$TMP/hf/tok
 mkdir "$TMP/empty"
 expect_ok "convert into an empty dir" "$LMKIT" convert "$M" "$TMP/empty"
 
+# missing parent directories are made, as save_pretrained does
+expect_ok "convert into a new nested dir" "$LMKIT" convert "$M" "$TMP/a/b/c"
+[ -f "$TMP/a/b/c/config.json" ] && ok || bad "nested target has no config.json"
+
 # refusals: one line, non-zero exit, nothing written
 before=$(ls -la "$TMP/hf" | md5sum)
 expect_error "non-empty target" "exists and is not empty" "$LMKIT" convert "$M" "$TMP/hf"
