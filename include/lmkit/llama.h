@@ -12,7 +12,29 @@
 #include "lmkit/quant.h"
 #include "lmkit/safetensors.h"
 
+/* The LLaMA-family architectures, one row each in llama_arch.c: what sets
+ * each apart from LLaMA. Loaders and writers ask this table instead of
+ * naming architectures, so a LLaMA-like architecture is one table entry
+ * (and one that computes differently, one file for that plus the entry). */
 typedef struct {
+    const char *name;       /* HF config.json model_type; GGUF general.architecture */
+    const char *hf_class;   /* its transformers class, config.json "architectures" */
+    const char *gguf_arch;  /* the general.architecture a GGUF export names */
+    int qkv_bias;           /* q/k/v projections carry biases (and nothing else does) */
+    int sliding_window;     /* its transformers class applies config.json's sliding_window */
+    int gguf_half_rotation; /* its GGUF keeps HF's half-rotation q/k rows (else pairs) */
+    int add_bos;            /* its tokenizers start a text with BOS */
+} lm_llama_arch;
+
+/* The entry named `name`, or NULL. */
+const lm_llama_arch *lm_llama_arch_find(const char *name);
+/* The names, for messages: "llama, mistral, qwen2". */
+void lm_llama_arch_names(char *buf, size_t cap);
+
+typedef struct {
+    /* The architecture the model was read as (NULL: derived from the
+     * fields below, see lm_llama_arch_of). */
+    const lm_llama_arch *arch;
     int dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim, vocab_size, max_seq_len;
     float rope_theta, rms_eps;
     /* 1: rotate the two halves of each head (HF checkpoints, Qwen2 GGUF);
@@ -85,6 +107,11 @@ void lm_llama_free(lm_llama_model *m);
  * the numerator of the decode bandwidth bound; weight_bytes counts the
  * file's tensors. */
 size_t lm_llama_decode_bytes(const lm_llama_model *m);
+
+/* The architecture a configuration is written as: its own when that
+ * covers its features, else the first entry that does (q/k/v biases
+ * alike; a sliding window applied). */
+const lm_llama_arch *lm_llama_arch_of(const lm_llama_config *c);
 
 /* Validates a configuration (dims, heads divide, ranges); names the field. */
 lm_status lm_llama_config_check(const lm_llama_config *c);

@@ -90,18 +90,22 @@ static lm_status parse_config(json_t *root, lm_llama_config *c) {
     memset(c, 0, sizeof *c);
     json_t *mt = json_object_get(root, "model_type");
     const char *type = json_is_string(mt) ? json_string_value(mt) : "";
-    int qwen2 = !strcmp(type, "qwen2"), mistral = !strcmp(type, "mistral");
-    if (!qwen2 && !mistral && strcmp(type, "llama"))
-        return lm_error(LM_ERR_UNSUPPORTED, "config.json: model_type '%s' (supported: llama, mistral, qwen2)", type);
+    const lm_llama_arch *arch = lm_llama_arch_find(type);
+    if (!arch) {
+        char names[128];
+        lm_llama_arch_names(names, sizeof names);
+        return lm_error(LM_ERR_UNSUPPORTED, "config.json: model_type '%s' (supported: %s)", type, names);
+    }
+    c->arch = arch;
     json_t *act = json_object_get(root, "hidden_act");
     if (act && !(json_is_string(act) && !strcmp(json_string_value(act), "silu")))
         return lm_error(LM_ERR_UNSUPPORTED, "config.json: hidden_act must be 'silu'");
     if (cfg_true(root, "mlp_bias")) return lm_error(LM_ERR_UNSUPPORTED, "config.json: mlp_bias is not supported");
     /* LLaMA's attention_bias also puts a bias on o_proj, which the engine
      * does not have; Qwen2 has q/k/v biases only. */
-    if (!qwen2 && cfg_true(root, "attention_bias"))
+    if (!arch->qkv_bias && cfg_true(root, "attention_bias"))
         return lm_error(LM_ERR_UNSUPPORTED, "config.json: attention_bias is not supported for %s", type);
-    c->qkv_bias = qwen2;
+    c->qkv_bias = arch->qkv_bias;
     c->rope_neox = 1;
     LM_TRY(cfg_int(root, "hidden_size", INT32_MIN, &c->dim));
     LM_TRY(cfg_int(root, "intermediate_size", INT32_MIN, &c->hidden_dim));
@@ -115,11 +119,12 @@ static lm_status parse_config(json_t *root, lm_llama_config *c) {
     LM_TRY(cfg_num(root, "rms_norm_eps", 1e-6, &eps));
     c->rms_eps = (float)eps;
     LM_TRY(cfg_rope(root, c));
-    /* Qwen2 lists a sliding_window but applies it only with
-     * use_sliding_window, and then only to some layers. */
-    if (qwen2 && cfg_true(root, "use_sliding_window"))
-        return lm_error(LM_ERR_UNSUPPORTED, "config.json: qwen2 use_sliding_window is not supported");
-    if (!qwen2) LM_TRY(cfg_int(root, "sliding_window", 0, &c->sliding_window));
+    /* Only classes that apply sliding_window read it: Qwen2 lists one but
+     * applies it only with use_sliding_window, and then only to some
+     * layers; LLaMA's class ignores it. */
+    if (!arch->sliding_window && cfg_true(root, "use_sliding_window"))
+        return lm_error(LM_ERR_UNSUPPORTED, "config.json: %s use_sliding_window is not supported", type);
+    if (arch->sliding_window) LM_TRY(cfg_int(root, "sliding_window", 0, &c->sliding_window));
     if (c->sliding_window < 0) c->sliding_window = 0;
     LM_TRY(cfg_token(root, "bos_token_id", &c->bos_id));
     LM_TRY(cfg_token(root, "eos_token_id", &c->eos_id));

@@ -66,8 +66,6 @@ lm_status lm_causal_lm_open(const char *path, const char *tokenizer, lm_causal_l
         if (s == LM_OK) s = lm_decoder_gpt2(lm->gpt2, &lm->decoder);
     } else {
         lm->kind = "llama";
-        /* Qwen2 tokenizers add no BOS; LLaMA and Mistral ones do. */
-        lm->add_bos = strcmp(model_type, "qwen2") != 0;
         lm->llama = calloc(1, sizeof *lm->llama);
         if (!lm->llama) return lm_error(LM_ERR_NOMEM, "out of memory");
         s = lm_llama_load(path, lm->llama);
@@ -89,6 +87,8 @@ lm_status lm_causal_lm_open(const char *path, const char *tokenizer, lm_causal_l
                 s = lm_tokenizer_load(tok_path, &lm->tok);
             free(tok_path);
         }
+        /* Qwen2 tokenizers add no BOS; LLaMA and Mistral ones do. */
+        lm->add_bos = lm_llama_arch_of(&lm->llama->cfg)->add_bos;
         if (s == LM_OK) s = lm_engine_new(lm->llama, NULL, &lm->engine);
         if (s == LM_OK) s = lm_decoder_engine(lm->engine, lm->llama->cfg.vocab_size, lm->llama->cfg.max_seq_len, &lm->decoder);
     }

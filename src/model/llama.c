@@ -124,9 +124,11 @@ static lm_status vec(lm_llama_model *m, const lm_gguf *g, const char *name, int 
 lm_status lm_llama_from_gguf(lm_gguf *g, lm_llama_model *m) {
     char *arch = NULL, key[160];
     LM_TRY(lm_gguf_get_str(g, "general.architecture", &arch));
-    int is_qwen2 = !strcmp(arch, "qwen2");
-    if (strcmp(arch, "llama") && strcmp(arch, "mistral") && !is_qwen2) {
-        lm_status s = lm_error(LM_ERR_UNSUPPORTED, "gguf: architecture '%s' (supported: llama, mistral, qwen2)", arch);
+    const lm_llama_arch *a = lm_llama_arch_find(arch);
+    if (!a) {
+        char names[128];
+        lm_llama_arch_names(names, sizeof names);
+        lm_status s = lm_error(LM_ERR_UNSUPPORTED, "gguf: architecture '%s' (supported: %s)", arch, names);
         free(arch);
         return s;
     }
@@ -159,8 +161,9 @@ lm_status lm_llama_from_gguf(lm_gguf *g, lm_llama_model *m) {
     c->bos_id = (int)v;
     if ((s = lm_gguf_get_int_or(g, "tokenizer.ggml.eos_token_id", 0, 1 << 22, 2, &v))) goto fail;
     c->eos_id = (int)v;
-    c->rope_neox = is_qwen2;
-    c->qkv_bias = is_qwen2;
+    c->arch = a;
+    c->rope_neox = a->gguf_half_rotation;
+    c->qkv_bias = a->qkv_bias;
     const lm_gguf_tensor *emb;
     if ((s = get_t(g, "token_embd.weight", &emb))) goto fail;
     if (emb->n_dims != 2) {

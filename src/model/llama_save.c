@@ -126,8 +126,9 @@ static lm_status write_all(const lm_llama_model *m, lm_gguf_writer *gw, buflist 
     const lm_llama_config *c = &m->cfg;
     if (c->qkv_bias && !c->rope_neox)
         return lm_error(LM_ERR_UNSUPPORTED, "gguf export: q/k/v biases with pair-rotation RoPE (no llama.cpp architecture has both)");
-    const char *arch = c->qkv_bias ? "qwen2" : "llama";
-    int permute = c->rope_neox && !c->qkv_bias;
+    const lm_llama_arch *a = lm_llama_arch_of(c);
+    const char *arch = a->gguf_arch;
+    int permute = c->rope_neox && !a->gguf_half_rotation;
     char key[128];
 #define K(s) (snprintf(key, sizeof key, "%s.%s", arch, s), key)
     LM_TRY(lm_gguf_writer_set_str(gw, "general.architecture", arch));

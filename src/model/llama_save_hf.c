@@ -208,8 +208,8 @@ static lm_status write_config(const lm_llama_model *m, const char *path, lm_dtyp
     if (c.rope_factor == 0 && m->rope_freq_factors) LM_TRY(llama3_from_freqs(m, &c));
     if (c.qkv_bias && c.sliding_window)
         return lm_error(LM_ERR_UNSUPPORTED, "hf export: q/k/v biases with a sliding window (Qwen2's is not the same)");
-    const char *type = c.qkv_bias ? "qwen2" : c.sliding_window > 0 ? "mistral" : "llama";
-    const char *arch = c.qkv_bias ? "Qwen2ForCausalLM" : c.sliding_window > 0 ? "MistralForCausalLM" : "LlamaForCausalLM";
+    const lm_llama_arch *a = lm_llama_arch_of(&c);
+    const char *type = a->name, *arch = a->hf_class;
     json_t *rs = json_null();
     if (c.rope_factor > 0)
         rs = json_pack("{s:s, s:f, s:f, s:f, s:i}", "rope_type", "llama3", "factor", float_dec(c.rope_factor), "low_freq_factor",
@@ -223,12 +223,14 @@ static lm_status write_config(const lm_llama_model *m, const char *path, lm_dtyp
                           "rms_norm_eps", float_dec(c.rms_eps), "rope_theta", float_dec(c.rope_theta), "rope_scaling", rs,
                           "tie_word_embeddings", m->output.data == m->tok_emb.data, "bos_token_id", token_id(c.bos_id),
                           "eos_token_id", token_id(c.eos_id), "hidden_act", "silu", "torch_dtype", torch_name(dt));
-    if (j && !strcmp(type, "mistral")) json_object_set_new(j, "sliding_window", json_integer(c.sliding_window));
-    if (j && !strcmp(type, "qwen2")) {
+    /* each class's own switches, set to what lmkit computes */
+    if (j && a->sliding_window)
+        json_object_set_new(j, "sliding_window", c.sliding_window > 0 ? json_integer(c.sliding_window) : json_null());
+    if (j && a->qkv_bias) { /* Qwen2: biases always, its window off */
         json_object_set_new(j, "sliding_window", json_null());
         json_object_set_new(j, "use_sliding_window", json_false());
     }
-    if (j && !strcmp(type, "llama")) {
+    if (j && !a->qkv_bias && !a->sliding_window) {
         json_object_set_new(j, "attention_bias", json_false());
         json_object_set_new(j, "mlp_bias", json_false());
     }
