@@ -44,4 +44,5 @@ expect_error "target is a file" "not a directory" "$LMKIT" convert "$M" "$TMP/fi
 expect_error "quantized type for HF" "f32, f16 or bf16" "$LMKIT" convert --type q8_0 "$M" "$TMP/q"
 [ -e "$TMP/q" ] && bad "refused --type wrote $TMP/q" || ok
 expect_error "quantize to a dir" "only .gguf output" "$LMKIT" quantize --type q8_0 "$M" "$TMP/qdir"
+expect_error "empty output path" "output path is empty" "$LMKIT" convert "$M" ""
 finish

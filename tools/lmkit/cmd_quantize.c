@@ -174,6 +174,10 @@ static int convert_main(int argc, char **argv, int need_type) {
         fprintf(stderr, "lmkit: error: %s needs %sIN and OUT (see --help)\n", argv[0], need_type ? "--type, " : "");
         return 2;
     }
+    if (!in[0] || !out[0]) {
+        fprintf(stderr, "lmkit: error: %s: the %s path is empty\n", argv[0], !in[0] ? "input" : "output");
+        return 2;
+    }
     /* convert: OUT.gguf, OUT.bin (llama2.c), or else a directory (HF) */
     int l2c = !need_type && ends_with(out, ".bin");
     int hf = !need_type && !ends_with(out, ".gguf") && !l2c;
