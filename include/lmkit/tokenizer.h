@@ -112,6 +112,13 @@ size_t lm_utf8_complete_prefix(const char *s, size_t len);
  * values past U+10FFFF included: tokenizers read those as U+FFFD). */
 int lm_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
 
+/* The SentencePiece pieces and scores of a SentencePiece-style BPE
+ * tokenizer (256 "<0xNN>" byte-fallback pieces, spaces as U+2581), as its
+ * SentencePiece model scored them: -(rank) in id order for ordinary
+ * pieces, 0 for control, unknown and byte pieces. For llama2.c's
+ * tokenizer.bin. LM_ERR_UNSUPPORTED for other kinds. The caller frees
+ * each piece, the array and the scores. */
+lm_status lm_tokenizer_spm_vocab(const lm_tokenizer *t, char ***pieces, float **scores, int *n);
 int lm_tokenizer_vocab_size(const lm_tokenizer *t);   /* highest id + 1 */
 const char *lm_tokenizer_id_to_token(const lm_tokenizer *t, int32_t id); /* NULL if none */
 int32_t lm_tokenizer_token_to_id(const lm_tokenizer *t, const char *token); /* -1 if absent */

@@ -25,6 +25,16 @@ else bad "HF notes: $(cat "$TMP/err")"; fi
 vs=$(od -An -t d4 -j 20 -N 4 "$TMP/hf.bin" | tr -d ' ')
 if [ "$vs" = "-97" ]; then ok; else bad "HF header vocab_size $vs, want -97"; fi
 
+# An HF directory whose tokenizer.json is SentencePiece-style: its
+# tokenizer.bin comes back as tok512.bin (which it was made from), and the
+# .bin generates the directory's text.
+S="$SRC/data/models/shakespeare_llama_tiny"
+expect_ok "convert HF dir with tokenizer.json to bin" "$LMKIT" convert "$S" "$TMP/sh.bin"
+if cmp -s "$TMP/sh.tokenizer.bin" "$V"; then ok; else bad "sh.tokenizer.bin differs from tok512.bin"; fi
+a=$("$LMKIT" generate --model "$S" --prompt "ROMEO:" --max-tokens 30 --temperature 0 2>/dev/null)
+b=$("$LMKIT" generate --model "$TMP/sh.bin" --prompt "ROMEO:" --max-tokens 30 --temperature 0 2>/dev/null)
+if [ -n "$a" ] && [ "$a" = "$b" ]; then ok; else bad "HF dir vs .bin greedy text: '$a' vs '$b'"; fi
+
 # What llama2.c cannot run: one error line, nothing left behind.
 expect_error "qwen2 refused" "q/k/v biases" "$LMKIT" convert "$G/qwen2_tiny/model" "$TMP/q.bin"
 expect_error "mistral refused" "sliding-window" "$LMKIT" convert "$G/mistral_tiny/model" "$TMP/w.bin"

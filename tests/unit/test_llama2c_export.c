@@ -9,6 +9,7 @@
 
 #include "lmkit/engine.h"
 #include "lmkit/llama.h"
+#include "lmkit/tokenizer.h"
 #include "test.h"
 
 static char *tmp_name(const char *tag) {
@@ -154,7 +155,44 @@ static void check_refused(const char *folder, const char *needle) {
     lm_llama_free(&m);
 }
 
+/* An HF SentencePiece-style tokenizer.json back to SentencePiece pieces
+ * and scores: shakespeare_llama_tiny's was made from tok512.bin, and
+ * gives back its scores exactly and its pieces in GGUF/HF spelling;
+ * byte-level BPE (GPT-2) is refused. */
+static void check_spm_vocab(void) {
+    lm_tokenizer *t;
+    CHECK_OK(lm_tokenizer_load(test_src_path("data/models/shakespeare_llama_tiny/tokenizer.json"), &t));
+    char **pieces = NULL;
+    float *scores = NULL;
+    int n = 0;
+    CHECK_OK(lm_tokenizer_spm_vocab(t, &pieces, &scores, &n));
+    lm_llama2c_vocab v;
+    CHECK_OK(lm_llama2c_vocab_load(test_src_path("data/models/stories260K/tok512.bin"), 512, &v));
+    CHECK(n == 512);
+    for (int i = 0; i < n && i < v.n; i++) {
+        CHECK_MSG(scores[i] == v.scores[i] && signbit(scores[i]) == signbit(v.scores[i]), "id %d: score %g vs %g", i,
+                  (double)scores[i], (double)v.scores[i]);
+        if (i == 1 || i == 2) continue; /* <s>, </s>: "\n<s>\n" in llama2.c's spelling */
+        char want[64];
+        size_t w = 0;
+        for (const char *c = v.pieces[i]; *c && w + 4 < sizeof want; c++) {
+            if (*c == ' ') memcpy(want + w, "\xe2\x96\x81", 3), w += 3;
+            else want[w++] = *c;
+        }
+        want[w] = 0;
+        CHECK_MSG(!strcmp(pieces[i], want), "id %d: '%s' vs '%s'", i, pieces[i], want);
+    }
+    for (int i = 0; i < n; i++) free(pieces[i]);
+    free(pieces), free(scores);
+    lm_llama2c_vocab_free(&v);
+    lm_tokenizer_free(t);
+    CHECK_OK(lm_tokenizer_load("gpt2", &t));
+    CHECK(lm_tokenizer_spm_vocab(t, &pieces, &scores, &n) == LM_ERR_UNSUPPORTED);
+    lm_tokenizer_free(t);
+}
+
 int main(void) {
+    check_spm_vocab();
     check_stories_round_trip();
     check_hf();
     check_refused("qwen2_tiny", "q/k/v biases");

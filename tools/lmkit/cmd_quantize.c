@@ -60,12 +60,39 @@ static void lm_written_summary(const char *path, int want, char *buf, size_t cap
 
 /* The SentencePiece vocabulary a llama2.c tokenizer.bin can hold: --vocab's,
  * else a GGUF's "llama" tokenizer; NULL with *why set when there is none. */
-static char *const *spm_vocab(const lm_llama_model *m, const lm_llama2c_vocab *v, const float **scores, const char **why) {
+/* An HF directory's tokenizer.json as SentencePiece pieces (held in *v so
+ * the caller frees them), when it is SentencePiece-style BPE. */
+static char *const *hf_spm_vocab(const lm_llama_model *m, lm_llama2c_vocab *v, const float **scores, const char **why) {
+    static char msg[512];
+    char *path = lm_path_join(m->source_dir, "tokenizer.json");
+    int exists = path && lm_file_exists(path);
+    lm_tokenizer *t = NULL;
+    lm_status s = exists ? lm_tokenizer_load(path, &t) : LM_OK;
+    free(path);
+    if (!exists) {
+        *why = "the HF directory has no tokenizer.json; add --vocab tokenizer.bin";
+        return NULL;
+    }
+    if (s == LM_OK) s = lm_tokenizer_spm_vocab(t, &v->pieces, &v->scores, &v->n);
+    lm_tokenizer_free(t);
+    if (s != LM_OK) {
+        snprintf(msg, sizeof msg, "%s", lm_last_error());
+        *why = msg;
+        return NULL;
+    }
+    if (v->n != m->cfg.vocab_size) {
+        *why = "the model's tokenizer and its embedding differ in size";
+        return NULL;
+    }
+    return *scores = v->scores, v->pieces;
+}
+
+static char *const *spm_vocab(const lm_llama_model *m, lm_llama2c_vocab *v, const float **scores, const char **why) {
     *scores = NULL;
     if (v->pieces) return *scores = v->scores, v->pieces;
+    if (m->source_dir) return hf_spm_vocab(m, v, scores, why);
     if (!m->vocab) {
-        *why = m->source_dir ? "an HF directory's tokenizer.json is not converted; add --vocab tokenizer.bin"
-                             : "the input carries no tokenizer; add --vocab tokenizer.bin";
+        *why = "the input carries no tokenizer; add --vocab tokenizer.bin";
         return NULL;
     }
     char *model = NULL;
@@ -84,7 +111,7 @@ static char *const *spm_vocab(const lm_llama_model *m, const lm_llama2c_vocab *v
 
 /* OUT.bin: the model as llama2.c's run.c reads it, and its tokenizer as
  * <OUT without .bin>.tokenizer.bin when it has a SentencePiece one. */
-static lm_status convert_llama2c(const lm_llama_model *m, const lm_llama2c_vocab *v, const char *out) {
+static lm_status convert_llama2c(const lm_llama_model *m, lm_llama2c_vocab *v, const char *out) {
     double t0 = lm_now_seconds();
     LM_TRY(lm_llama_save_llama2c(m, out));
     int shared = m->output.data == m->tok_emb.data;
