@@ -27,6 +27,10 @@ typedef struct {
  * tokenizer.json beside the file),
  * else any spec lm_tokenizer_load accepts. Free with lm_causal_lm_close. */
 lm_status lm_causal_lm_open(const char *path, const char *tokenizer, lm_causal_lm *lm);
+/* The tokenizer that travels with a model file (not a directory):
+ * X.tokenizer.bin beside X.bin, else tokenizer.json or tokenizer.bin in
+ * its directory; NULL if none. The caller frees it. */
+char *lm_causal_lm_sibling_tokenizer(const char *path);
 void lm_causal_lm_close(lm_causal_lm *lm);
 /* Encodes a prompt as the model expects it (BOS first for LLaMA). */
 lm_status lm_causal_lm_encode(const lm_causal_lm *lm, const char *text, int32_t **ids, size_t *n);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 static int lm_is_dir(const char *path) {
@@ -15,9 +16,9 @@ static int lm_is_dir(const char *path) {
 /* The tokenizer that travels with a model file: X.tokenizer.bin beside
  * X.bin (what `lmkit convert IN X.bin` writes), else tokenizer.json or
  * tokenizer.bin in the same directory. */
-static char *lm_sibling_tokenizer(const char *path) {
+char *lm_causal_lm_sibling_tokenizer(const char *path) {
     size_t pl = strlen(path);
-    if (pl > 4 && !strcmp(path + pl - 4, ".bin")) {
+    if (pl > 4 && !strcasecmp(path + pl - 4, ".bin")) {
         char *own = malloc(pl - 4 + sizeof ".tokenizer.bin");
         if (own) {
             snprintf(own, pl - 4 + sizeof ".tokenizer.bin", "%.*s.tokenizer.bin", (int)(pl - 4), path);
@@ -80,7 +81,7 @@ lm_status lm_causal_lm_open(const char *path, const char *tokenizer, lm_causal_l
         if (!tokenizer && lm->llama->gguf && lm_gguf_carries_tokenizer(lm->llama->gguf)) {
             s = lm_tokenizer_from_gguf(lm->llama->gguf, path, &lm->tok);
         } else {
-            char *tok_path = tokenizer ? strdup(tokenizer) : dir ? lm_path_join(path, "tokenizer.json") : lm_sibling_tokenizer(path);
+            char *tok_path = tokenizer ? strdup(tokenizer) : dir ? lm_path_join(path, "tokenizer.json") : lm_causal_lm_sibling_tokenizer(path);
             if (!tok_path)
                 s = lm_error(LM_ERR_ARG, "%s: no tokenizer found beside the model; pass --tokenizer PATH", path);
             else

@@ -257,14 +257,14 @@ static void remove_stage(const char *stage) {
 static lm_status check_out(const char *dir) {
     struct stat st;
     if (stat(dir, &st) != 0) return errno == ENOENT ? LM_OK : lm_error(LM_ERR_IO, "%s: %s", dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode)) return lm_error(LM_ERR_ARG, "%s exists and is not a directory", dir);
+    if (!S_ISDIR(st.st_mode)) return lm_error(LM_ERR_ARG, "%s exists and is not a directory (an OUT without .gguf or .bin is a Hugging Face directory)", dir);
     DIR *d = opendir(dir);
     if (!d) return lm_error(LM_ERR_IO, "%s: %s", dir, strerror(errno));
     struct dirent *e;
     int empty = 1;
     while (empty && (e = readdir(d))) empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
     closedir(d);
-    return empty ? LM_OK : lm_error(LM_ERR_ARG, "%s exists and is not empty", dir);
+    return empty ? LM_OK : lm_error(LM_ERR_ARG, "%s exists and is not empty (a Hugging Face directory is written only into a new or empty one)", dir);
 }
 
 static lm_status write_files(const lm_llama_model *m, const char *stage, int type, const lm_tokenizer *tok) {

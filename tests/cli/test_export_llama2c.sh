@@ -35,6 +35,33 @@ a=$("$LMKIT" generate --model "$S" --prompt "ROMEO:" --max-tokens 30 --temperatu
 b=$("$LMKIT" generate --model "$TMP/sh.bin" --prompt "ROMEO:" --max-tokens 30 --temperature 0 2>/dev/null)
 if [ -n "$a" ] && [ "$a" = "$b" ]; then ok; else bad "HF dir vs .bin greedy text: '$a' vs '$b'"; fi
 
+# The tokenizer beside a .bin goes along into the next conversion (GGUF,
+# HF), as generate finds it there.
+expect_ok "bin with its tokenizer to gguf" "$LMKIT" convert "$TMP/sh.bin" "$TMP/sh2.gguf"
+c=$("$LMKIT" generate --model "$TMP/sh2.gguf" --prompt "ROMEO:" --max-tokens 30 --temperature 0 2>/dev/null)
+if [ "$a" = "$c" ]; then ok; else bad "sh2.gguf lost the tokenizer: '$c'"; fi
+expect_ok "bin with its tokenizer to HF" "$LMKIT" convert "$TMP/sh.bin" "$TMP/sh_hf"
+[ -f "$TMP/sh_hf/tokenizer.json" ] && ok || bad "sh_hf has no tokenizer.json"
+# a .bin replaced by one without a tokenizer loses the old tokenizer.bin
+cp "$TMP/sh.bin" "$TMP/st.bin"; cp "$TMP/sh.tokenizer.bin" "$TMP/st.tokenizer.bin"
+expect_ok "replace a .bin with a tokenizer-less one" "$LMKIT" convert "$G/llama_tiny/model" "$TMP/st.bin"
+[ ! -e "$TMP/st.tokenizer.bin" ] && grep -q "removed" "$TMP/err" && ok || bad "stale st.tokenizer.bin kept"
+# --vocab must fit the model; a SentencePiece-style tokenizer.json does
+expect_error "--vocab too long for .bin" "exactly the model's 97 pieces" "$LMKIT" convert "$G/llama_tiny/model" "$TMP/v1.bin" --vocab "$V"
+expect_error "--vocab too long for HF" "more than the model's vocabulary of 97" "$LMKIT" convert "$G/llama_tiny/model" "$TMP/v1_hf" --vocab "$V"
+expect_ok "--vocab tokenizer.json for .bin" "$LMKIT" convert "$S" "$TMP/vj.bin" --vocab "$S/tokenizer.json"
+if cmp -s "$TMP/vj.tokenizer.bin" "$V"; then ok; else bad "vj.tokenizer.bin differs from tok512.bin"; fi
+# output paths: a directory named .bin is refused up front; missing parents
+# are made; extensions in any case
+mkdir "$TMP/dd.bin"
+expect_error "a directory named .bin" "is a directory" "$LMKIT" convert "$S" "$TMP/dd.bin"
+expect_ok "missing parents" "$LMKIT" convert "$S" "$TMP/p/q/out.bin"
+[ -f "$TMP/p/q/out.bin" ] && [ -f "$TMP/p/q/out.tokenizer.bin" ] && ok || bad "missing parents: nothing written"
+expect_ok "upper-case .BIN" "$LMKIT" convert "$S" "$TMP/UP.BIN"
+[ -f "$TMP/UP.BIN" ] && ok || bad "UP.BIN was not written as a file"
+d=$("$LMKIT" generate --model "$TMP/UP.BIN" --prompt "ROMEO:" --max-tokens 30 --temperature 0 2>/dev/null)
+if [ "$a" = "$d" ]; then ok; else bad "UP.BIN: '$d'"; fi
+
 # What llama2.c cannot run: one error line, nothing left behind.
 expect_error "qwen2 refused" "q/k/v biases" "$LMKIT" convert "$G/qwen2_tiny/model" "$TMP/q.bin"
 expect_error "mistral refused" "sliding-window" "$LMKIT" convert "$G/mistral_tiny/model" "$TMP/w.bin"

@@ -310,7 +310,7 @@ int lm_cmd_chat(int argc, char **argv) {
     long seed = 0;
     lm_sample_params sp = lm_sample_defaults();
     const lm_arg specs[] = {
-        {"--model", LM_ARG_STR, &model, "GPT-2 checkpoint dir, LLaMA-family .gguf or llama2.c .bin"},
+        {"--model", LM_ARG_STR, &model, "GPT-2 or LLaMA-family (LLaMA, Mistral, Qwen2) HF dir, .gguf, or llama2.c .bin"},
         {"--tokenizer", LM_ARG_STR, &tok_spec, "tokenizer to use instead of the model's own"},
         {"--system", LM_ARG_STR, &system, "system prompt, kept across /reset and context trimming"},
         {"--template", LM_ARG_STR, &template_spec,

@@ -122,7 +122,7 @@ int lm_cmd_generate(int argc, char **argv) {
     lm_strs stops = {0};
     lm_sample_params sp = lm_sample_defaults();
     const lm_arg specs[] = {
-        {"--model", LM_ARG_STR, &model_dir, "GPT-2 checkpoint dir, LLaMA-family .gguf or llama2.c .bin"},
+        {"--model", LM_ARG_STR, &model_dir, "GPT-2 or LLaMA-family (LLaMA, Mistral, Qwen2) HF dir, .gguf, or llama2.c .bin"},
         {"--prompt", LM_ARG_STR, &prompt, "text to continue"},
         {"--tokenizer", LM_ARG_STR, &tok_spec, "tokenizer to use instead of the model's own"},
         {"--max-tokens", LM_ARG_INT, &max_tokens, "tokens to generate at most (256)"},

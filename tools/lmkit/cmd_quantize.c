@@ -5,9 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include "args.h"
 #include "cli.h"
+#include "lmkit/causal_lm.h"
 #include "lmkit/gguf.h"
 #include "lmkit/llama.h"
 #include "lmkit/tokenizer.h"
@@ -60,6 +63,37 @@ static void lm_written_summary(const char *path, int want, char *buf, size_t cap
 
 /* The SentencePiece vocabulary a llama2.c tokenizer.bin can hold: --vocab's,
  * else a GGUF's "llama" tokenizer; NULL with *why set when there is none. */
+/* Output kinds go by extension, in any case (OUT.BIN is a .bin). */
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcasecmp(s + n - k, suffix);
+}
+
+/* --vocab for GGUF and llama2.c output, into *v: a llama2.c tokenizer.bin
+ * of exactly the model's vocab_size pieces (the format has no count, so a
+ * longer file would be cut silently), or a SentencePiece-style
+ * tokenizer.json of that size. */
+static lm_status load_vocab(const char *path, int vocab_size, lm_llama2c_vocab *v) {
+    if (ends_with(path, ".json")) {
+        lm_tokenizer *t;
+        LM_TRY(lm_tokenizer_load(path, &t));
+        lm_status s = lm_tokenizer_spm_vocab(t, &v->pieces, &v->scores, &v->n);
+        lm_tokenizer_free(t);
+        if (s != LM_OK) return lm_error(s, "%s: %s", path, lm_last_error());
+    } else {
+        struct stat st;
+        LM_TRY(lm_llama2c_vocab_load(path, vocab_size, v));
+        size_t bytes = 4;
+        for (int i = 0; i < v->n; i++) bytes += 8 + strlen(v->pieces[i]);
+        if (stat(path, &st) == 0 && (size_t)st.st_size != bytes)
+            return lm_error(LM_ERR_FORMAT, "%s: not a tokenizer.bin of exactly the model's %d pieces (%lld bytes, %zu expected)",
+                            path, vocab_size, (long long)st.st_size, bytes);
+    }
+    if (v->n != vocab_size)
+        return lm_error(LM_ERR_FORMAT, "%s: %d tokens, but the model's vocabulary has %d", path, v->n, vocab_size);
+    return LM_OK;
+}
+
 /* An HF directory's tokenizer.json as SentencePiece pieces (held in *v so
  * the caller frees them), when it is SentencePiece-style BPE. */
 static char *const *hf_spm_vocab(const lm_llama_model *m, lm_llama2c_vocab *v, const float **scores, const char **why) {
@@ -118,29 +152,30 @@ static lm_status convert_llama2c(const lm_llama_model *m, lm_llama2c_vocab *v, c
     fprintf(stderr, "wrote %s (llama2.c legacy, f32, %s classifier; %.2f s)\n", out, shared ? "shared" : "own",
             lm_now_seconds() - t0);
     if (m->cfg.rms_eps != 1e-5f)
-        fprintf(stderr, "lmkit: note: %s: llama2.c fixes rms_norm_eps at 1e-5; this model's %g is not kept\n", out,
+        fprintf(stderr, "lmkit: warning: %s: llama2.c fixes rms_norm_eps at 1e-5; this model's %g is not kept, so its outputs will differ slightly\n", out,
                 (double)m->cfg.rms_eps);
     const float *scores;
     const char *why = NULL;
     char *const *pieces = spm_vocab(m, v, &scores, &why);
-    if (!pieces) {
-        fprintf(stderr, "lmkit: note: no tokenizer.bin written: %s\n", why);
-        return LM_OK;
-    }
     size_t ol = strlen(out) - 4;
     char *tok = malloc(ol + sizeof ".tokenizer.bin");
     if (!tok) return lm_error(LM_ERR_NOMEM, "out of memory");
     snprintf(tok, ol + sizeof ".tokenizer.bin", "%.*s.tokenizer.bin", (int)ol, out);
+    if (!pieces) {
+        fprintf(stderr, "lmkit: note: no tokenizer.bin written: %s\n", why);
+        /* one left from the checkpoint this one replaced would be taken
+         * for this model's by generate and chat */
+        if (lm_file_exists(tok) && remove(tok) == 0)
+            fprintf(stderr, "lmkit: note: removed %s, which belonged to the %s this one replaces\n", tok, out);
+        free(tok);
+        return LM_OK;
+    }
     lm_status s = lm_llama2c_vocab_save(tok, pieces, scores, m->cfg.vocab_size, m->cfg.bos_id, m->cfg.eos_id);
     if (s == LM_OK) fprintf(stderr, "wrote %s (%d pieces)\n", tok, m->cfg.vocab_size);
     free(tok);
     return s;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
 
 /* convert to a Hugging Face directory. The tokenizer: --vocab's, else the
  * GGUF's own, else an HF source's files; without one the model is still
@@ -153,6 +188,12 @@ static int convert_hf(lm_llama_model *m, const char *in, const char *out, int ty
     lm_tokenizer *tok = NULL;
     if (vocab_path && lm_tokenizer_load(vocab_path, &tok) != LM_OK) {
         fprintf(stderr, "lmkit: error: %s\n", lm_last_error());
+        return 1;
+    }
+    if (tok && lm_tokenizer_vocab_size(tok) > m->cfg.vocab_size) {
+        fprintf(stderr, "lmkit: error: %s: %d tokens, more than the model's vocabulary of %d\n", vocab_path,
+                lm_tokenizer_vocab_size(tok), m->cfg.vocab_size);
+        lm_tokenizer_free(tok);
         return 1;
     }
     if (!tok && m->gguf && lm_gguf_carries_tokenizer(m->gguf) && lm_tokenizer_from_gguf(m->gguf, in, &tok) != LM_OK)
@@ -173,11 +214,18 @@ static int convert_hf(lm_llama_model *m, const char *in, const char *out, int ty
     return 0;
 }
 
+static int has_json(const char *dir) {
+    char *p = lm_path_join(dir, "tokenizer.json");
+    int e = p && lm_file_exists(p);
+    free(p);
+    return e;
+}
+
 static int convert_main(int argc, char **argv, int need_type) {
     const char *type_name = NULL, *vocab_path = NULL, *in = NULL, *out = NULL;
     const lm_arg specs[] = {
         {"--type", LM_ARG_STR, &type_name, "q8_0, q4_0, q4_k, q6_k, f16, bf16 or f32 (convert: default keeps each tensor's type)"},
-        {"--vocab", LM_ARG_STR, &vocab_path, "llama2.c tokenizer.bin to use instead of the model's own"},
+        {"--vocab", LM_ARG_STR, &vocab_path, "tokenizer to use instead of the model's own: a llama2.c tokenizer.bin, or a SentencePiece-style tokenizer.json"},
         {NULL, 0, NULL, NULL},
     };
     char usage[512];
@@ -216,6 +264,22 @@ static int convert_main(int argc, char **argv, int need_type) {
         fprintf(stderr, "lmkit: error: --type: a llama2.c checkpoint (%s) is always f32\n", out);
         return 2;
     }
+    struct stat ost;
+    if (!hf && stat(out, &ost) == 0 && S_ISDIR(ost.st_mode)) {
+        fprintf(stderr, "lmkit: error: output '%s' is a directory (a .gguf or .bin output is a file)\n", out);
+        return 2;
+    }
+    /* missing parent directories are made, as for HF directories */
+    const char *slash = strrchr(out, '/');
+    if (!hf && slash && slash > out) {
+        char *parent = strndup(out, (size_t)(slash - out));
+        lm_status ps = parent ? lm_mkdir_p(parent) : lm_error(LM_ERR_NOMEM, "out of memory");
+        free(parent);
+        if (ps != LM_OK) {
+            fprintf(stderr, "lmkit: error: %s\n", lm_last_error());
+            return 1;
+        }
+    }
     int type = -1;
     if (type_name) {
         lm_qtype t;
@@ -230,8 +294,12 @@ static int convert_main(int argc, char **argv, int need_type) {
         fprintf(stderr, "lmkit: error: %s\n", lm_last_error());
         return 1;
     }
+    /* a llama2.c checkpoint's tokenizer lives beside it, where generate
+     * finds it (X.tokenizer.bin, or tokenizer.json / tokenizer.bin) */
+    char *sibling = !vocab_path && !m.gguf && !m.source_dir ? lm_causal_lm_sibling_tokenizer(in) : NULL;
     if (hf) {
-        int rc = convert_hf(&m, in, out, type, vocab_path);
+        int rc = convert_hf(&m, in, out, type, vocab_path ? vocab_path : sibling);
+        free(sibling);
         lm_llama_free(&m);
         return rc;
     }
@@ -239,14 +307,21 @@ static int convert_main(int argc, char **argv, int need_type) {
     char **pieces = m.vocab;
     float *scores = m.vocab_scores;
     int nv = m.n_vocab_strings;
-    if (vocab_path) {
-        if (lm_llama2c_vocab_load(vocab_path, m.cfg.vocab_size, &v) != LM_OK) {
-            fprintf(stderr, "lmkit: error: %s\n", lm_last_error());
+    const char *vp = vocab_path ? vocab_path : sibling;
+    if (vp && load_vocab(vp, m.cfg.vocab_size, &v) != LM_OK) {
+        if (vocab_path) {
+            fprintf(stderr, "lmkit: error: --vocab: %s\n", lm_last_error());
+            lm_llama2c_vocab_free(&v);
             lm_llama_free(&m);
             return 1;
         }
+        fprintf(stderr, "lmkit: note: the tokenizer beside %s is not used: %s\n", in, lm_last_error());
+        lm_llama2c_vocab_free(&v);
+    } else if (vp) {
+        if (sibling) fprintf(stderr, "lmkit: note: using the tokenizer beside %s: %s\n", in, sibling);
         pieces = v.pieces, scores = v.scores, nv = v.n;
     }
+    free(sibling);
     double t0 = lm_now_seconds();
     lm_status s = l2c ? convert_llama2c(&m, &v, out) : lm_llama_save_gguf(&m, out, type, pieces, scores, nv);
     if (s != LM_OK) fprintf(stderr, "lmkit: error: %s: %s\n", out, lm_last_error());
@@ -258,7 +333,7 @@ static int convert_main(int argc, char **argv, int need_type) {
         /* llama.cpp refuses a GGUF without a tokenizer: say so now */
         if (!has_tokenizer)
             fprintf(stderr, "lmkit: note: %s carries no tokenizer (%s); llama.cpp needs one: add --vocab tokenizer.bin\n", out,
-                    m.source_dir ? "its directory has no tokenizer.json of a kind GGUF names" : "the input has none");
+                    !m.source_dir ? "the input has none" : has_json(m.source_dir) ? "its directory's tokenizer.json is of no kind GGUF names" : "its directory has no tokenizer.json");
     }
     lm_llama2c_vocab_free(&v);
     lm_llama_free(&m);
