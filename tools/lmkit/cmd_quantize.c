@@ -1,5 +1,6 @@
 /* lmkit quantize / convert / init: write a LLaMA-family model as GGUF
- * (convert also as a llama2.c checkpoint and tokenizer.bin, or a Hugging Face directory).
+ * (convert also as a llama2.c checkpoint and tokenizer.bin, or a Hugging
+ * Face directory).
  * The "wrote ..." summary goes to stderr, as every command's status does:
  * stdout carries only a command's product (text, ids, JSON). */
 #include <stdio.h>
@@ -61,8 +62,6 @@ static void lm_written_summary(const char *path, int want, char *buf, size_t cap
     lm_gguf_close(&g);
 }
 
-/* The SentencePiece vocabulary a llama2.c tokenizer.bin can hold: --vocab's,
- * else a GGUF's "llama" tokenizer; NULL with *why set when there is none. */
 /* Output kinds go by extension, in any case (OUT.BIN is a .bin). */
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -121,6 +120,9 @@ static char *const *hf_spm_vocab(const lm_llama_model *m, lm_llama2c_vocab *v, c
     return *scores = v->scores, v->pieces;
 }
 
+/* The SentencePiece vocabulary a llama2.c tokenizer.bin can hold: --vocab's
+ * (or the one beside a .bin input), an HF directory's tokenizer.json, else
+ * a GGUF's "llama" tokenizer; NULL with *why set when there is none. */
 static char *const *spm_vocab(const lm_llama_model *m, lm_llama2c_vocab *v, const float **scores, const char **why) {
     *scores = NULL;
     if (v->pieces) return *scores = v->scores, v->pieces;
