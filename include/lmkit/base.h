@@ -69,16 +69,29 @@ lm_status lm_mmap_open(const char *path, lm_mmap *m);
 void lm_mmap_close(lm_mmap *m);
 
 /* Atomic file write: data goes to "<path>.tmp.<pid>", is fsynced, then
- * renamed over path, so a crash leaves either the old file or the new one. */
+ * renamed over path, so a crash leaves either the old file or the new one.
+ * The temp file is registered with lm_temp_register while it is open. */
 typedef struct {
     FILE *f;
     char *path;
     char *tmp_path;
+    int temp_slot;
 } lm_atomic_file;
 lm_status lm_atomic_open(lm_atomic_file *af, const char *path);
 lm_status lm_atomic_write(lm_atomic_file *af, const void *data, size_t n);
 lm_status lm_atomic_commit(lm_atomic_file *af); /* fsync + rename; closes */
 void lm_atomic_abort(lm_atomic_file *af);       /* removes the temp file */
+/* Temporary outputs (a file being written, a staging directory) that an
+ * interrupted process should not leave behind: once
+ * lm_remove_temps_on_signals has run, SIGINT, SIGTERM and SIGHUP remove
+ * every registered file, then every registered (emptied) directory, and
+ * then end the process as the signal would have. A kill -9 cannot be
+ * caught; the temp names carry the pid so a later run never mistakes them
+ * for output. lm_temp_register returns a slot (-1 when the table is full
+ * or the path too long: then the path is simply not cleaned up). */
+int lm_temp_register(const char *path, int is_dir);
+void lm_temp_unregister(int slot);
+void lm_remove_temps_on_signals(void);
 /* Convenience: write a whole buffer atomically. */
 lm_status lm_write_file_atomic(const char *path, const void *data, size_t n);
 /* fsync a directory so a rename inside it is durable. */

@@ -96,6 +96,7 @@ char *lm_path_join(const char *dir, const char *name) {
 
 lm_status lm_atomic_open(lm_atomic_file *af, const char *path) {
     af->f = NULL;
+    af->temp_slot = -1;
     af->path = strdup(path);
     size_t n = strlen(path) + 32;
     af->tmp_path = malloc(n);
@@ -113,6 +114,7 @@ lm_status lm_atomic_open(lm_atomic_file *af, const char *path) {
         af->path = af->tmp_path = NULL;
         return s;
     }
+    af->temp_slot = lm_temp_register(af->tmp_path, 0);
     return LM_OK;
 }
 
@@ -123,6 +125,8 @@ lm_status lm_atomic_write(lm_atomic_file *af, const void *data, size_t n) {
 }
 
 static void lm_atomic_release(lm_atomic_file *af) {
+    lm_temp_unregister(af->temp_slot);
+    af->temp_slot = -1;
     free(af->path);
     free(af->tmp_path);
     af->path = af->tmp_path = NULL;

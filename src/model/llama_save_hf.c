@@ -322,10 +322,20 @@ lm_status lm_llama_save_hf(const lm_llama_model *m, const char *dir, int type, c
     }
     if (s == LM_OK && mkdir(stage, 0777) != 0) s = lm_error(LM_ERR_IO, "%s: cannot create directory: %s", out, strerror(errno));
     else if (s == LM_OK) {
+        /* an interrupt removes the stage: its files, then it */
+        enum { N_WRITTEN = sizeof written / sizeof *written };
+        int slots[N_WRITTEN + 1];
+        for (int i = 0; i < N_WRITTEN; i++) {
+            char *p = lm_path_join(stage, written[i]);
+            slots[i] = p ? lm_temp_register(p, 0) : -1;
+            free(p);
+        }
+        slots[N_WRITTEN] = lm_temp_register(stage, 1);
         s = write_files(m, stage, type, tok);
         if (s == LM_OK) s = lm_fsync_dir(stage);
         if (s == LM_OK && rename(stage, out) != 0) s = lm_error(LM_ERR_IO, "%s: rename failed: %s", out, strerror(errno));
         if (s != LM_OK) remove_stage(stage);
+        for (int i = 0; i <= N_WRITTEN; i++) lm_temp_unregister(slots[i]);
     }
     if (s == LM_OK) {
         /* the parent, so the rename survives a crash */

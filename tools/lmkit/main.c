@@ -36,6 +36,7 @@ static void lm_usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    lm_remove_temps_on_signals(); /* Ctrl-C leaves no half-written temp files */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         lm_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
