@@ -313,13 +313,6 @@ lm_status lm_llama_save_hf(const lm_llama_model *m, const char *dir, int type, c
     snprintf(out, n + 1, "%s", dir);
     snprintf(stage, n + 32, "%s.partial.%d", out, (int)getpid());
     lm_status s = check_out(out);
-    /* missing parents are made, as save_pretrained does */
-    char *slash = strrchr(out, '/');
-    if (s == LM_OK && slash && slash > out) {
-        *slash = 0;
-        s = lm_mkdir_p(out);
-        *slash = '/';
-    }
     if (s == LM_OK && mkdir(stage, 0777) != 0) s = lm_error(LM_ERR_IO, "%s: cannot create directory: %s", out, strerror(errno));
     else if (s == LM_OK) {
         /* an interrupt removes the stage: its files, then it */
@@ -339,6 +332,7 @@ lm_status lm_llama_save_hf(const lm_llama_model *m, const char *dir, int type, c
     }
     if (s == LM_OK) {
         /* the parent, so the rename survives a crash */
+        char *slash = strrchr(out, '/');
         if (slash && slash > out) *slash = 0;
         lm_fsync_dir(slash && slash > out ? out : ".");
     }

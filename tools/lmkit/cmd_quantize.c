@@ -93,28 +93,26 @@ static lm_status load_vocab(const char *path, int vocab_size, lm_llama2c_vocab *
     return LM_OK;
 }
 
+static int has_json(const char *dir) {
+    char *p = lm_path_join(dir, "tokenizer.json");
+    int e = p && lm_file_exists(p);
+    free(p);
+    return e;
+}
+
 /* An HF directory's tokenizer.json as SentencePiece pieces (held in *v so
- * the caller frees them), when it is SentencePiece-style BPE. */
+ * the caller frees them), when it is SentencePiece-style BPE of the
+ * model's size. */
 static char *const *hf_spm_vocab(const lm_llama_model *m, lm_llama2c_vocab *v, const float **scores, const char **why) {
-    static char msg[512];
-    char *path = lm_path_join(m->source_dir, "tokenizer.json");
-    int exists = path && lm_file_exists(path);
-    lm_tokenizer *t = NULL;
-    lm_status s = exists ? lm_tokenizer_load(path, &t) : LM_OK;
-    free(path);
-    if (!exists) {
+    if (!has_json(m->source_dir)) {
         *why = "the HF directory has no tokenizer.json; add --vocab tokenizer.bin";
         return NULL;
     }
-    if (s == LM_OK) s = lm_tokenizer_spm_vocab(t, &v->pieces, &v->scores, &v->n);
-    lm_tokenizer_free(t);
+    char *path = lm_path_join(m->source_dir, "tokenizer.json");
+    lm_status s = path ? load_vocab(path, m->cfg.vocab_size, v) : lm_error(LM_ERR_NOMEM, "out of memory");
+    free(path);
     if (s != LM_OK) {
-        snprintf(msg, sizeof msg, "%s", lm_last_error());
-        *why = msg;
-        return NULL;
-    }
-    if (v->n != m->cfg.vocab_size) {
-        *why = "the model's tokenizer and its embedding differ in size";
+        *why = lm_last_error(); /* printed before any other call can set it */
         return NULL;
     }
     return *scores = v->scores, v->pieces;
@@ -216,13 +214,6 @@ static int convert_hf(lm_llama_model *m, const char *in, const char *out, int ty
     return 0;
 }
 
-static int has_json(const char *dir) {
-    char *p = lm_path_join(dir, "tokenizer.json");
-    int e = p && lm_file_exists(p);
-    free(p);
-    return e;
-}
-
 static int convert_main(int argc, char **argv, int need_type) {
     const char *type_name = NULL, *vocab_path = NULL, *in = NULL, *out = NULL;
     const lm_arg specs[] = {
@@ -271,9 +262,12 @@ static int convert_main(int argc, char **argv, int need_type) {
         fprintf(stderr, "lmkit: error: output '%s' is a directory (a .gguf or .bin output is a file)\n", out);
         return 2;
     }
-    /* missing parent directories are made, as for HF directories */
-    const char *slash = strrchr(out, '/');
-    if (!hf && slash && slash > out) {
+    /* missing parent directories are made for every kind of output, as
+     * transformers' save_pretrained does */
+    size_t ol = strlen(out);
+    while (ol > 1 && out[ol - 1] == '/') ol--; /* "dir/" names dir */
+    const char *slash = memrchr(out, '/', ol);
+    if (slash && slash > out) {
         char *parent = strndup(out, (size_t)(slash - out));
         lm_status ps = parent ? lm_mkdir_p(parent) : lm_error(LM_ERR_NOMEM, "out of memory");
         free(parent);
